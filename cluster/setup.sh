@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Prepare this machine for synthstream: system fonts, a virtual environment in .venv, and every Python
+# dependency. Safe to run again (it installs only what is missing).
+#   SYNTHSTREAM_TORCH  pip spec for torch (default: torch==2.13.0 without CUDA, plain torch with a GPU)
+#   PYTHON             interpreter for the venv (default: python3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FONT_PACKAGES="fonts-freefont-ttf fonts-urw-base35 fonts-noto-core fonts-dejavu-core fonts-courier-prime"
+if command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then
+    missing=""
+    for p in $FONT_PACKAGES fontconfig; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+    done
+    if [ -n "$missing" ]; then
+        sudo=""
+        [ "$(id -u)" = 0 ] || sudo="sudo"
+        echo "setup: installing Debian packages:$missing"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    fi
+else
+    echo "setup: no apt-get here; install the fonts FreeMono/FreeSans (GNU FreeFont), URW base35 (Nimbus)," \
+         "Noto Sans, DejaVu and Courier Prime yourself, or point SYNTHSTREAM_FONT_PATH at a folder holding them" >&2
+fi
+
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+if [ -z "${SYNTHSTREAM_TORCH:-}" ]; then
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+        SYNTHSTREAM_TORCH="torch"            # a CUDA build
+    else
+        SYNTHSTREAM_TORCH="torch==2.13.0"    # CPU: never let an unpinned torch pull the multi-GB CUDA build
+    fi
+fi
+echo "setup: pip install $SYNTHSTREAM_TORCH and synthstream[test] into .venv"
+.venv/bin/python -m pip install -q --disable-pip-version-check "$SYNTHSTREAM_TORCH" -e ".[test]" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import synthstream, torch, ray, numba, pyarrow" \
+    || { echo "setup: the Python install failed (see pip's output above)" >&2; exit 1; }

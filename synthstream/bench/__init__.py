@@ -1,0 +1,1 @@
+"""Benchmarks: each prints a table and JSON, and times a baseline in the same run."""

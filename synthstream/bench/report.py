@@ -1,0 +1,33 @@
+"""Shared output for benchmarks: a fixed-width table on stdout and JSON to a file."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+from synthstream.errors import UserError
+
+
+def machine() -> dict:
+    import os
+    return {"cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
+
+
+def print_table(headers: list[str], rows: list[list]) -> None:
+    cells = [headers] + [[f"{v:,.1f}" if isinstance(v, float) else str(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, r in enumerate(cells):
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def write_json(result: dict, path: str | None) -> None:
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        try:
+            Path(path).write_text(text + "\n")
+        except OSError as e:
+            raise UserError(f"cannot write --json {path}: {e.strerror}") from None

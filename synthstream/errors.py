@@ -1,0 +1,5 @@
+"""The one exception type that the CLI turns into a single clear error line."""
+
+
+class UserError(ValueError):
+    """Bad input from the user: a style, a file, an argument. The message says what to do."""

@@ -1,0 +1,50 @@
+"""Sample grids: synthetic tiles with their labels, optionally beside real captchas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+LABEL_H = 14
+PAD = 4
+
+
+def load_real(directory: str | Path, limit: int) -> list[tuple[np.ndarray, str]]:
+    """Up to `limit` real captchas (grey uint8, label from the file name), sorted by name."""
+    d = Path(directory)
+    if not d.is_dir():
+        from synthstream.errors import UserError
+        raise UserError(f"--real {directory!r} is not a directory")
+    items = []
+    for path in sorted(d.glob("*.png"))[:limit]:
+        items.append((np.asarray(Image.open(path).convert("L")), path.stem))
+    return items
+
+
+def make_grid(tiles: list[tuple[np.ndarray, str]], columns: int, real: list[tuple[np.ndarray, str]] = ()) -> Image.Image:
+    """A grid PNG: each tile with its label underneath. With `real`, each row is real | synthetic."""
+    if real:
+        rows = []
+        for i in range(max(len(real), (len(tiles) + columns - 1) // columns)):
+            rows.append(([real[i]] if i < len(real) else [None]) + list(tiles[i * columns:(i + 1) * columns]))
+    else:
+        rows = [list(tiles[i:i + columns]) for i in range(0, len(tiles), columns)]
+    all_tiles = [t for r in rows for t in r if t is not None]
+    th = max(t[0].shape[0] for t in all_tiles)
+    tw = max(t[0].shape[1] for t in all_tiles)
+    ncol = max(len(r) for r in rows)
+    sheet = Image.new("L", (ncol * (tw + PAD) + PAD, len(rows) * (th + LABEL_H + PAD) + PAD), 200)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for r, row in enumerate(rows):
+        for c, tile in enumerate(row):
+            if tile is None:
+                continue
+            img, label = tile
+            x, y = PAD + c * (tw + PAD), PAD + r * (th + LABEL_H + PAD)
+            sheet.paste(Image.fromarray(img), (x, y))
+            tag = f"real: {label}" if real and c == 0 else label
+            draw.text((x + 2, y + th + 1), tag, fill=0, font=font)
+    return sheet

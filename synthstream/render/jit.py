@@ -1,0 +1,41 @@
+"""One place for Numba's options, so nopython/nogil/parallel/cache cannot drift apart between kernels.
+
+`ngjit` is for per-sample (serial) kernels, `ngjit_parallel` for batch drivers that `prange` over samples.
+fastmath stays off: reassociation could make images differ between builds and machines.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+import numba
+
+
+def _source_keyed_cache_dir() -> str:
+    """Numba's cache checks only the timestamp of the file holding the top-level kernel, not the files of the
+    kernels it calls, so an edited callee could run stale. Keying the cache folder on the sources of every
+    kernel module (and this Numba) makes any edit start a fresh cache."""
+    root = Path(__file__).resolve().parents[1]           # synthstream/
+    h = hashlib.sha256(numba.__version__.encode())
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.read_bytes())
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "synthstream"
+    return str(base / f"numba-{h.hexdigest()[:16]}")
+
+
+if not os.environ.get("NUMBA_CACHE_DIR"):               # a user's explicit choice wins
+    numba.config.CACHE_DIR = _source_keyed_cache_dir()
+
+ngjit = numba.njit(nogil=True, cache=True)
+ngjit_parallel = numba.njit(nogil=True, cache=True, parallel=True)
+
+
+def set_threads(n: int) -> int:
+    """Set Numba's thread count (a Ray actor passes its CPU allotment). Returns the count in force."""
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    return n
+
+
+def get_threads() -> int:
+    return numba.get_num_threads()

@@ -1,0 +1,66 @@
+"""Glyph compositing: place each character's bitmap (rotated, bilinear) on a coverage canvas."""
+
+import math
+
+import numpy as np
+
+from synthstream.render.jit import ngjit
+
+
+@ngjit
+def sample_glyph(pixels, off, gh, gw, v, u):
+    """Bilinear read of a glyph bitmap at (row v, col u); zero outside."""
+    v0 = math.floor(v)
+    u0 = math.floor(u)
+    fv = v - v0
+    fu = u - u0
+    iv = np.int64(v0)
+    iu = np.int64(u0)
+    acc = 0.0
+    for dv in range(2):
+        r = iv + dv
+        if r < 0 or r >= gh:
+            continue
+        wv = fv if dv == 1 else 1.0 - fv
+        for du in range(2):
+            c = iu + du
+            if c < 0 or c >= gw:
+                continue
+            wu = fu if du == 1 else 1.0 - fu
+            acc += wv * wu * pixels[off + r * gw + c]
+    return acc
+
+
+@ngjit
+def draw_glyph(canvas, pixels, off, gh, gw, top, left, angle):
+    """Max-composite a glyph whose unrotated top-left is (top, left), rotated by `angle` radians about its
+    centre, onto canvas (H, W). With angle 0 and integer (top, left) this is an exact copy."""
+    H, W = canvas.shape
+    if angle == 0.0 and top == math.floor(top) and left == math.floor(left):
+        t, lf = np.int64(top), np.int64(left)
+        for r in range(max(0, -t), min(gh, H - t)):
+            for c in range(max(0, -lf), min(gw, W - lf)):
+                a = pixels[off + r * gw + c]
+                if a > canvas[t + r, lf + c]:
+                    canvas[t + r, lf + c] = a
+        return
+    cy = top + 0.5 * (gh - 1)                # the centre in pixel-index coordinates
+    cx = left + 0.5 * (gw - 1)
+    cos_a = math.cos(angle)
+    sin_a = math.sin(angle)
+    hy = 0.5 * (abs(sin_a) * gw + abs(cos_a) * gh)
+    hx = 0.5 * (abs(cos_a) * gw + abs(sin_a) * gh)
+    y_lo = max(0, np.int64(math.floor(cy - hy)))
+    y_hi = min(H, np.int64(math.ceil(cy + hy)) + 1)
+    x_lo = max(0, np.int64(math.floor(cx - hx)))
+    x_hi = min(W, np.int64(math.ceil(cx + hx)) + 1)
+    for y in range(y_lo, y_hi):
+        ry = y - cy
+        for x in range(x_lo, x_hi):
+            rx = x - cx
+            # inverse rotation: destination pixel -> glyph coordinates
+            u = cos_a * rx + sin_a * ry + 0.5 * (gw - 1)
+            v = -sin_a * rx + cos_a * ry + 0.5 * (gh - 1)
+            a = sample_glyph(pixels, off, gh, gw, v, u)
+            if a > canvas[y, x]:
+                canvas[y, x] = a

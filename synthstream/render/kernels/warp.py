@@ -1,0 +1,146 @@
+"""Displacement fields and the bilinear remap.
+
+Smooth random fields are cubic B-splines through iid normals on a coarse grid (a cheap stand-in for
+Gaussian-smoothed white noise). A cubic B-spline has the variance of a Gaussian with sigma = spacing / sqrt(3),
+so the grid spacing is sqrt(3) sigma and the field's correlation length matches the Gaussian's. Their amplitude follows the scipy/Simard `elastic_transform`
+convention, displacement = alpha * (U[-1,1] noise * G_sigma), whose std is alpha * 0.577 / (2 sqrt(pi) sigma),
+so style files can quote the paper's alpha and sigma.
+"""
+
+import math
+
+import numpy as np
+
+from synthstream.render.jit import ngjit
+from synthstream.render.rng import fill_normals
+
+BSPLINE_STD = 151.0 / 315.0           # std of a 2-D cubic B-spline through unit normals, averaged over phase
+SQRT3 = math.sqrt(3.0)
+UNIFORM_STD = 1.0 / SQRT3             # std of U[-1, 1]
+
+
+@ngjit
+def bspline_weights(t, w):
+    """Uniform cubic B-spline weights at phase t in [0, 1) into w[4]."""
+    it = 1.0 - t
+    w[0] = it * it * it / 6.0
+    w[1] = (3.0 * t * t * t - 6.0 * t * t + 4.0) / 6.0
+    w[2] = (-3.0 * t * t * t + 3.0 * t * t + 3.0 * t + 1.0) / 6.0
+    w[3] = t * t * t / 6.0
+
+
+@ngjit
+def add_smooth_field(out, key, table, sigma, alpha):
+    """out (H, W) += a smooth random field with scipy-equivalent (alpha, sigma)."""
+    H, W = out.shape
+    if alpha == 0.0:
+        return
+    std = alpha * UNIFORM_STD / (2.0 * math.sqrt(math.pi) * sigma)
+    scale = std / BSPLINE_STD
+    spacing = SQRT3 * sigma
+    gh = np.int64(H / spacing) + 4
+    gw = np.int64(W / spacing) + 4
+    grid = np.empty((gh, gw), np.float32)
+    flat = grid.reshape(gh * gw)
+    fill_normals(flat, key, table, scale)
+    # pass 1: along x for every coarse row -> rows (gh, W), with the x weights computed once
+    wx = np.empty((W, 4), np.float32)
+    ix = np.empty(W, np.int64)
+    w = np.empty(4, np.float64)
+    for x in range(W):
+        u = x / spacing
+        ix[x] = np.int64(u)
+        bspline_weights(u - ix[x], w)
+        for k in range(4):
+            wx[x, k] = w[k]
+    rows = np.empty((gh, W), np.float32)
+    for r in range(gh):
+        g = grid[r]
+        row = rows[r]
+        for x in range(W):
+            i = ix[x]
+            row[x] = wx[x, 0] * g[i] + wx[x, 1] * g[i + 1] + wx[x, 2] * g[i + 2] + wx[x, 3] * g[i + 3]
+    # pass 2: along y, contiguous over x
+    for y in range(H):
+        v = y / spacing
+        iv = np.int64(v)
+        bspline_weights(v - iv, w)
+        w0, w1, w2, w3 = np.float32(w[0]), np.float32(w[1]), np.float32(w[2]), np.float32(w[3])
+        r0, r1, r2, r3 = rows[iv], rows[iv + 1], rows[iv + 2], rows[iv + 3]
+        o = out[y]
+        for x in range(W):
+            o[x] += w0 * r0[x] + w1 * r1[x] + w2 * r2[x] + w3 * r3[x]
+
+
+@ngjit
+def add_shear(dx, dy, x_amp, x_period, x_phase, y_amp, y_period, y_phase):
+    """Sinusoidal shear: dx(y) = Ax sin(2 pi y / Px + phx) along rows, dy(x) = Ay sin(2 pi x / Py + phy)."""
+    H, W = dx.shape
+    col = np.empty(W, np.float32)
+    for x in range(W):
+        col[x] = y_amp * math.sin(2.0 * math.pi * x / y_period + y_phase)
+    for y in range(H):
+        sx = np.float32(x_amp * math.sin(2.0 * math.pi * y / x_period + x_phase))
+        for x in range(W):
+            dx[y, x] += sx
+            dy[y, x] += col[x]
+
+
+@ngjit
+def remap(src, dx, dy, out, y0, y1, x0, x1):
+    """out[y, x] = src(y + dy, x + dx), bilinear, zero outside. All (H, W) float32. src is zero outside
+    rows [y0, y1) and columns [x0, x1) (its ink box), so reads that land outside it are skipped."""
+    H, W = src.shape
+    flat = src.reshape(H * W)
+    one, w_ = np.uint64(1), np.uint64(W)
+    for y in range(H):
+        for x in range(W):
+            sy = y + dy[y, x]
+            sx = x + dx[y, x]
+            if sy <= y0 - 1 or sy >= y1 or sx <= x0 - 1 or sx >= x1:
+                out[y, x] = 0.0
+                continue
+            fy = math.floor(sy)
+            fx = math.floor(sx)
+            ty = sy - fy
+            tx = sx - fx
+            iy = np.int64(fy)
+            ix = np.int64(fx)
+            acc = np.float32(0.0)
+            if iy >= 0 and iy + 1 < H and ix >= 0 and ix + 1 < W:
+                i = np.uint64(iy * W + ix)   # unsigned: Numba skips the negative-index wraparound check
+                acc = ((1 - ty) * ((1 - tx) * flat[i] + tx * flat[i + one])
+                       + ty * ((1 - tx) * flat[i + w_] + tx * flat[i + w_ + one]))
+            else:
+                for a in range(2):
+                    r = iy + a
+                    if r < 0 or r >= H:
+                        continue
+                    wa = ty if a == 1 else 1 - ty
+                    for b in range(2):
+                        c = ix + b
+                        if c < 0 or c >= W:
+                            continue
+                        acc += wa * (tx if b == 1 else 1 - tx) * src[r, c]
+            out[y, x] = acc
+
+
+@ngjit
+def ink_bbox(canvas, threshold):
+    """(y0, y1, x0, x1) half-open bounding box of pixels above threshold; (0, 0, 0, 0) if none."""
+    H, W = canvas.shape
+    y0, y1, x0, x1 = H, -1, W, -1
+    for y in range(H):
+        for x in range(W):
+            if canvas[y, x] > threshold:
+                if y < y0:
+                    y0 = y
+                if y > y1:
+                    y1 = y
+                if x < x0:
+                    x0 = x
+                if x > x1:
+                    x1 = x
+    if y1 < 0:
+        return 0, 0, 0, 0
+    return y0, y1 + 1, x0, x1 + 1

@@ -1,0 +1,253 @@
+"""A style: a named prior over traced latents plus a render recipe, read from a TOML file.
+
+A style file is data, validated here (every bad field is reported by its dotted name and value). Built-in
+styles live in `synthstream/styles/*.toml`; a user style is any file with the same fields.
+
+Traced latents (what a proposal network predicts, in program order): `num_chars`, `font`, `font_size`,
+`kerning`, then one `char/{i}` per character. Each is uniform over its support. Everything else in the
+file is nuisance: drawn per sample from a generator keyed by (seed, index), never traced.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from synthstream.errors import UserError
+
+MAX_SIDE = 1024          # absurd image sizes are refused
+MAX_CHARS = 32
+
+# section -> key -> (kind, default, low bound, high bound). Kinds: int/float ranges ("x" or [lo, hi]),
+# "pos" (a range or "center"), "bool", "count" (one integer, not a range).
+_FIELDS: dict[str, dict[str, tuple[str, Any, float, float]]] = {
+    "latents": {
+        "num_chars": ("int", None, 1, MAX_CHARS),
+        "font_size": ("int", None, 4, 256),
+        "kerning": ("int", 0, -64, 64),
+    },
+    "layout": {
+        "start_x": ("pos", "center", -MAX_SIDE, MAX_SIDE),
+        "baseline": ("pos", "center", -MAX_SIDE, MAX_SIDE),
+        "char_rotation": ("float", 0.0, -90, 90),     # degrees, per character
+        "char_dy": ("int", 0, -MAX_SIDE, MAX_SIDE),    # vertical jitter per character, pixels
+        "recenter": ("bool", False, 0, 1),            # move the ink's bounding box to the centre after warping
+        "embolden": ("count", 0, 0, 4),               # pixels of outline added to every glyph (FreeType stroke)
+    },
+    "warp": {
+        "elastic_alpha": ("float", 0.0, 0, 1000),
+        "elastic_sigma": ("float", 8.0, 0.5, 256),
+        "fine_alpha": ("float", 0.0, 0, 1000),
+        "fine_sigma": ("float", 2.0, 0.5, 256),
+        "shear_x_period": ("float", 10.0, 1, 10000),
+        "shear_x_amplitude": ("float", 0.0, -100, 100),
+        "shear_y_period": ("float", 10.0, 1, 10000),
+        "shear_y_amplitude": ("float", 0.0, -100, 100),
+    },
+    "ink": {
+        "background": ("int", 255, 0, 255),
+        "ink": ("int", 0, 0, 255),
+        "ink_opacity": ("float", 1.0, 0, 1),
+        "blur_sigma": ("float", 0.0, 0, 8),
+        "noise_sigma": ("float", 0.0, 0, 128),
+    },
+    "clutter": {
+        "strokes": ("int", 0, 0, 64),
+        "stroke_width": ("float", 1.0, 0.1, 32),
+        "stroke_length": ("float", 60.0, 1, 4096),
+        "stroke_angle": ("float", [-180.0, 180.0], -360, 360),   # degrees from horizontal
+        "stroke_y": ("float", [0.0, 1.0], 0, 1),                 # start height as a fraction of the image
+        "ellipses": ("int", 0, 0, 64),
+        "ellipse_width": ("float", 1.0, 0.1, 32),
+        "ellipse_radius": ("float", 10.0, 1, 4096),
+        "dots": ("int", 0, 0, 512),
+        "dot_radius": ("float", 1.0, 0.1, 32),
+    },
+}
+_TOP = {"name", "description", "height", "width", "alphabet", "fonts", *_FIELDS}
+
+
+@dataclass(frozen=True)
+class FontSpec:
+    file: str                 # file name searched for on the system, e.g. "FreeMonoBoldOblique.ttf"
+    package: str = ""         # Debian package that ships it, named in the error when it is missing
+
+
+@dataclass(frozen=True)
+class Style:
+    """A validated style. `params[section][key]` holds (lo, hi) ranges, "center" or a bool."""
+
+    name: str
+    height: int
+    width: int
+    alphabet: str
+    fonts: tuple[FontSpec, ...]
+    params: dict[str, dict[str, Any]]
+    description: str = ""
+    source: str = ""
+    _support_cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    # -- the prior --------------------------------------------------------------------------------------
+    def latent_range(self, key: str) -> tuple[int, int]:
+        lo, hi = self.params["latents"][key]
+        return int(lo), int(hi)
+
+    @property
+    def max_chars(self) -> int:
+        return self.latent_range("num_chars")[1]
+
+    @property
+    def font_sizes(self) -> list[int]:
+        lo, hi = self.latent_range("font_size")
+        return list(range(lo, hi + 1))
+
+    def addresses(self) -> list[str]:
+        """Traced addresses in program order: the proposal network's steps."""
+        return ["num_chars", "font", "font_size", "kerning"] + [f"char/{i}" for i in range(self.max_chars)]
+
+    def support(self, address: str) -> list:
+        """The values a latent can take (each equally likely under the prior)."""
+        if address in ("num_chars", "font_size", "kerning"):
+            lo, hi = self.latent_range(address)
+            return list(range(lo, hi + 1))
+        if address == "font":
+            return [f.file for f in self.fonts]
+        if address.startswith("char/"):
+            return list(self.alphabet)
+        raise KeyError(f"style {self.name!r} has no latent {address!r}; it has {self.addresses()}")
+
+    def log_prior_terms(self) -> dict[str, float]:
+        """log p of one value at each address family (uniform priors)."""
+        return {
+            "num_chars": -math.log(len(self.support("num_chars"))),
+            "font": -math.log(len(self.fonts)),
+            "font_size": -math.log(len(self.support("font_size"))),
+            "kerning": -math.log(len(self.support("kerning"))),
+            "char": -math.log(len(self.alphabet)),
+        }
+
+    def to_dict(self) -> dict:
+        """Plain, JSON-able form (for schema metadata and checkpoints)."""
+        return {"name": self.name, "height": self.height, "width": self.width, "alphabet": self.alphabet,
+                "fonts": [f.__dict__ for f in self.fonts], "params": self.params}
+
+
+def builtin_styles() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("synthstream.styles").iterdir() if p.name.endswith(".toml"))
+
+
+def load_style(name_or_path: str | Path) -> Style:
+    """A built-in style by name, or a style file by path. Raises UserError naming what is wrong."""
+    text = str(name_or_path)
+    if text.endswith(".toml") or "/" in text:
+        path = Path(text)
+        if not path.is_file():
+            raise UserError(f"style file {text!r} does not exist")
+        raw_text, source = path.read_text(), str(path)
+    else:
+        available = builtin_styles()
+        if text not in available:
+            raise UserError(f"unknown style {text!r}; available: {', '.join(available)} (or a path to a .toml file)")
+        raw_text = resources.files("synthstream.styles").joinpath(f"{text}.toml").read_text()
+        source = f"builtin:{text}"
+    try:
+        raw = tomllib.loads(raw_text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"style {source}: not valid TOML: {e}") from None
+    return parse_style(raw, source)
+
+
+def parse_style(raw: dict, source: str = "<dict>") -> Style:
+    """Validate a style dict (as read from TOML)."""
+
+    def bad(field_name: str, value: Any, why: str) -> UserError:
+        return UserError(f"style {source}: field {field_name} = {value!r}: {why}")
+
+    unknown = set(raw) - _TOP
+    if unknown:
+        k = sorted(unknown)[0]
+        raise bad(k, raw[k], f"unknown field; known: {', '.join(sorted(_TOP))}")
+    for req in ("name", "height", "width", "alphabet", "fonts", "latents"):
+        if req not in raw:
+            raise UserError(f"style {source}: missing required field {req!r}")
+    name = raw["name"]
+    if not isinstance(name, str) or not name.isidentifier():
+        raise bad("name", name, "must be an identifier-like string")
+    for side in ("height", "width"):
+        v = raw[side]
+        if not isinstance(v, int) or isinstance(v, bool) or not 8 <= v <= MAX_SIDE:
+            raise bad(side, v, f"must be an integer in [8, {MAX_SIDE}]")
+    alphabet = raw["alphabet"]
+    if not isinstance(alphabet, str) or not alphabet or len(set(alphabet)) != len(alphabet) or not alphabet.isprintable():
+        raise bad("alphabet", alphabet, "must be a non-empty string of distinct printable characters")
+    if len(alphabet) > 127:
+        raise bad("alphabet", alphabet, "at most 127 characters")
+    fonts_raw = raw["fonts"]
+    if not isinstance(fonts_raw, list) or not fonts_raw:
+        raise bad("fonts", fonts_raw, "must be a non-empty list of {file = ..., package = ...} tables")
+    fonts = []
+    for i, f in enumerate(fonts_raw):
+        if isinstance(f, str):
+            f = {"file": f}
+        if not isinstance(f, dict) or not isinstance(f.get("file"), str) or set(f) - {"file", "package"}:
+            raise bad(f"fonts[{i}]", f, "must be a table with 'file' (and optional 'package')")
+        fonts.append(FontSpec(file=f["file"], package=f.get("package", "")))
+
+    params: dict[str, dict[str, Any]] = {}
+    for section, spec in _FIELDS.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            raise bad(section, given, "must be a table")
+        extra = set(given) - set(spec)
+        if extra:
+            k = sorted(extra)[0]
+            raise bad(f"{section}.{k}", given[k], f"unknown field; known: {', '.join(spec)}")
+        out = {}
+        for key, (kind, default, lo_bound, hi_bound) in spec.items():
+            fname = f"{section}.{key}"
+            value = given.get(key, default)
+            if value is None:
+                raise UserError(f"style {source}: missing required field {fname!r}")
+            out[key] = _parse_value(fname, value, kind, lo_bound, hi_bound, bad)
+        params[section] = out
+
+    (c_lo, c_hi), (s_lo, s_hi) = params["latents"]["num_chars"], params["latents"]["font_size"]
+    if s_hi > raw["height"] * 2:
+        raise bad("latents.font_size", [s_lo, s_hi], f"font far taller than the image height {raw['height']}")
+    for key in ("elastic_sigma", "fine_sigma"):
+        if params["warp"][key][0] <= 0:
+            raise bad(f"warp.{key}", params["warp"][key], "must be > 0")
+    return Style(name=name, height=raw["height"], width=raw["width"], alphabet=alphabet, fonts=tuple(fonts),
+                 params=params, description=str(raw.get("description", "")), source=source)
+
+
+def _parse_value(fname: str, value: Any, kind: str, lo_bound: float, hi_bound: float, bad) -> Any:
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad(fname, value, "must be true or false")
+        return value
+    if kind == "pos" and value == "center":
+        return "center"
+    if kind == "count":
+        if isinstance(value, bool) or not isinstance(value, int) or not lo_bound <= value <= hi_bound:
+            raise bad(fname, value, f"must be an integer in [{lo_bound}, {hi_bound}]")
+        return value
+    pair = value if isinstance(value, list) else [value, value]
+    want_int = kind in ("int", "pos")
+    ok_types = (int,) if want_int else (int, float)
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, ok_types) for v in pair):
+        what = "an integer or [lo, hi] of integers" if want_int else "a number or [lo, hi]"
+        if kind == "pos":
+            what += ' or "center"'
+        raise bad(fname, value, f"must be {what}")
+    lo, hi = pair
+    if lo > hi:
+        raise bad(fname, value, "lo must not exceed hi")
+    if lo < lo_bound or hi > hi_bound or (isinstance(lo, float) and not math.isfinite(lo)) or (
+            isinstance(hi, float) and not math.isfinite(hi)):
+        raise bad(fname, value, f"must lie within [{lo_bound}, {hi_bound}]")
+    return (int(lo), int(hi)) if want_int else (float(lo), float(hi))

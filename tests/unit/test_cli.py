@@ -1,0 +1,89 @@
+"""The `synthstream` command as a user runs it: real subprocesses, real files."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "synthstream.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def one_error_line(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+def test_sample_grid_png(tmp_path):
+    out = tmp_path / "grid.png"
+    r = run("sample", "--style", "tiny", "-n", "6", "--seed", "3", "--columns", "3", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    im = Image.open(out)
+    assert im.width > 3 * 48 and im.height > 2 * 32
+
+
+def test_sample_grid_with_real(tmp_path, real_captchas):
+    out = tmp_path / "grid.png"
+    r = run("sample", "--style", "wikipedia", "-n", "4", "--columns", "2", "--out", str(out),
+            "--real", str(real_captchas / "wikipedia"))
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).width > 3 * 200
+
+
+def test_sample_npz_holds_images_and_latents(tmp_path):
+    out = tmp_path / "batch.npz"
+    assert run("sample", "--style", "lepture", "-n", "5", "--out", str(out)).returncode == 0
+    d = np.load(out)
+    assert d["images"].shape == (5, 60, 160) and d["images"].dtype == np.uint8
+    assert d["chars"].shape == (5, 4) and len(d["texts"]) == 5 and str(d["style"]) == "lepture"
+    assert {"keys", "num_chars", "font", "font_size", "kerning", "log_prior"} <= set(d.files)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["sample", "--style", "nope", "--out", "{tmp}/a.png"], "available: facebook, lepture, tiny, wikipedia"),
+    (["sample", "-n", "0", "--out", "{tmp}/a.png"], "must be > 0"),
+    (["sample", "-n", "5000", "--out", "{tmp}/a.png"], "at most 1024 tiles"),
+    (["sample", "--out", "{tmp}/missing/a.png"], "does not exist"),
+    (["sample", "--out", "{tmp}/a.gif"], ".png or .npz"),
+    (["sample", "--out", "{tmp}/a.png", "--real", "{tmp}/nowhere"], "not a directory"),
+    (["sample", "--style", "{tmp}/none.toml", "--out", "{tmp}/a.png"], "does not exist"),
+    (["bench", "generator", "--style", "nope"], "unknown style"),
+])
+def test_bad_input_gives_one_clear_line(tmp_path, args, fragment):
+    line = one_error_line(run(*[a.format(tmp=tmp_path) for a in args]))
+    assert fragment in line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    assert "not writable" in one_error_line(run("sample", "--out", str(ro / "a.png")))
+
+
+def test_missing_font_is_named(tmp_path):
+    style = tmp_path / "mine.toml"
+    style.write_text('name = "mine"\nheight = 32\nwidth = 64\nalphabet = "ab"\n'
+                     'fonts = [{ file = "Nope-Bold.ttf", package = "fonts-nope" }]\n'
+                     '[latents]\nnum_chars = 1\nfont_size = 20\n')
+    line = one_error_line(run("sample", "--style", str(style), "--out", str(tmp_path / "a.png")))
+    assert "Nope-Bold.ttf" in line and "fonts-nope" in line
+
+
+def test_bench_generator_json(tmp_path):
+    out = tmp_path / "gen.json"
+    r = run("bench", "generator", "--style", "tiny", "--seconds", "0.5", "--batch", "64", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    tiny = result["styles"]["tiny"]
+    assert tiny["images_per_s"] > 0 and tiny["images_per_s_per_core"] > 0 and tiny["threads"] >= 1
+    assert result["baseline"]["images_per_s_per_core"] > 0
+    assert "x baseline" in r.stdout

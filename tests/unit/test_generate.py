@@ -1,0 +1,92 @@
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from synthstream.errors import UserError
+from synthstream.generate import generate, render
+from synthstream.render.jit import get_threads, set_threads
+from synthstream.style import builtin_styles, load_style
+
+DIGEST = """
+import hashlib, sys
+from synthstream.generate import generate
+from synthstream.style import load_style
+s = load_style(sys.argv[1])
+im, tr = generate(s, 42, 1000, 64)
+h = hashlib.sha256(im.tobytes())
+for f in ("keys", "num_chars", "font", "font_size", "kerning", "chars"):
+    h.update(getattr(tr, f).tobytes())
+print(h.hexdigest())
+"""
+
+
+def digest(style_name: str) -> str:
+    im, tr = generate(load_style(style_name), 42, 1000, 64)
+    h = hashlib.sha256(im.tobytes())
+    for f in ("keys", "num_chars", "font", "font_size", "kerning", "chars"):
+        h.update(getattr(tr, f).tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("name", builtin_styles())
+def test_same_seed_and_index_give_identical_bytes_across_processes_and_threads(name):
+    here = digest(name)
+    for threads in ("1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        out = subprocess.run([sys.executable, "-c", DIGEST, name], env=env, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        assert out == here, f"{name}: process with {threads} thread(s) rendered different bytes"
+
+
+def test_batches_do_not_depend_on_how_the_range_is_split():
+    style = load_style("facebook")
+    whole, t_whole = generate(style, 7, 100, 24)
+    a, ta = generate(style, 7, 100, 10)
+    b, tb = generate(style, 7, 110, 14)
+    np.testing.assert_array_equal(whole, np.concatenate([a, b]))
+    assert t_whole.texts(style) == ta.texts(style) + tb.texts(style)
+
+
+def test_thread_count_does_not_change_images():
+    style = load_style("wikipedia")
+    before = get_threads()
+    try:
+        set_threads(1)
+        one, _ = generate(style, 3, 0, 16)
+        set_threads(2)
+        two, _ = generate(style, 3, 0, 16)
+    finally:
+        set_threads(before)
+    np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("name", builtin_styles())
+def test_rerendering_a_trace_reproduces_its_image(name):
+    style = load_style(name)
+    images, traces = generate(style, 11, 500, 12)
+    picked = traces.take([7, 2, 9])
+    np.testing.assert_array_equal(render(style, picked), images[[7, 2, 9]])
+
+
+def test_images_look_like_captchas():
+    for name in builtin_styles():
+        style = load_style(name)
+        images, traces = generate(style, 0, 0, 32)
+        assert images.shape == (32, style.height, style.width) and images.dtype == np.uint8
+        assert len(set(traces.texts(style))) >= 8   # tiny has 20 strings in all
+        assert images.std(axis=(1, 2)).min() > 10, f"{name}: a blank image"
+        dark = (images < 128).mean(axis=(1, 2))
+        assert 0.02 < dark.mean() < 0.5, f"{name}: ink share {dark.mean():.3f}"
+    other, _ = generate(load_style("wikipedia"), 1, 0, 4)
+    same_seed, _ = generate(load_style("wikipedia"), 0, 0, 4)
+    assert not np.array_equal(other, same_seed)
+
+
+@pytest.mark.parametrize("n", [0, -3, 2**40])
+def test_bad_batch_size(n):
+    with pytest.raises(UserError, match="batch size"):
+        generate(load_style("tiny"), 0, 0, n)

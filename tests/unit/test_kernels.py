@@ -1,0 +1,126 @@
+"""Kernels against small numpy references."""
+import math
+
+import numpy as np
+import pytest
+
+from synthstream.render.kernels.blur import blur, gaussian_taps
+from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse
+from synthstream.render.kernels.compose import draw_glyph
+from synthstream.render.kernels.warp import BSPLINE_STD, add_shear, add_smooth_field, ink_bbox, remap
+from synthstream.render.rng import normal_table
+
+rng = np.random.default_rng(0)
+
+
+def _img(h=20, w=30):
+    return rng.random((h, w)).astype(np.float32)
+
+
+def test_zero_displacement_is_identity():
+    src = _img()
+    out = np.empty_like(src)
+    z = np.zeros_like(src)
+    remap(src, z, z, out, 0, 20, 0, 30)
+    np.testing.assert_array_equal(out, src)
+
+
+def test_integer_displacement_is_a_shift_with_zero_fill():
+    src = _img()
+    out = np.empty_like(src)
+    remap(src, np.full_like(src, 2.0), np.full_like(src, -1.0), out, 0, 20, 0, 30)
+    ref = np.zeros_like(src)
+    ref[1:, :-2] = src[:-1, 2:]
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+
+
+def test_half_pixel_displacement_averages_neighbours():
+    src = _img()
+    out = np.empty_like(src)
+    remap(src, np.full_like(src, 0.5), np.zeros_like(src), out, 0, 20, 0, 30)
+    np.testing.assert_allclose(out[:, :-1], 0.5 * (src[:, :-1] + src[:, 1:]), atol=1e-6)
+
+
+def test_ink_box_skip_changes_nothing():
+    src = np.zeros((20, 30), np.float32)
+    src[5:12, 8:20] = _img(7, 12)
+    dx = rng.normal(0, 2, src.shape).astype(np.float32)
+    dy = rng.normal(0, 2, src.shape).astype(np.float32)
+    a, b = np.empty_like(src), np.empty_like(src)
+    remap(src, dx, dy, a, 0, 20, 0, 30)
+    y0, y1, x0, x1 = ink_bbox(src, 0.0)
+    assert (y0, y1, x0, x1) == (5, 12, 8, 20)
+    remap(src, dx, dy, b, y0, y1, x0, x1)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_blur_preserves_mean_and_matches_reference():
+    src = np.zeros((24, 40), np.float32)
+    src[6:18, 10:30] = _img(12, 20)          # zero border: nothing leaks out of the frame
+    out, tmp = np.empty_like(src), np.empty_like(src)
+    blur(src, out, tmp, 1.0, 0, 0)
+    assert out.sum() == pytest.approx(src.sum(), rel=1e-5)
+    taps = gaussian_taps(1.0).astype(np.float64)
+    ref = np.apply_along_axis(lambda r: np.convolve(r, taps, "same"), 1, src.astype(np.float64))
+    ref = np.apply_along_axis(lambda c: np.convolve(c, taps, "same"), 0, ref)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+def test_blur_zero_sigma_is_a_shifted_copy():
+    src = _img()
+    out, tmp = np.empty_like(src), np.empty_like(src)
+    blur(src, out, tmp, 0.0, 2, -3)
+    np.testing.assert_array_equal(out[:-2, 3:], src[2:, :-3])
+    blur(src, out, tmp, 0.7, 2, -3)          # the shift also holds with blur
+    ref, _ = np.empty_like(src), None
+    blur(src, ref, tmp, 0.7, 0, 0)
+    np.testing.assert_allclose(out[:-2, 3:][3:-3, 3:-3], ref[2:, :-3][3:-3, 3:-3], atol=1e-6)
+
+
+@pytest.mark.parametrize("sigma, alpha", [(8.0, 14.0), (2.2, 24.0), (0.6, 3.5)])
+def test_smooth_field_has_the_scipy_equivalent_amplitude(sigma, alpha):
+    table = normal_table()
+    stds = []
+    for k in range(40):
+        f = np.zeros((50, 200), np.float32)
+        add_smooth_field(f, np.uint64(k + 1), table, sigma, alpha)
+        stds.append(f.std())
+    target = alpha / math.sqrt(3) / (2 * math.sqrt(math.pi) * sigma)
+    assert np.mean(stds) == pytest.approx(target, rel=0.15)
+    assert BSPLINE_STD == pytest.approx(151 / 315)
+
+
+def test_shear_is_a_sine_per_row_and_column():
+    dx = np.zeros((10, 16), np.float32)
+    dy = np.zeros((10, 16), np.float32)
+    add_shear(dx, dy, 3.0, 8.0, 0.0, -2.0, 16.0, 1.0)
+    y, x = np.arange(10), np.arange(16)
+    np.testing.assert_allclose(dx[:, 0], 3.0 * np.sin(2 * np.pi * y / 8.0), atol=1e-5)
+    np.testing.assert_allclose(dy[0], -2.0 * np.sin(2 * np.pi * x / 16.0 + 1.0), atol=1e-5)
+    assert (dx == dx[:, :1]).all() and (dy == dy[:1]).all()
+
+
+def test_glyph_copy_and_rotation():
+    glyph = _img(5, 7)
+    canvas = np.zeros((20, 30), np.float32)
+    draw_glyph(canvas, glyph.ravel(), 0, 5, 7, 3.0, 4.0, 0.0)
+    np.testing.assert_array_equal(canvas[3:8, 4:11], glyph)
+    assert canvas.sum() == pytest.approx(glyph.sum())
+    turned = np.zeros((20, 30), np.float32)
+    draw_glyph(turned, glyph.ravel(), 0, 5, 7, 3.0, 4.0, 2 * math.pi)   # a full turn: same pixels
+    np.testing.assert_allclose(turned, canvas, atol=1e-5)
+    half = np.zeros((20, 30), np.float32)
+    draw_glyph(half, glyph.ravel(), 0, 5, 7, 3.0, 4.0, math.pi)         # half a turn: flipped both ways
+    np.testing.assert_allclose(half[3:8, 4:11], glyph[::-1, ::-1], atol=1e-5)
+
+
+def test_clutter_coverage():
+    canvas = np.zeros((40, 60), np.float32)
+    draw_bezier(canvas, np.array([20.0, 20, 20, 20]), np.array([5.0, 20, 40, 55]), 2.0, 1, 8)
+    assert canvas[20, 10:50].min() == pytest.approx(1.0) and canvas[10].max() == 0.0
+    assert 0.0 <= canvas.min() and canvas.max() <= 1.0
+    draw_dot(canvas, 30.0, 30.0, 3.0, 1)
+    assert canvas[30, 30] == 1.0 and canvas[30, 36] == 0.0
+    full = np.ones((40, 60), np.float32)
+    draw_ellipse(full, 20.0, 30.0, 10.0, 15.0, 1.5, -1)      # background colour: cuts the ink
+    assert full[20, 15] < 0.2 and full[10, 30] < 0.2 and full[20, 30] == 1.0 and full[0, 0] == 1.0

@@ -1,0 +1,84 @@
+import math
+
+import pytest
+
+from synthstream.errors import UserError
+from synthstream.style import builtin_styles, load_style, parse_style
+
+MINIMAL = {"name": "mini", "height": 32, "width": 64, "alphabet": "ab",
+           "fonts": [{"file": "DejaVuSans-Bold.ttf"}], "latents": {"num_chars": [1, 2], "font_size": 20}}
+
+
+def with_field(path: str, value):
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in MINIMAL.items()}
+    *parents, leaf = path.split(".")
+    node = raw
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
+    return raw
+
+
+def test_builtins_are_the_four_styles():
+    assert builtin_styles() == ["facebook", "lepture", "tiny", "wikipedia"]
+    for name in builtin_styles():
+        assert load_style(name).name == name
+
+
+def test_paper_ranges_of_the_wikipedia_prior():
+    s = load_style("wikipedia")
+    assert s.support("num_chars") == [8, 9, 10]
+    assert s.support("font_size") == list(range(26, 32))
+    assert s.support("kerning") == [1, 2]
+    assert s.support("char/3") == list("abcdefghijklmnopqrstuvwxyz")
+    assert s.addresses()[:4] == ["num_chars", "font", "font_size", "kerning"]
+    assert s.addresses()[-1] == "char/9"
+
+
+def test_log_prior_terms_are_uniform():
+    t = load_style("facebook").log_prior_terms()
+    assert t["num_chars"] == pytest.approx(-math.log(2))
+    assert t["char"] == pytest.approx(-math.log(61))
+    assert t["kerning"] == pytest.approx(-math.log(4))
+
+
+@pytest.mark.parametrize("path, value, fragment", [
+    ("height", 5000, "height"),
+    ("alphabet", "aa", "alphabet"),
+    ("latents.num_chars", [3, 1], "latents.num_chars"),
+    ("latents.font_size", "big", "latents.font_size"),
+    ("warp.elastic_sigma", -1.0, "warp.elastic_sigma"),
+    ("warp.elastic_alpah", 3.0, "warp.elastic_alpah"),
+    ("ink.noise_sigma", 1e9, "ink.noise_sigma"),
+    ("layout.recenter", "yes", "layout.recenter"),
+    ("layout.start_x", "left", "layout.start_x"),
+    ("clutter.strokes", 1.5, "clutter.strokes"),
+])
+def test_bad_field_names_field_and_value(path, value, fragment):
+    with pytest.raises(UserError) as e:
+        parse_style(with_field(path, value), "test.toml")
+    msg = str(e.value)
+    assert fragment in msg and repr(value) in msg and "test.toml" in msg
+
+
+def test_missing_required_field():
+    raw = dict(MINIMAL)
+    del raw["alphabet"]
+    with pytest.raises(UserError, match="missing required field 'alphabet'"):
+        parse_style(raw)
+
+
+def test_unknown_style_lists_available():
+    with pytest.raises(UserError, match="available: facebook, lepture, tiny, wikipedia"):
+        load_style("recaptcha")
+
+
+def test_style_file_round_trip(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('name = "mine"\nheight = 32\nwidth = 64\nalphabet = "xyz"\nfonts = ["DejaVuSans-Bold.ttf"]\n'
+                    '[latents]\nnum_chars = [1, 3]\nfont_size = 20\n[ink]\nnoise_sigma = [0, 5]\n')
+    s = load_style(str(path))
+    assert s.name == "mine" and s.max_chars == 3 and s.params["ink"]["noise_sigma"] == (0.0, 5.0)
+    path.write_text("name = [")
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_style(str(path))

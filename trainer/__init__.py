@@ -1,0 +1,1 @@
+"""The proposal network q(latents | image), its distributed training, inference and evaluation."""
