@@ -55,6 +55,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real", help="directory of real captchas (label = file name) to show beside synthetic")
     p.add_argument("--threads", type=_positive_int, help="Numba threads (default: all cores)")
 
+    t = sub.add_parser("train", help="train a proposal network from the stream with Ray Train")
+    t.add_argument("--style", default="tiny", help="built-in style name or path to a style .toml")
+    t.add_argument("--preset", default="cpu", help="network size: cpu, paper or gpu")
+    t.add_argument("--workers", type=_positive_int, default=1, help="Ray Train workers (DDP ranks)")
+    t.add_argument("--generators", type=_positive_int, default=1, help="generator actors")
+    t.add_argument("--generator-cpus", type=_positive_float, default=0.5, help="CPUs per generator actor")
+    t.add_argument("--steps", type=_positive_int, default=500)
+    t.add_argument("--batch-size", type=_positive_int, default=64, help="per worker")
+    t.add_argument("--lr", type=_positive_float, default=2e-3)
+    t.add_argument("--seed", type=_nonneg_int, default=0)
+    t.add_argument("--val-every", type=_positive_int, default=100, help="validate and checkpoint every N steps")
+    t.add_argument("--val-size", type=_positive_int, default=512)
+    t.add_argument("--max-failures", type=_nonneg_int, default=1, help="worker-group restarts allowed")
+    t.add_argument("--gpu", action="store_true", help="one GPU per worker (nccl, bf16, channels_last)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the network")
+    t.add_argument("--out", required=True, help="output folder (report.json, curve.png, checkpoint.pt, ...)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     bench = sub.add_parser("bench", help="throughput benchmarks (table + JSON, baseline in the same run)")
     bsub = bench.add_subparsers(dest="bench", required=True)
     g = bsub.add_parser("generator", help="captchas/s per core per style vs the `captcha` package")
@@ -63,7 +83,34 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch", type=_positive_int, default=256)
     g.add_argument("--seconds", type=_positive_float, default=10.0, help="timed seconds per style")
     g.add_argument("--json", help="also write the JSON result here")
+    st = bsub.add_parser("stream", help="images/s delivered by N generator actors vs standalone and a by-value queue")
+    st.add_argument("--actors", default="1,2", help="comma-separated actor counts, e.g. 1,2")
+    st.add_argument("--batch", type=_positive_int, default=256)
+    st.add_argument("--seconds", type=_positive_float, default=30.0, help="timed seconds per actor count")
+    st.add_argument("--style", default="wikipedia")
+    st.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)")
+    st.add_argument("--json", help="also write the JSON result here")
+    tr = bsub.add_parser("train", help="training images/s from the stream vs a pre-rendered in-memory ceiling")
+    tr.add_argument("--preset", action="append", help="network preset (repeatable; default: cpu)")
+    tr.add_argument("--style", default="wikipedia")
+    tr.add_argument("--batch", type=_positive_int, default=64)
+    tr.add_argument("--seconds", type=_positive_float, default=20.0, help="timed seconds per loop")
+    tr.add_argument("--generators", type=_positive_int, default=1)
+    tr.add_argument("--generator-cpus", type=_positive_float, default=0.5)
+    tr.add_argument("--gpu", action="store_true", help="train on the GPU (bf16, channels_last)")
+    tr.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)")
+    tr.add_argument("--json", help="also write the JSON result here")
     return parser
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{what} {text!r}: expected comma-separated integers, e.g. 1,2") from None
+    if not values or min(values) < 1:
+        raise UserError(f"{what} {text!r}: every count must be >= 1")
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,9 +119,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sample":
             from synthstream.commands import sample
             sample(args)
+        elif args.command == "train":
+            from synthstream.commands import train
+            train(args)
         elif args.command == "bench" and args.bench == "generator":
             from synthstream.bench import generator
             generator.run(args.style, args.threads, args.batch, args.seconds, args.json)
+        elif args.command == "bench" and args.bench == "stream":
+            from synthstream.bench import stream
+            stream.run(_int_list(args.actors, "--actors"), args.batch, args.seconds, args.style, args.json,
+                       args.address)
+        elif args.command == "bench" and args.bench == "train":
+            from synthstream.bench import train
+            train.run(args.preset or ["cpu"], args.style, args.batch, args.seconds, args.generators,
+                      args.generator_cpus, args.gpu, args.json, args.address)
     except UserError as e:
         print(f"synthstream: error: {e}", file=sys.stderr)
         return 2

@@ -130,14 +130,28 @@ class Style:
             "char": -math.log(len(self.alphabet)),
         }
 
-    def to_dict(self) -> dict:
-        """Plain, JSON-able form (for schema metadata and checkpoints)."""
-        return {"name": self.name, "height": self.height, "width": self.width, "alphabet": self.alphabet,
-                "fonts": [f.__dict__ for f in self.fonts], "params": self.params}
+    def to_raw(self) -> dict:
+        """The style as a plain, JSON-able dict in the file's own layout: `parse_style(s.to_raw())` gives
+        the style back. Travels to remote actors, schema metadata and checkpoints."""
+        raw: dict = {"name": self.name, "description": self.description, "height": self.height,
+                     "width": self.width, "alphabet": self.alphabet,
+                     "fonts": [{"file": f.file, "package": f.package} for f in self.fonts]}
+        for section, values in self.params.items():
+            raw[section] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
+        return raw
 
 
 def builtin_styles() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("synthstream.styles").iterdir() if p.name.endswith(".toml"))
+
+
+def resolve_style(spec: "str | Path | dict | Style") -> Style:
+    """A Style from a name, a path, a raw dict (as `Style.to_raw` makes) or a Style."""
+    if isinstance(spec, Style):
+        return spec
+    if isinstance(spec, dict):
+        return parse_style(spec, f"<dict {spec.get('name', '?')}>")
+    return load_style(spec)
 
 
 def load_style(name_or_path: str | Path) -> Style:
@@ -215,7 +229,7 @@ def parse_style(raw: dict, source: str = "<dict>") -> Style:
             out[key] = _parse_value(fname, value, kind, lo_bound, hi_bound, bad)
         params[section] = out
 
-    (c_lo, c_hi), (s_lo, s_hi) = params["latents"]["num_chars"], params["latents"]["font_size"]
+    s_lo, s_hi = params["latents"]["font_size"]
     if s_hi > raw["height"] * 2:
         raise bad("latents.font_size", [s_lo, s_hi], f"font far taller than the image height {raw['height']}")
     for key in ("elastic_sigma", "fine_sigma"):

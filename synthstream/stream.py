@@ -1,0 +1,315 @@
+"""The stream: a pool of Ray generator actors renders Arrow batches; each consumer pulls them through its
+own bounded queue of object refs. Training data never touches disk.
+
+Design
+------
+* **Who renders what.** Consumer rank r of W reads its k-th batch as global batch g = k * W + r, which holds
+  sample indices [g * B, (g + 1) * B). So the ranks' shards are disjoint, no index is produced twice, and the
+  whole stream replays from (seed, rank, W, k): a resumed consumer starts at its saved k.
+* **The queue is refs only, and lives in the consumer.** A `DataStream` keeps a deque of at most `capacity`
+  ObjectRefs of batches it has asked for (capacity = min(max_batches_in_flight, max_bytes_in_flight // batch
+  bytes)). It asks actor g % A for batch g; the actor's return value goes to the object store on the actor's
+  node, and the pixels move once, store to consumer, when the consumer `ray.get`s its head ref. No queue
+  actor ever holds pixels (`ray.util.queue.Queue` would copy every batch through one actor; see the
+  benchmark). When the deque is full the consumer asks for nothing more, so producers idle: backpressure.
+  After a batch is handed out its ref is dropped, so the store frees it once the consumer's tensors go.
+* **Memory.** In flight per consumer <= capacity * batch bytes (+ the batch in use), by default a few tens of
+  MB against a 512 MiB store: far below Ray's spill threshold. `object_store_stats()["spilled_bytes"]`
+  (cluster/local.py) or `ray memory --stats-only` on a cluster shows it stays 0.
+* **Faults.** Actors restart (`max_restarts`) and Ray retries their pending calls (`max_task_retries`); a
+  batch's content depends only on (seed, g), so a re-rendered batch is byte-identical and every index still
+  arrives exactly once. An error raised by rendering or by an actor's constructor is not retried: the
+  consumer raises `StreamError` with it at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import ray
+
+from synthstream.batch import TorchBatch, to_record_batch, to_torch
+from synthstream.errors import UserError
+from synthstream.style import Style, resolve_style
+
+MiB = 1 << 20
+METRICS_INTERVAL_S = 1.0     # consumer metrics go to Ray at most this often (each call costs tens of us)
+
+
+class StreamError(RuntimeError):
+    """The stream cannot deliver: a generator actor failed for good, or rendering raised."""
+
+
+@dataclass(kw_only=True)
+class StreamConfig:
+    style: str | dict = "wikipedia"
+    """Built-in style name, a style file path, or `Style.to_raw()` (what travels to the actors)."""
+    seed: int = 0
+    batch_size: int = 256
+    num_actors: int = 2
+    actor_cpus: float = 1.0
+    """CPUs Ray reserves for each generator actor; Numba gets max(1, floor(actor_cpus)) threads."""
+    max_batches_in_flight: int = 8
+    max_bytes_in_flight: int = 256 * MiB
+    max_restarts: int = 3
+    ready_timeout_s: float = 120.0
+    """How long to wait for the actors to be placed and warmed before saying what is missing."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 65536,
+             f"batch size {self.batch_size!r} must be an integer in [1, 65536]"),
+            (isinstance(self.num_actors, int) and 1 <= self.num_actors <= 4096,
+             f"actor count {self.num_actors!r} must be an integer in [1, 4096]"),
+            (isinstance(self.actor_cpus, (int, float)) and 0 < self.actor_cpus <= 256,
+             f"CPUs per actor {self.actor_cpus!r} must be in (0, 256]"),
+            (isinstance(self.max_batches_in_flight, int) and 1 <= self.max_batches_in_flight <= 1024,
+             f"batches in flight {self.max_batches_in_flight!r} must be an integer in [1, 1024]"),
+            (isinstance(self.max_bytes_in_flight, int) and self.max_bytes_in_flight >= 1 * MiB,
+             f"bytes in flight {self.max_bytes_in_flight!r} must be at least 1 MiB"),
+            (isinstance(self.seed, int) and 0 <= self.seed < 2**63, f"seed {self.seed!r} must be in [0, 2**63)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    def resolved_style(self) -> Style:
+        return resolve_style(self.style)
+
+    def batch_bytes(self, style: Style) -> int:
+        """Bytes of one batch in the object store (pixels + ~8 bytes per latent and metadata)."""
+        return self.batch_size * (style.height * style.width + 8 * (len(style.addresses()) + 4)) + 16384
+
+    def capacity(self, style: Style) -> int:
+        """Refs a consumer keeps in flight: the batch cap, lowered to honour the byte cap."""
+        by_bytes = self.max_bytes_in_flight // self.batch_bytes(style)
+        if by_bytes < 1:
+            raise UserError(f"one batch ({self.batch_bytes(style) / MiB:.1f} MiB) exceeds the in-flight byte cap "
+                            f"({self.max_bytes_in_flight / MiB:.1f} MiB); lower the batch size or raise the cap")
+        return max(1, min(self.max_batches_in_flight, by_bytes))
+
+
+class GeneratorActor:
+    """Renders whole batches for a stream. Thin: it holds the style and calls `generate`."""
+
+    def __init__(self, style_raw: dict, seed: int, batch_size: int, threads: int) -> None:
+        from ray.util import metrics
+
+        from synthstream.generate import generate
+        from synthstream.render.jit import set_threads
+
+        self.threads = set_threads(threads)       # Numba would otherwise start one thread per host core
+        self.style = resolve_style(style_raw)
+        self.seed, self.batch_size = seed, batch_size
+        self._generate = generate
+        generate(self.style, seed, 0, 2)          # pay JIT/cache load and the glyph atlas now, not in batch 1
+        self.images, self.busy_s, self.started = 0, 0.0, time.time()
+        self._rendered = metrics.Counter("synthstream_images_rendered", "images rendered by generator actors",
+                                         tag_keys=("actor",))
+        self._rate = metrics.Gauge("synthstream_actor_images_per_s", "generator actor images/s while busy",
+                                   tag_keys=("actor",))
+        self._tags = {"actor": ray.get_runtime_context().get_actor_id()[:12]}
+
+    def ready(self) -> dict:
+        ctx = ray.get_runtime_context()
+        return {"node_id": ctx.get_node_id(), "actor_id": ctx.get_actor_id(), "threads": self.threads}
+
+    def render(self, global_batch: int) -> pa.RecordBatch:
+        t0 = time.perf_counter()
+        images, traces = self._generate(self.style, self.seed, global_batch * self.batch_size, self.batch_size)
+        batch = to_record_batch(self.style, images, traces, self.seed)
+        self.busy_s += time.perf_counter() - t0
+        self.images += self.batch_size
+        self._rendered.inc(self.batch_size, tags=self._tags)
+        self._rate.set(self.images / max(self.busy_s, 1e-9), tags=self._tags)
+        return batch
+
+    def stats(self) -> dict:
+        return {"images": self.images, "busy_s": self.busy_s,
+                "images_per_s_busy": self.images / max(self.busy_s, 1e-9),
+                "images_per_s_wall": self.images / max(time.time() - self.started, 1e-9)}
+
+
+class GeneratorPool:
+    """Starts `num_actors` generator actors and hands out per-rank `DataStream`s over them.
+
+    Args:
+        config: the stream's settings (validated on construction).
+
+    Raises:
+        UserError: the cluster can never fit the actors, or they were not placed within `ready_timeout_s`.
+        StreamError: an actor failed while starting (e.g. a font missing on its node).
+
+    Examples:
+        >>> pool = GeneratorPool(StreamConfig(style="tiny", num_actors=2))  # doctest: +SKIP
+        >>> for batch in pool.stream(rank=0, world_size=1): ...            # doctest: +SKIP
+    """
+
+    def __init__(self, config: StreamConfig) -> None:
+        self.config = config
+        self.style = config.resolved_style()
+        config.capacity(self.style)                       # byte cap vs batch size, before starting anything
+        need = config.num_actors * config.actor_cpus
+        total = ray.cluster_resources().get("CPU", 0.0)
+        if need > total:
+            raise UserError(f"{config.num_actors} generator actors x {config.actor_cpus:g} CPU need {need:g} CPUs; "
+                            f"the Ray cluster has {total:g} in all (use fewer --generators or a bigger cluster)")
+        actor_class = ray.remote(GeneratorActor).options(
+            num_cpus=config.actor_cpus, max_restarts=config.max_restarts, max_task_retries=config.max_restarts)
+        threads = max(1, int(config.actor_cpus))
+        self.actors = [actor_class.remote(self.style.to_raw(), config.seed, config.batch_size, threads)
+                       for _ in range(config.num_actors)]
+        self.actor_info = self._wait_ready(need, total)
+
+    def _wait_ready(self, need: float, total: float) -> list[dict]:
+        refs = [a.ready.remote() for a in self.actors]
+        done, pending = ray.wait(refs, num_returns=len(refs), timeout=self.config.ready_timeout_s)
+        if pending:
+            free = ray.available_resources().get("CPU", 0.0)
+            self.shutdown()
+            raise UserError(f"only {len(done)} of {len(refs)} generator actors started within "
+                            f"{self.config.ready_timeout_s:g} s: they need {need:g} CPUs and {free:g} of the "
+                            f"cluster's {total:g} are free")
+        try:
+            return ray.get(refs)
+        except ray.exceptions.RayError as e:
+            self.shutdown()
+            raise StreamError(f"a generator actor failed to start: {_cause(e)}") from None
+
+    def stream(self, *, rank: int = 0, world_size: int = 1, start: int = 0) -> "DataStream":
+        return DataStream(self.config, self.actors, rank=rank, world_size=world_size, start=start)
+
+    def stats(self) -> list[dict]:
+        return ray.get([a.stats.remote() for a in self.actors])
+
+    def shutdown(self) -> None:
+        for a in self.actors:
+            ray.kill(a, no_restart=True)
+        self.actors = []
+
+
+class DataStream:
+    """One consumer's shard of the stream: `for batch in stream` yields `TorchBatch`es in batch order.
+
+    Picklable before iteration starts (config + actor handles), so it can be built by the driver and used
+    inside a Ray Train worker. `position` is the next batch number k; pass it back as `start` to resume.
+
+    Raises:
+        StreamError: from iteration, when a batch cannot be produced.
+    """
+
+    def __init__(self, config: StreamConfig, actors: list, *, rank: int = 0, world_size: int = 1,
+                 start: int = 0) -> None:
+        if not 0 <= rank < world_size:
+            raise UserError(f"rank {rank} must be in [0, {world_size})")
+        if not actors:
+            raise UserError("a stream needs at least one generator actor")
+        self.config, self.actors = config, list(actors)
+        self.rank, self.world_size, self.position, self._start = rank, world_size, start, start
+        self.style = config.resolved_style()
+        self.capacity = config.capacity(self.style)
+        self.batch_bytes = config.batch_bytes(self.style)
+        self._in_flight: collections.deque = collections.deque()
+        self._next_to_submit = start
+        self.wait_s, self.cpu_s, self.delivered, self._t0 = 0.0, 0.0, 0, None
+        self._metrics, self._last_export = None, 0.0
+
+    def __getstate__(self) -> dict:
+        assert not self._in_flight, "hand a DataStream to another process before iterating it"
+        state = self.__dict__.copy()
+        state["_metrics"] = None
+        return state
+
+    def global_batch(self, k: int) -> int:
+        return k * self.world_size + self.rank
+
+    def _top_up(self) -> None:
+        while len(self._in_flight) < self.capacity:
+            g = self.global_batch(self._next_to_submit)
+            self._in_flight.append(self.actors[g % len(self.actors)].render.remote(g))
+            self._next_to_submit += 1
+
+    def next_record_batch(self) -> pa.RecordBatch:
+        """The next Arrow batch of this shard (blocks while it renders)."""
+        cpu0 = time.thread_time()
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
+        self._top_up()
+        ref = self._in_flight.popleft()
+        t0 = time.perf_counter()
+        try:
+            batch = ray.get(ref)
+        except ray.exceptions.RayError as e:
+            raise StreamError(f"batch {self.global_batch(self.position)} failed: {_cause(e)}") from None
+        finally:
+            t1 = time.perf_counter()
+            self.wait_s += t1 - t0
+        del ref                                    # the consumer's last reference: the store may free it
+        self._top_up()                             # refill before the caller starts its step
+        self.position += 1
+        self.delivered += batch.num_rows
+        if t1 - self._last_export >= METRICS_INTERVAL_S:
+            self._export_metrics()
+            self._last_export = t1
+        self.cpu_s += time.thread_time() - cpu0
+        return batch
+
+    def __iter__(self) -> Iterator[TorchBatch]:
+        while True:
+            batch = self.next_record_batch()
+            cpu0 = time.thread_time()
+            out = to_torch(self.style, batch)
+            self.cpu_s += time.thread_time() - cpu0
+            yield out
+
+    def _export_metrics(self) -> None:
+        if self._metrics is None:
+            from ray.util import metrics
+            tags = ("rank",)
+            self._metrics = (metrics.Gauge("synthstream_queue_depth", "batches in flight", tag_keys=tags),
+                             metrics.Gauge("synthstream_bytes_in_flight", "bytes in flight", tag_keys=tags),
+                             metrics.Gauge("synthstream_consumer_wait_s", "total consumer wait", tag_keys=tags),
+                             metrics.Counter("synthstream_images_delivered", "images delivered", tag_keys=tags))
+            self._last_delivered = 0
+        depth, in_flight, wait, delivered = self._metrics
+        tags = {"rank": str(self.rank)}
+        depth.set(len(self._in_flight), tags=tags)
+        in_flight.set(len(self._in_flight) * self.batch_bytes, tags=tags)
+        wait.set(self.wait_s, tags=tags)
+        delivered.inc(self.delivered - self._last_delivered, tags=tags)
+        self._last_delivered = self.delivered
+
+    def stats(self) -> dict:
+        """This consumer's figures, plus each actor's (a round trip to every actor)."""
+        elapsed = time.perf_counter() - self._t0 if self._t0 else 0.0
+        return {"rank": self.rank, "position": self.position, "images_delivered": self.delivered,
+                "delivered_images_per_s": self.delivered / elapsed if elapsed else 0.0,
+                "consumer_wait_s": self.wait_s, "wait_share": self.wait_s / elapsed if elapsed else 0.0,
+                "consumer_cpu_ms_per_batch": 1e3 * self.cpu_s / max(self.position - self._start, 1),
+                "queue_depth": len(self._in_flight), "capacity": self.capacity,
+                "bytes_in_flight": len(self._in_flight) * self.batch_bytes,
+                "actors": ray.get([a.stats.remote() for a in self.actors])}
+
+    def close(self, drain_timeout_s: float = 10.0) -> None:
+        """Let the batches in flight finish (so no actor is killed mid-call), then drop their refs."""
+        if self._in_flight:
+            ray.wait(list(self._in_flight), num_returns=len(self._in_flight), timeout=drain_timeout_s)
+        self._in_flight.clear()
+
+
+def _cause(e: BaseException) -> str:
+    """The innermost message of a Ray error, on one line."""
+    cause = getattr(e, "cause", None) or e
+    text = str(cause).strip().splitlines()
+    last = [ln for ln in text if ln.strip()][-1] if text else type(cause).__name__
+    return last.strip()
+
+
+def sample_indices(batches: list[pa.RecordBatch]) -> np.ndarray:
+    """All global sample indices in some batches (for checks and tests)."""
+    return np.concatenate([b.column("index").to_numpy() for b in batches]) if batches else np.empty(0, np.int64)
