@@ -69,3 +69,23 @@ def sample(args: argparse.Namespace) -> None:
         sheet = make_grid(list(zip(images, texts)), args.columns, real)
         atomic_write(out, lambda tmp: sheet.save(tmp, format="PNG"))
     print(f"wrote {args.n} {style.name} samples (seed {args.seed}) to {out}")
+
+
+def train(args: argparse.Namespace) -> None:
+    from trainer.run import run
+    from trainer.train import TrainConfig
+
+    config = TrainConfig(style=args.style, preset=args.preset, workers=args.workers, generators=args.generators,
+                         generator_cpus=args.generator_cpus, steps=args.steps, batch_size=args.batch_size,
+                         lr=args.lr, seed=args.seed, val_every=min(args.val_every, args.steps),
+                         val_size=args.val_size, max_failures=args.max_failures, use_gpu=args.gpu,
+                         compile=args.compile)
+    load_style(args.style)
+    report = run(config, args.out, address=args.address, resume=args.resume, progress=not args.no_progress)
+    final = report["final"]
+    print(f"{report['style']} / {report['preset']}: {report['steps']} steps in {report['wall_s']:.0f} s; "
+          f"validation whole-string accuracy {final.get('val/string_accuracy', float('nan')):.3f}, "
+          f"per-character {final.get('val/acc/char', float('nan')):.3f}; "
+          f"{final.get('images_per_s', 0):.0f} training images/s, data wait "
+          f"{100 * final.get('data_wait_share', 0):.1f}% of step time")
+    print(f"wrote {args.out}/report.json, curve.png, checkpoint.pt")

@@ -1,0 +1,101 @@
+"""Training on a real local Ray (2 CPUs): the run's outputs, refusing to overwrite, resuming, surviving a
+killed worker, and the CLI's one-line errors."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from synthstream.errors import UserError
+from trainer import checkpoint
+from trainer.run import run
+from trainer.train import TrainConfig
+
+
+def config(**kw) -> TrainConfig:
+    base = dict(style="tiny", preset="cpu", steps=40, val_every=20, val_size=128, batch_size=32, log_every=5)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_a_short_run_writes_its_outputs_then_resumes(local_ray, tmp_path):
+    out = tmp_path / "run"
+    report = run(config(), str(out), progress=False)
+    assert {"checkpoint.pt", "report.json", "curve.png", "metrics.csv", "tensorboard", "ray"} <= \
+        {p.name for p in out.iterdir()}
+    final = report["final"]
+    assert final["step"] == 40 and 0 <= final["val/string_accuracy"] <= 1 and final["images_per_s"] > 0
+    assert 0 <= final["data_wait_share"] < 1 and json.loads((out / "report.json").read_text())["steps"] == 40
+    assert checkpoint.load(out / "checkpoint.pt")["position"] == 40
+
+    before = (out / "checkpoint.pt").stat().st_mtime_ns
+    with pytest.raises(UserError, match="already holds a training run"):
+        run(config(), str(out), progress=False)
+    assert (out / "checkpoint.pt").stat().st_mtime_ns == before          # nothing overwritten
+    with pytest.raises(UserError, match="not cpu of 'wikipedia'"):
+        run(config(style="wikipedia", steps=60), str(out), resume=True, progress=False)
+
+    resumed = run(config(steps=60), str(out), resume=True, progress=False)
+    assert resumed["final"]["step"] == 60 and resumed["final"]["restored_from_step"] == 40
+    state = checkpoint.load(out / "checkpoint.pt")
+    assert state["step"] == 60 and state["position"] == 60              # the stream continued, not restarted
+    with (out / "metrics.csv").open() as f:
+        assert [int(float(r["step"])) for r in csv.DictReader(f)] == [20, 40, 60]
+
+
+def _train_workers() -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        if any("RayTrainWorker" in part for part in (p.info["cmdline"] or [])):
+            found.append(p)
+    return found
+
+
+def test_a_killed_worker_resumes_from_the_last_checkpoint(local_ray, tmp_path):
+    out = tmp_path / "run"
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(
+        report=run(config(steps=80, val_every=10, max_failures=1), str(out), progress=False)))
+    thread.start()
+    deadline = time.time() + 240
+    while not list((out / "ray").glob("*/checkpoint_*/checkpoint.pt")) and time.time() < deadline:
+        time.sleep(0.5)
+    workers = _train_workers()
+    assert workers, "no training worker found to kill"
+    for w in workers:
+        os.kill(w.pid, signal.SIGKILL)
+    thread.join(timeout=300)
+    final = result["report"]["final"]
+    assert final["step"] == 80
+    assert final["restored_from_step"] >= 10                             # restarted from a checkpoint
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "synthstream.cli", "train", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--preset", "huge"], "unknown preset 'huge'; available: paper, cpu, gpu"),
+    (["--style", "nope"], "unknown style 'nope'"),
+    (["--workers", "3"], "need at least"),
+    (["--gpu"], "needs 1 GPUs"),
+])
+def test_train_cli_bad_input(tmp_path, args, fragment):
+    r = cli("--out", str(tmp_path / "o"), "--steps", "5", *args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert fragment in r.stderr
+
+
+def test_resume_from_a_corrupt_checkpoint(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"garbage")
+    r = cli("--out", str(out), "--steps", "5", "--resume")
+    assert r.returncode == 2 and "cannot be read" in r.stderr and "Traceback" not in r.stderr
+    assert (out / "checkpoint.pt").read_bytes() == b"garbage"

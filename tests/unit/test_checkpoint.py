@@ -1,0 +1,70 @@
+import pickle
+
+import pytest
+import torch
+
+from synthstream.errors import UserError
+from synthstream.style import load_style
+from trainer import checkpoint
+from trainer.model import build_model
+
+
+def test_round_trip(tmp_path):
+    style = load_style("tiny")
+    model = build_model("cpu", style)
+    opt = torch.optim.AdamW(model.parameters())
+    path = tmp_path / "checkpoint.pt"
+    checkpoint.save(path, model=model, optimizer=opt, step=7, position=7, config={"steps": 10},
+                    style_raw=style.to_raw(), preset="cpu")
+    state = checkpoint.load(tmp_path)                 # a folder holding checkpoint.pt also works
+    assert state["step"] == 7 and state["style"]["name"] == "tiny" and state["preset"] == "cpu"
+    fresh = build_model("cpu", style)
+    fresh.load_state_dict(state["model"])
+    for a, b in zip(model.state_dict().values(), fresh.state_dict().values()):
+        assert torch.equal(a, b)
+    assert list(tmp_path.iterdir()) == [path]         # no temporary file left behind
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"", "cannot be read"), (b"not a checkpoint at all", "cannot be read"),
+])
+def test_corrupt_files_are_refused_in_one_line(tmp_path, content, fragment):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=fragment):
+        checkpoint.load(path)
+
+
+def test_truncated_checkpoint(tmp_path):
+    style = load_style("tiny")
+    path = tmp_path / "checkpoint.pt"
+    checkpoint.save(path, model=build_model("cpu", style), optimizer=None, step=1, position=1, config={},
+                    style_raw=style.to_raw(), preset="cpu")
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(UserError, match="cannot be read"):
+        checkpoint.load(path)
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_unsafe_pickles_are_not_executed(tmp_path, capsys):
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"format": 1, "model": Evil()}, path)
+    with pytest.raises(UserError, match="cannot be read"):
+        checkpoint.load(path)
+    assert "must never run" not in capsys.readouterr().out
+    path.write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(UserError):
+        checkpoint.load(path)
+
+
+def test_other_torch_files_are_not_ours(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"weight": torch.zeros(2)}, path)
+    with pytest.raises(UserError, match="not a synthstream checkpoint"):
+        checkpoint.load(path)
+    with pytest.raises(UserError, match="does not exist"):
+        checkpoint.load(tmp_path / "missing.pt")

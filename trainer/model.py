@@ -1,0 +1,185 @@
+"""The proposal network q(latents | image) of inference compilation (Le et al. 2017, arXiv 1703.00868).
+
+A CNN embeds the image once; an LSTM then steps through the trace's addresses in program order
+(num_chars, font, font_size, kerning, char/0, ...). Step t sees [image embedding, embedding of the previous
+latent's value, embedding of address t] and a head per address family gives a categorical over that
+latent's prior support. Trained with the true previous values fed in (teacher forcing), the loss
+-log q(trace | image) is KL(p || q) up to a constant, averaged over the prior's traces.
+
+A plain nn.Module: no Ray here (trainer/train.py adds the distribution).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SCALARS = ("num_chars", "font", "font_size", "kerning")
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Network shape. `conv` lists (out_channels, pool_after) per 3x3 conv layer."""
+
+    downsample: int = 1             # average-pool the input by this factor first
+    stem_stride: int = 1            # stride of the first conv (cheap early down-sampling)
+    conv: tuple[tuple[int, bool], ...] = ((64, False), (64, True), (128, False), (128, True), (128, False),
+                                          (128, True))
+    fc: tuple[int, ...] = (1024, 1024)
+    embed_value: int = 64
+    embed_address: int = 64
+    lstm_hidden: int = 512
+    lstm_layers: int = 2
+
+
+PRESETS: dict[str, NetConfig] = {
+    # the paper's: six 3x3 convs 64-64-128-128-128-128, three max-pools, two FC 1024, two LSTM layers of 512
+    "paper": NetConfig(),
+    # 2 CPU cores: a strided stem and narrow early layers (memory-bound at full size), one LSTM layer
+    "cpu": NetConfig(downsample=1, stem_stride=2, conv=((24, False), (48, True), (64, True), (96, True)),
+                     fc=(384,), embed_value=32, embed_address=32, lstm_hidden=384, lstm_layers=1),
+    # one big GPU: wide convs, two LSTM layers of 1024
+    "gpu": NetConfig(conv=((64, False), (96, True), (192, False), (192, True), (256, False), (256, True)),
+                     fc=(1536,), embed_value=64, embed_address=64, lstm_hidden=1024, lstm_layers=2),
+}
+
+
+@dataclass(frozen=True)
+class LatentSpace:
+    """Sizes of each address's support, in program order (from the style)."""
+
+    num_chars_lo: int
+    sizes: tuple[int, ...]          # support size of each scalar address, then the alphabet size
+    max_chars: int
+
+    @classmethod
+    def of(cls, style) -> "LatentSpace":
+        return cls(num_chars_lo=style.latent_range("num_chars")[0],
+                   sizes=tuple(len(style.support(a)) for a in SCALARS) + (len(style.alphabet),),
+                   max_chars=style.max_chars)
+
+    @property
+    def steps(self) -> int:
+        return len(SCALARS) + self.max_chars
+
+    def family(self, t: int) -> int:
+        """Index of the head used at step t: 0..3 scalars, 4 characters."""
+        return min(t, len(SCALARS))
+
+
+class ProposalNet(nn.Module):
+    def __init__(self, net: NetConfig, space: LatentSpace, image_hw: tuple[int, int]) -> None:
+        super().__init__()
+        self.net, self.space = net, space
+        layers: list[nn.Module] = []
+        if net.downsample > 1:
+            layers.append(nn.AvgPool2d(net.downsample))
+        c_in = 1
+        for i, (c_out, pool) in enumerate(net.conv):
+            stride = net.stem_stride if i == 0 else 1
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU(inplace=True)]
+            if pool:
+                layers.append(nn.MaxPool2d(2))
+            c_in = c_out
+        self.cnn = nn.Sequential(*layers)
+        with torch.no_grad():
+            flat = self.cnn(torch.zeros(1, 1, *image_hw)).numel()
+        fcs: list[nn.Module] = []
+        for width in net.fc:
+            fcs += [nn.Linear(flat, width), nn.ReLU(inplace=True)]
+            flat = width
+        self.fc = nn.Sequential(*fcs)
+        # previous-value tokens: 0 = start, 1 = absent (past the text's end), then one block per family
+        self.value_offsets = [2]
+        for n in space.sizes[:-1]:
+            self.value_offsets.append(self.value_offsets[-1] + n)
+        self.value_embed = nn.Embedding(self.value_offsets[-1] + space.sizes[-1], net.embed_value)
+        self.address_embed = nn.Embedding(space.steps, net.embed_address)
+        self.lstm = nn.LSTM(flat + net.embed_value + net.embed_address, net.lstm_hidden, net.lstm_layers,
+                            batch_first=True)
+        self.heads = nn.ModuleList(nn.Linear(net.lstm_hidden, n) for n in space.sizes)
+
+    # -- pieces -------------------------------------------------------------------------------------------
+    def embed_image(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, H, W] -> [B, E]; ink is bright (1 - x / 255)."""
+        x = 1.0 - images.unsqueeze(1).to(self.value_embed.weight.dtype) / 255.0
+        if images.is_cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.fc(self.cnn(x).flatten(1))
+
+    def value_tokens(self, targets: torch.Tensor) -> torch.Tensor:
+        """Token of each step's value (targets [B, T] class indices, -1 absent) -> [B, T]."""
+        return torch.stack([self.value_tokens_at(targets[:, t], t) for t in range(targets.shape[1])], dim=1)
+
+    def value_tokens_at(self, v: torch.Tensor, t: int) -> torch.Tensor:
+        """Tokens of step t's values [B]: the family's block offset + class index; 1 when absent."""
+        return torch.where(v >= 0, v + self.value_offsets[self.space.family(t)], torch.ones_like(v))
+
+    def step_inputs(self, emb: torch.Tensor, prev_tokens: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        B, T = prev_tokens.shape
+        return torch.cat([emb.unsqueeze(1).expand(B, T, emb.shape[1]), self.value_embed(prev_tokens),
+                          self.address_embed(steps).unsqueeze(0).expand(B, T, -1)], dim=2)
+
+    def logits(self, out: torch.Tensor, t0: int = 0) -> list[torch.Tensor]:
+        """Per-step logits for LSTM outputs [B, T, H] that start at step t0."""
+        return [self.heads[self.space.family(t0 + t)](out[:, t]) for t in range(out.shape[1])]
+
+    # -- training -------------------------------------------------------------------------------------------
+    def forward(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced -log q per sample [B] and the per-step argmax [B, T]."""
+        B, T = targets.shape
+        emb = self.embed_image(images)
+        prev = torch.cat([torch.zeros(B, 1, dtype=torch.long, device=targets.device),
+                          self.value_tokens(targets[:, :-1])], dim=1)
+        out, _ = self.lstm(self.step_inputs(emb, prev, torch.arange(T, device=targets.device)))
+        nll = torch.zeros(B, device=targets.device, dtype=torch.float32)
+        argmax = torch.empty_like(targets)
+        for t, logit in enumerate(self.logits(out)):
+            logit = logit.float()
+            nll = nll + F.cross_entropy(logit, targets[:, t], ignore_index=-1, reduction="none")
+            argmax[:, t] = logit.argmax(1)
+        return nll, argmax
+
+    # -- inference ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode(self, images: torch.Tensor, sample: bool = False,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run q forward on its own outputs: greedy (or ancestral samples). Returns class indices [B, T]
+        (-1 past the decoded num_chars) and log q of them [B]."""
+        B = images.shape[0]
+        emb = self.embed_image(images)
+        T, dev = self.space.steps, images.device
+        values = torch.full((B, T), -1, dtype=torch.long, device=dev)
+        logq = torch.zeros(B, device=dev)
+        prev = torch.zeros(B, 1, dtype=torch.long, device=dev)
+        state = None
+        n_chars = None
+        for t in range(T):
+            out, state = self.lstm(self.step_inputs(emb, prev, torch.tensor([t], device=dev)), state)
+            logp = F.log_softmax(self.logits(out, t0=t)[0].float(), dim=1)
+            if sample:
+                v = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
+            else:
+                v = logp.argmax(1)
+            active = torch.ones(B, dtype=torch.bool, device=dev) if n_chars is None else \
+                (t - len(SCALARS)) < n_chars
+            logq = logq + torch.where(active, logp.gather(1, v[:, None]).squeeze(1), torch.zeros_like(logq))
+            values[:, t] = torch.where(active, v, torch.full_like(v, -1))
+            if t == 0:
+                n_chars = v + self.space.num_chars_lo
+            prev = self.value_tokens_at(values[:, t], t)[:, None]
+        return values, logq
+
+    def describe(self) -> dict:
+        return {"net": asdict(self.net), "space": asdict(self.space),
+                "parameters": sum(p.numel() for p in self.parameters())}
+
+
+def build_model(preset: str, style) -> ProposalNet:
+    if preset not in PRESETS:
+        from synthstream.errors import UserError
+        raise UserError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
+    return ProposalNet(PRESETS[preset], LatentSpace.of(style), (style.height, style.width))
