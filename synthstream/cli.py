@@ -50,10 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=_positive_int, default=16, help="number of samples")
     p.add_argument("--seed", type=_nonneg_int, default=0)
     p.add_argument("--first-index", type=_nonneg_int, default=0, help="global index of the first sample")
-    p.add_argument("--out", required=True, help="grid.png (labels under each tile) or batch.npz (arrays)")
+    p.add_argument("--out", required=True, help="grid.png (labels under each tile), batch.npz (arrays), or a "
+                   "folder DIR/ (one PNG per sample + labels.csv, for `synthstream eval`)")
     p.add_argument("--columns", type=_positive_int, default=4, help="tiles per row in a PNG grid")
     p.add_argument("--real", help="directory of real captchas (label = file name) to show beside synthetic")
     p.add_argument("--threads", type=_positive_int, help="Numba threads (default: all cores)")
+    p.add_argument("--prior-scale", type=_positive_float, default=1.0, help="widen the nuisance prior (see train)")
 
     t = sub.add_parser("train", help="train a proposal network from the stream with Ray Train")
     t.add_argument("--style", default="tiny", help="built-in style name or path to a style .toml")
@@ -61,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=_positive_int, default=1, help="Ray Train workers (DDP ranks)")
     t.add_argument("--generators", type=_positive_int, default=1, help="generator actors")
     t.add_argument("--generator-cpus", type=_positive_float, default=0.5, help="CPUs per generator actor")
+    t.add_argument("--prior-scale", type=_positive_float, default=1.0,
+                   help="widen every nuisance range of the style this many times (1 = as written)")
     t.add_argument("--steps", type=_positive_int, default=500)
     t.add_argument("--batch-size", type=_positive_int, default=64, help="per worker")
     t.add_argument("--lr", type=_positive_float, default=2e-3)
@@ -74,6 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     t.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    i = sub.add_parser("infer", help="posterior over strings for captcha images")
+    i.add_argument("images", nargs="+", help="image files")
+    i.add_argument("--checkpoint", required=True,
+                   help="a checkpoint.pt (or its run folder), or a shipped model: wikipedia, facebook")
+    i.add_argument("--method", choices=("proposal", "is"), default="is",
+                   help="proposal: q alone; is: importance sampling against the style (default)")
+    i.add_argument("--particles", type=_positive_int, default=100)
+    i.add_argument("--bandwidth", type=_positive_float, default=None, help="ABC kernel bandwidth (is; default: calibrated per style)")
+    i.add_argument("--top", type=_positive_int, default=3, help="strings to list per image")
+    i.add_argument("--style", help="refuse a checkpoint of any other style")
+    i.add_argument("--seed", type=_nonneg_int, default=0)
+    i.add_argument("--json", action="store_true", help="JSON lines instead of text")
+
+    e = sub.add_parser("eval", help="accuracy and calibration on a folder of labelled captchas")
+    e.add_argument("--data", required=True, help="folder of images; labels = file names or labels.csv")
+    e.add_argument("--checkpoint", required=True, help="checkpoint path, run folder, or wikipedia/facebook")
+    e.add_argument("--method", choices=("proposal", "is"), default="is")
+    e.add_argument("--particles", type=_positive_int, default=100)
+    e.add_argument("--bandwidth", type=_positive_float, default=None)
+    e.add_argument("--style", help="refuse a checkpoint of any other style")
+    e.add_argument("--seed", type=_nonneg_int, default=0)
+    e.add_argument("--out", help="report folder (report.json, reliability.png, coverage.png, failures.md)")
 
     bench = sub.add_parser("bench", help="throughput benchmarks (table + JSON, baseline in the same run)")
     bsub = bench.add_subparsers(dest="bench", required=True)
@@ -119,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sample":
             from synthstream.commands import sample
             sample(args)
+        elif args.command == "infer":
+            from synthstream.commands import infer
+            return infer(args)
+        elif args.command == "eval":
+            from synthstream.commands import evaluate
+            evaluate(args)
         elif args.command == "train":
             from synthstream.commands import train
             train(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -48,11 +49,34 @@ def atomic_write(out: Path, write) -> None:
             os.unlink(tmp)
 
 
+def _write_folder(out: Path, images: np.ndarray, texts: list[str]) -> None:
+    """A labelled folder: 000000.png, ... and labels.csv (file,label), as `synthstream eval --data` reads."""
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    if any(out.iterdir()):
+        raise UserError(f"--out {str(out)!r} is a folder that is not empty")
+    rows = ["file,label"]
+    for i, (image, text) in enumerate(zip(images, texts)):
+        Image.fromarray(image).save(out / f"{i:06d}.png")
+        rows.append(f"{i:06d}.png,{text}")
+    (out / "labels.csv").write_text("\n".join(rows) + "\n")
+
+
 def sample(args: argparse.Namespace) -> None:
+    if args.out.endswith("/") or Path(args.out).is_dir():
+        style = load_style(args.style).widened(args.prior_scale)
+        images, traces = generate(style, args.seed, args.first_index, args.n)
+        try:
+            _write_folder(Path(args.out), images, traces.texts(style))
+        except OSError as e:
+            raise UserError(f"--out {args.out!r}: {e.strerror}") from None
+        print(f"wrote {args.n} {style.name} samples (seed {args.seed}) to {args.out} with labels.csv")
+        return
     out = writable_output(args.out, (".png", ".npz"))
     if out.suffix.lower() == ".png" and args.n > MAX_GRID_TILES:
         raise UserError(f"-n {args.n}: a PNG grid holds at most {MAX_GRID_TILES} tiles; use an .npz for more")
-    style = load_style(args.style)
+    style = load_style(args.style).widened(args.prior_scale)
     if args.threads:
         set_threads(args.threads)
     images, traces = generate(style, args.seed, args.first_index, args.n)
@@ -77,6 +101,7 @@ def train(args: argparse.Namespace) -> None:
 
     config = TrainConfig(style=args.style, preset=args.preset, workers=args.workers, generators=args.generators,
                          generator_cpus=args.generator_cpus, steps=args.steps, batch_size=args.batch_size,
+                         prior_scale=args.prior_scale,
                          lr=args.lr, seed=args.seed, val_every=min(args.val_every, args.steps),
                          val_size=args.val_size, max_failures=args.max_failures, use_gpu=args.gpu,
                          compile=args.compile)
@@ -89,3 +114,70 @@ def train(args: argparse.Namespace) -> None:
           f"{final.get('images_per_s', 0):.0f} training images/s, data wait "
           f"{100 * final.get('data_wait_share', 0):.1f}% of step time")
     print(f"wrote {args.out}/report.json, curve.png, checkpoint.pt")
+
+
+def _model_and_style(checkpoint_arg: str, style_name: str | None):
+    from trainer.checkpoint import load, resolve
+    from trainer.model import model_from_checkpoint
+
+    model, style = model_from_checkpoint(load(resolve(checkpoint_arg)))
+    if style_name and load_style(style_name).name != style.name:
+        raise UserError(f"--checkpoint {checkpoint_arg!r} is a model of style {style.name!r}, not {style_name!r}")
+    return model, style
+
+
+def infer(args: argparse.Namespace) -> int:
+    """Prints one line (or JSON object) per image; bad images get one error line each on stderr."""
+    import json
+
+    from trainer.images import load_paths
+    from trainer.infer import infer as run_infer
+
+    model, style = _model_and_style(args.checkpoint, args.style)
+    items = load_paths(args.images, style)
+    for it in items:
+        if it.image is None:
+            print(f"synthstream: error: {it.path}: {it.note}", file=sys.stderr)
+    good = [it for it in items if it.image is not None]
+    if not good:
+        raise UserError("no image could be read")
+    posteriors = run_infer(model, style, np.stack([it.image for it in good]), method=args.method,
+                           particles=args.particles, bandwidth=args.bandwidth, seed=args.seed)
+    for it, p in zip(good, posteriors):
+        if args.json:
+            print(json.dumps({"path": str(it.path), "map": p.map, "p_map": p.map_prob,
+                              "top": [{"string": t, "p": q} for t, q in p.top(args.top)], "ess": p.ess,
+                              "particles": p.particles, "note": it.note}))
+        else:
+            top = "  ".join(f"{t} {q:.3f}" for t, q in p.top(args.top))
+            ess = f"  ESS {p.ess:.1f}/{p.particles}" if p.ess is not None else ""
+            note = f"  ({it.note})" if it.note else ""
+            print(f"{it.path}: {p.map}  p={p.map_prob:.3f}  top: {top}{ess}{note}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    from trainer.evaluate import evaluate as run_eval, write_report
+    from trainer.images import load_labelled_dir
+
+    model, style = _model_and_style(args.checkpoint, args.style)
+    items = load_labelled_dir(args.data, style)
+    for it in items:
+        if it.image is None or not it.in_support:
+            print(f"synthstream: error: {it.path}: {it.note}", file=sys.stderr)
+    if not any(it.image is not None and it.in_support for it in items):
+        raise UserError(f"nothing in {args.data!r} could be evaluated with a {style.name!r} model")
+    report, rows = run_eval(model, style, items, method=args.method, particles=args.particles,
+                            bandwidth=args.bandwidth, seed=args.seed)
+    report.update({"data": str(args.data), "checkpoint": str(args.checkpoint), "style": style.name})
+    if args.out:
+        write_report(Path(args.out), report, rows, f"{style.name} on {Path(args.data).name}")
+    by_len = ", ".join(f"len {k}: {v['exact_rate']:.2f} (n={v['n']})" for k, v in report["rate_by_length"].items())
+    mism = "" if report["mismatch_rate"] is None else f", model-mismatch flag on {100 * report['mismatch_rate']:.0f}%"
+    print(f"{style.name} model on {args.data}: exact {report['exact_rate']:.3f} (n={report['n']}), "
+          f"per-char {report['per_character_accuracy']:.3f}, norm. Levenshtein {report['normalised_levenshtein']:.3f}, "
+          f"ECE {report['ece']:.3f}{mism}; {1e3 * report['seconds_per_captcha']:.1f} ms/captcha "
+          f"({args.method}, {args.particles} particles)")
+    print(f"by length: {by_len}")
+    if args.out:
+        print(f"wrote {args.out}/report.json, reliability.png, coverage.png, failures.md")

@@ -88,8 +88,7 @@ class Style:
     fonts: tuple[FontSpec, ...]
     params: dict[str, dict[str, Any]]
     description: str = ""
-    source: str = ""
-    _support_cache: dict = field(default_factory=dict, compare=False, repr=False)
+    source: str = field(default="", compare=False)    # where it was read from, for messages
 
     # -- the prior --------------------------------------------------------------------------------------
     def latent_range(self, key: str) -> tuple[int, int]:
@@ -129,6 +128,35 @@ class Style:
             "kerning": -math.log(len(self.support("kerning"))),
             "char": -math.log(len(self.alphabet)),
         }
+
+    def widened(self, scale: float) -> "Style":
+        """The same style with every nuisance range widened `scale` times about its centre (clipped to the
+        field's bounds); a fixed magnitude v (a warp strength, a blur) becomes [v (1 - (scale - 1) / 2),
+        v (1 + (scale - 1) / 2)], while fixed colours stay fixed. Traced latents keep their supports (the
+        network's heads depend on them). scale 1 is the style itself."""
+        if not 0.1 <= scale <= 10:
+            raise UserError(f"prior scale {scale!r} must be in [0.1, 10]")
+        if scale == 1:
+            return self
+        raw = self.to_raw()
+        for section in ("layout", "warp", "ink", "clutter"):
+            for key, (kind, _, lo_bound, hi_bound) in _FIELDS[section].items():
+                value = raw[section][key]
+                if kind not in ("int", "float", "pos") or not isinstance(value, list):
+                    continue
+                lo, hi = value
+                if lo == hi and key in ("background", "ink", "ink_opacity"):
+                    continue
+                centre, half = (lo + hi) / 2, (hi - lo) / 2
+                half = half * scale if half > 0 else abs(centre) * (scale - 1) / 2
+                new = [max(lo_bound, centre - half), min(hi_bound, centre + half)]
+                if kind in ("int", "pos"):
+                    new = [int(round(new[0])), int(round(new[1]))]
+                if key.endswith("sigma") and section == "warp":
+                    new = [max(new[0], 0.5), max(new[1], 0.5)]
+                raw[section][key] = new if new[0] <= new[1] else [lo, hi]
+        raw["description"] = f"{self.description} (nuisance prior widened x{scale:g})"
+        return parse_style(raw, f"{self.source} x{scale:g}")
 
     def to_raw(self) -> dict:
         """The style as a plain, JSON-able dict in the file's own layout: `parse_style(s.to_raw())` gives

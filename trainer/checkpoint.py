@@ -1,14 +1,15 @@
 """Checkpoints: one file, written atomically, loaded with `weights_only=True`.
 
-Contents (all plain types or tensors, so the safe unpickler accepts them): model and optimiser state, step,
-stream position (next batch number per rank), the resolved training config, the style (raw dict) and the
-network description. A checkpoint names its style, so inference can refuse a mismatched one.
+Contents (all plain types or tensors, so the safe unpickler accepts them): model and optimiser state, the
+network's shape (`NetConfig`), step, stream position (next batch number per rank), the resolved training
+config, the style (raw dict) and the preset name. A checkpoint names its style, so inference can refuse a mismatched one.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -23,7 +24,8 @@ def save(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Opt
          position: int, config: dict, style_raw: dict, preset: str) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `path`."""
     path = Path(path)
-    state = {"format": FORMAT, "model": model.state_dict(),
+    net = getattr(model, "net", None)
+    state = {"format": FORMAT, "model": model.state_dict(), "net": _plain(asdict(net)) if net is not None else None,
              "optimizer": optimizer.state_dict() if optimizer is not None else None,
              "step": int(step), "position": int(position), "config": config, "style": style_raw, "preset": preset}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -36,6 +38,24 @@ def save(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Opt
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+SHIPPED = Path(__file__).resolve().parent / "models"
+
+
+def shipped_models() -> list[str]:
+    return sorted(p.stem for p in SHIPPED.glob("*.pt"))
+
+
+def resolve(name_or_path: str) -> Path:
+    """A checkpoint path, a run folder holding checkpoint.pt, or the name of a model shipped with synthstream."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    if "/" not in name_or_path and (SHIPPED / f"{name_or_path}.pt").exists():
+        return SHIPPED / f"{name_or_path}.pt"
+    shipped = ", ".join(shipped_models()) or "none"
+    raise UserError(f"checkpoint {name_or_path!r} does not exist (shipped models: {shipped})")
 
 
 def load(path: str | Path) -> dict:
@@ -53,3 +73,12 @@ def load(path: str | Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT or "model" not in state:
         raise UserError(f"checkpoint {str(path)!r} is not a synthstream checkpoint (format {FORMAT})")
     return state
+
+
+def _plain(value):
+    """Tuples to lists, so the safe unpickler and JSON both take the value."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

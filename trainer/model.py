@@ -12,10 +12,14 @@ A plain nn.Module: no Ray here (trainer/train.py adds the distribution).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from synthstream.style import Style
 
 SCALARS = ("num_chars", "font", "font_size", "kerning")
 
@@ -39,7 +43,7 @@ PRESETS: dict[str, NetConfig] = {
     # the paper's: six 3x3 convs 64-64-128-128-128-128, three max-pools, two FC 1024, two LSTM layers of 512
     "paper": NetConfig(),
     # 2 CPU cores: a strided stem and narrow early layers (memory-bound at full size), one LSTM layer
-    "cpu": NetConfig(downsample=1, stem_stride=2, conv=((24, False), (48, True), (64, True), (96, True)),
+    "cpu": NetConfig(downsample=1, stem_stride=2, conv=((16, False), (32, True), (64, True), (96, True)),
                      fc=(384,), embed_value=32, embed_address=32, lstm_hidden=384, lstm_layers=1),
     # one big GPU: wide convs, two LSTM layers of 1024
     "gpu": NetConfig(conv=((64, False), (96, True), (192, False), (192, True), (256, False), (256, True)),
@@ -80,11 +84,12 @@ class ProposalNet(nn.Module):
         c_in = 1
         for i, (c_out, pool) in enumerate(net.conv):
             stride = net.stem_stride if i == 0 else 1
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                       nn.ReLU(inplace=True)]
             if pool:
                 layers.append(nn.MaxPool2d(2))
             c_in = c_out
-        self.cnn = nn.Sequential(*layers)
+        self.cnn = nn.Sequential(*layers).to(memory_format=torch.channels_last)   # faster on CPU and GPU
         with torch.no_grad():
             flat = self.cnn(torch.zeros(1, 1, *image_hw)).numel()
         fcs: list[nn.Module] = []
@@ -106,9 +111,7 @@ class ProposalNet(nn.Module):
     def embed_image(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, H, W] -> [B, E]; ink is bright (1 - x / 255)."""
         x = 1.0 - images.unsqueeze(1).to(self.value_embed.weight.dtype) / 255.0
-        if images.is_cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.fc(self.cnn(x).flatten(1))
+        return self.fc(self.cnn(x.contiguous(memory_format=torch.channels_last)).flatten(1))
 
     def value_tokens(self, targets: torch.Tensor) -> torch.Tensor:
         """Token of each step's value (targets [B, T] class indices, -1 absent) -> [B, T]."""
@@ -183,3 +186,16 @@ def build_model(preset: str, style) -> ProposalNet:
         from synthstream.errors import UserError
         raise UserError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
     return ProposalNet(PRESETS[preset], LatentSpace.of(style), (style.height, style.width))
+
+
+def model_from_checkpoint(state: dict) -> tuple[ProposalNet, Style]:
+    """Rebuild the network a checkpoint was trained as (its own NetConfig, not today's preset) and load it."""
+    from synthstream.style import parse_style
+
+    style = parse_style(state["style"], "checkpoint")
+    raw = state.get("net")
+    net = PRESETS[state["preset"]] if raw is None else NetConfig(
+        **{**raw, "conv": tuple((int(c), bool(p)) for c, p in raw["conv"]), "fc": tuple(raw["fc"])})
+    model = ProposalNet(net, LatentSpace.of(style), (style.height, style.width))
+    model.load_state_dict(state["model"])
+    return model.eval(), style

@@ -65,8 +65,9 @@ def run(config: TrainConfig, out_dir: str, *, address: str | None = None, resume
 
     out = Path(out_dir).resolve()
     resume_from = check_out_dir(out, config, resume)
-    style = resolve_style(config.style)                 # fails fast on a bad style, before Ray starts
+    style = resolve_style(config.style).widened(config.prior_scale)   # fails fast, before Ray starts
     config.style = style.to_raw()
+    config.prior_scale = 1.0                                          # already applied to the style
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -33,6 +33,8 @@ VAL_SEED = 2**62 + 12345        # validation traces come from a seed no training
 class TrainConfig:
     style: str | dict = "tiny"
     """Style name, file path or raw dict."""
+    prior_scale: float = 1.0
+    """Widen every nuisance range of the style this many times (robustness to real data); 1 = as written."""
     preset: str = "cpu"
     workers: int = 1
     generators: int = 1
@@ -66,6 +68,8 @@ class TrainConfig:
             raise UserError(f"--lr {self.lr!r} must be in (0, 1)")
         if not 0 < self.generator_cpus <= 64:
             raise UserError(f"--generator-cpus {self.generator_cpus!r} must be in (0, 64]")
+        if not 0.1 <= self.prior_scale <= 10:
+            raise UserError(f"--prior-scale {self.prior_scale!r} must be in [0.1, 10]")
         if self.batch_size > 8192:
             raise UserError(f"--batch-size {self.batch_size} is absurd (max 8192 per worker)")
 
@@ -153,8 +157,6 @@ def train_loop_per_worker(cfg: dict) -> None:
         optimizer.load_state_dict(state["optimizer"])
         step, position = state["step"], state["position"]
         restored_from_step = step
-    if config.use_gpu:
-        model = model.to(memory_format=torch.channels_last)
     model = ray.train.torch.prepare_model(model)            # DDP (gloo on CPU, nccl on GPU) + device
     bare = model.module if hasattr(model, "module") else model
     forward = torch.compile(model) if config.compile else model

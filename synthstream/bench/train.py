@@ -1,8 +1,9 @@
 """Training throughput: images/s of the real training step fed by the stream vs the same network fed from a
 pre-rendered in-memory tensor (the ceiling), in the same run, and the share of step time spent waiting.
 
-Both loops run `trainer.train.optimise` in this process with the same torch threads; the stream side uses
-a `GeneratorPool` on the same machine (its actors take their share of the cores, as in training).
+Both loops run `trainer.train.optimise` with the same torch threads inside one Ray task that holds the CPUs
+the generators leave (as a Ray Train worker would, at the same scheduling priority as the actors); the
+stream side uses a `GeneratorPool` on the same machine.
 """
 
 from __future__ import annotations
@@ -46,13 +47,12 @@ def _timed_loop(next_batch, model, optimizer, device, use_gpu: bool, seconds: fl
 
 
 def bench_preset(preset: str, style_name: str, batch: int, seconds: float, generators: int,
-                 generator_cpus: float, use_gpu: bool) -> dict:
+                 generator_cpus: float, use_gpu: bool, threads: int) -> dict:
+    torch.set_num_threads(threads)
     style = load_style(style_name)
     device = torch.device("cuda" if use_gpu else "cpu")
     torch.manual_seed(0)
     model = build_model(preset, style).to(device)
-    if use_gpu:
-        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     # ceiling: 8 batches rendered once, cycled
@@ -102,7 +102,17 @@ def run(presets: list[str], style: str, batch: int, seconds: float, generators: 
         raise UserError("--gpu: torch sees no CUDA device here")
     load_style(style)
     connect(address)
-    results = [bench_preset(p, style, batch, seconds, generators, generator_cpus, use_gpu) for p in presets]
+    import math
+
+    import ray
+    cpus = ray.cluster_resources().get("CPU", 0) - generators * generator_cpus
+    if cpus < 1:
+        raise UserError(f"{generators} generators x {generator_cpus:g} CPU leave {cpus:g} CPUs for training; "
+                        f"need at least 1")
+    task = ray.remote(bench_preset).options(num_cpus=cpus, num_gpus=1 if use_gpu else 0)
+    results = [ray.get(task.remote(p, style, batch, seconds, generators, generator_cpus, use_gpu,
+                                   max(1, math.ceil(cpus))))
+               for p in presets]
     rows = [[r["preset"], f"{r['parameters'] / 1e6:.1f}M", r["in_memory_ceiling"]["images_per_s"],
              r["stream"]["images_per_s"], r["stream_vs_ceiling"], 100 * r["stream"]["data_wait_share"]]
             for r in results]

@@ -68,3 +68,15 @@ def test_other_torch_files_are_not_ours(tmp_path):
         checkpoint.load(path)
     with pytest.raises(UserError, match="does not exist"):
         checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_model_rebuilds_from_its_checkpoint(tmp_path):
+    from trainer.model import model_from_checkpoint
+    style = load_style("tiny")
+    model = build_model("cpu", style).eval()
+    checkpoint.save(tmp_path / "c.pt", model=model, optimizer=None, step=3, position=3, config={},
+                    style_raw=style.to_raw(), preset="cpu")
+    again, again_style = model_from_checkpoint(checkpoint.load(tmp_path / "c.pt"))
+    assert again_style == style and again.net == model.net
+    x = torch.zeros(2, 32, 48, dtype=torch.uint8)
+    torch.testing.assert_close(again.embed_image(x), model.embed_image(x))

@@ -82,3 +82,17 @@ def test_style_file_round_trip(tmp_path):
     path.write_text("name = [")
     with pytest.raises(UserError, match="not valid TOML"):
         load_style(str(path))
+
+
+def test_prior_scale_widens_nuisance_but_not_latents():
+    s = load_style("wikipedia")
+    assert s.widened(1.0) is s
+    w = s.widened(2.0)
+    assert w.params["latents"] == s.params["latents"]
+    assert w.params["warp"]["shear_x_amplitude"] == (-13.5, 12.5)          # centre -0.5, half 6.5 -> 13
+    assert w.params["warp"]["elastic_alpha"] == (7.0, 21.0)                # fixed 14 -> 14 * [0.5, 1.5]
+    assert w.params["ink"]["background"] == (255, 255)                     # clipped to the field's bounds
+    narrow = s.widened(0.5)
+    assert narrow.params["warp"]["shear_x_amplitude"] == (-3.75, 2.75)
+    with pytest.raises(UserError, match="prior scale"):
+        s.widened(50)

@@ -1,0 +1,102 @@
+"""Statistical checks on a mini-captcha (after pyprob's test_inference): a short training of q on `tiny`, then
+q and importance sampling against the exact posterior by enumeration, calibration, and the CLI on it."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from synthstream.batch import targets_of, to_record_batch
+from synthstream.generate import generate
+from synthstream.style import load_style
+from trainer import checkpoint
+from trainer.evaluate import evaluate
+from trainer.exact import exact_posterior, kl, proposal_posterior
+from trainer.images import Loaded
+from trainer.infer import infer
+from trainer.model import build_model
+from trainer.train import TrainConfig, autocast_for, optimise
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """400 steps of 64 on `tiny` straight from the generator (the training step of trainer/train.py)."""
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    style = load_style("tiny")
+    model = build_model("cpu", style)
+    config = TrainConfig(style="tiny", steps=400, warmup_steps=50)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    for step in range(config.steps):
+        for g in opt.param_groups:
+            g["lr"] = config.lr_at(step)
+        images, traces = generate(style, 1, step * 64, 64)
+        targets = targets_of(style, to_record_batch(style, images, traces, 1))
+        optimise(model, opt, torch.from_numpy(images), torch.from_numpy(targets), 1.0, autocast_for(False), step)
+    path = tmp_path_factory.mktemp("tiny") / "checkpoint.pt"
+    checkpoint.save(path, model=model, optimizer=None, step=400, position=400, config={}, style_raw=style.to_raw(),
+                    preset="cpu")
+    return model.eval(), style, path
+
+
+def test_q_and_importance_sampling_match_the_exact_posterior(tiny_model):
+    model, style, _ = tiny_model
+    images, _ = generate(style, 424242, 0, 20)
+    posts = infer(model, style, images, method="is", particles=200)
+    kl_q, kl_is = [], []
+    for image, post in zip(images, posts):
+        exact = exact_posterior(style, image)
+        kl_q.append(kl(exact, proposal_posterior(model, style, image)))
+        kl_is.append(kl(exact, dict(zip(post.strings, post.probs))))
+    assert np.mean(kl_q) <= 0.05, kl_q
+    assert np.mean(kl_is) <= 0.1, kl_is
+
+
+def test_synthetic_accuracy_and_calibration(tiny_model):
+    model, style, _ = tiny_model
+    images, traces = generate(style, 777, 0, 300)
+    items = [Loaded(path=f"synthetic/{i}", image=im, label=t) for i, (im, t) in enumerate(zip(images,
+                                                                                              traces.texts(style)))]
+    report, _ = evaluate(model, style, items, method="proposal", particles=50, bandwidth=None)
+    assert report["exact_rate"] > 0.95 and report["ece"] <= 0.03 and report["n"] == 300
+
+
+def test_infer_and_eval_commands(tiny_model, tmp_path):
+    _, style, path = tiny_model
+    data = tmp_path / "data"
+    assert subprocess.run([sys.executable, "-m", "synthstream.cli", "sample", "--style", "tiny", "-n", "40",
+                           "--seed", "5", "--out", f"{data}/"], capture_output=True).returncode == 0
+    (data / "bad.png").write_text("not an image")
+    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "infer", str(data / "000000.png"),
+                        str(data / "bad.png"), "--checkpoint", str(path), "--particles", "20", "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    line = json.loads(r.stdout.splitlines()[0])
+    assert line["map"] == (data / "labels.csv").read_text().splitlines()[1].split(",")[1]
+    assert "bad.png: not an image" in r.stderr and "Traceback" not in r.stderr
+    out = tmp_path / "report"
+    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", "--data", str(data), "--checkpoint",
+                        str(path), "--particles", "20", "--out", str(out)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert {"exact_rate", "ece", "n", "seconds_per_captcha"} <= set(report) and report["n"] == 40
+    assert report["not_evaluated"][0]["why"] == "not an image"
+    assert (out / "reliability.png").exists() and (out / "coverage.png").exists()
+    assert (out / "failures.md").read_text().startswith("# tiny on data")
+    wrong = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", "--data", str(data), "--checkpoint",
+                            str(path), "--style", "wikipedia"], capture_output=True, text=True, timeout=300)
+    assert wrong.returncode == 2 and "is a model of style 'tiny', not 'wikipedia'" in wrong.stderr
+
+
+def test_bad_checkpoints_and_folders(tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "synthstream.cli", *a], capture_output=True,  # noqa: E731
+                                    text=True, timeout=300)
+    r = run("infer", "x.png", "--checkpoint", str(tmp_path / "missing.pt"))
+    assert r.returncode == 2 and "does not exist (shipped models:" in r.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run("eval", "--data", str(empty), "--checkpoint", str(tmp_path / "missing.pt"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import torch
+
+from synthstream.generate import generate, render
+from synthstream.style import load_style
+from trainer.evaluate import calibration, coverage_curve, levenshtein
+from trainer.exact import all_traces, kl
+from trainer.infer import (_collect, abc_log_likelihood, calibrated_bandwidth, infer, log_prior, projection,
+                           values_to_traces)
+from trainer.model import build_model
+
+
+def test_network_values_map_back_to_renderable_traces():
+    style = load_style("facebook")
+    images, traces = generate(style, 3, 0, 6)
+    from synthstream.batch import targets_of, to_record_batch
+    values = targets_of(style, to_record_batch(style, images, traces, 3))
+    again = values_to_traces(style, values, traces.keys)
+    np.testing.assert_array_equal(render(style, again), images)
+    np.testing.assert_allclose(log_prior(style, values), traces.log_prior(style))
+
+
+def test_abc_likelihood_and_collecting_weights():
+    style = load_style("tiny")
+    images, _ = generate(style, 0, 0, 3)
+    proj = projection(32, 48)
+    assert proj.shape == (32 * 48, 256)
+    same = abc_log_likelihood(images, images, proj, 1.0)
+    np.testing.assert_array_equal(same, 0.0)
+    other = abc_log_likelihood(images, images[::-1].copy(), proj, 1.0)
+    assert other[0] < 0 and other[1] == 0
+    strings, probs, ess = _collect(["A", "B", "A", "C"], np.log(np.array([0.4, 0.2, 0.3, 0.1])))
+    assert strings == ["A", "B", "C"] and probs == pytest.approx([0.7, 0.2, 0.1])
+    assert ess == pytest.approx(1 / (0.16 + 0.04 + 0.09 + 0.01))
+
+
+def test_bandwidth_is_calibrated_per_style():
+    tiny, wiki = calibrated_bandwidth(load_style("tiny")), calibrated_bandwidth(load_style("wikipedia"))
+    assert 0.1 < tiny < wiki < 100
+
+
+@pytest.mark.parametrize("method", ["proposal", "is"])
+def test_posteriors_are_distributions(method):
+    torch.manual_seed(0)
+    style = load_style("tiny")
+    model = build_model("cpu", style).eval()
+    images, _ = generate(style, 0, 0, 3)
+    posts = infer(model, style, images, method=method, particles=16)
+    assert len(posts) == 3
+    for p in posts:
+        assert sum(p.probs) == pytest.approx(1.0) and p.probs == sorted(p.probs, reverse=True)
+        assert set(p.map) <= set("ABCD") and 1 <= len(p.map) <= 2 and p.particles == 16
+        if method == "is":
+            assert 1.0 <= p.ess <= 16.0 + 1e-9 and np.isfinite(p.log_evidence)
+        else:
+            assert p.ess is None
+    again = infer(model, style, images, method=method, particles=16)
+    assert [p.strings for p in again] == [p.strings for p in posts]     # seeded: reproducible
+
+
+def test_enumeration_and_kl():
+    traces = all_traces(load_style("tiny"))
+    assert traces.shape == (3 * (4 + 16), 6)
+    assert kl({"A": 1.0}, {"A": 1.0}) == 0.0
+    assert kl({"A": 0.5, "B": 0.5}, {"A": 1.0}) > 5
+    with pytest.raises(ValueError, match="too many to enumerate"):
+        all_traces(load_style("wikipedia"))
+
+
+def test_metrics_helpers():
+    assert levenshtein("kitten", "sitting") == 3 and levenshtein("", "ab") == 2 and levenshtein("ab", "ab") == 0
+    conf = np.array([0.95, 0.95, 0.55, 0.55])
+    correct = np.array([True, True, True, False])
+    ece, bins = calibration(conf, correct)
+    assert ece == pytest.approx(0.5 * 0.05 + 0.5 * 0.05)
+    assert sum(b["n"] for b in bins) == 4
+    curve = coverage_curve(conf, correct)
+    assert curve[0]["coverage"] == 1.0 and curve[0]["accuracy"] == 0.75
+    assert [c for c in curve if c["threshold"] >= 0.6][0]["accuracy"] == 1.0

@@ -1,0 +1,171 @@
+"""Evaluating a proposal network on labelled captchas (real or synthetic): accuracy, calibration, mismatch.
+
+Report (`report.json`): `exact_rate`, `ece`, `n`, `seconds_per_captcha`, per-character accuracy, normalised
+Levenshtein distance, rates by length, coverage-accuracy points, the model-mismatch rate, and the images
+that could not be evaluated. Plots: reliability diagram and coverage-accuracy curve (PNG). `failures.md`
+lists every miss with its top guesses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trainer.images import Loaded
+from trainer.infer import Posterior, infer
+
+MISMATCH_ESS_FRACTION = 0.02       # IS: ESS below 2% of the particles = q and the model disagree
+
+
+def levenshtein(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+@dataclass
+class Row:
+    path: str
+    truth: str
+    posterior: Posterior
+    in_support: bool
+
+    @property
+    def correct(self) -> bool:
+        return self.posterior.map == self.truth
+
+    def mismatch(self) -> bool | None:
+        p = self.posterior
+        if p.ess is None:
+            return None
+        return p.ess < max(2.0, MISMATCH_ESS_FRACTION * p.particles)
+
+
+def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[float, list[dict]]:
+    """Expected calibration error of the MAP probability, and the reliability bins."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    table, ece = [], 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (confidence > lo) & (confidence <= hi) if lo > 0 else (confidence >= lo) & (confidence <= hi)
+        if inside.any():
+            acc, conf = float(correct[inside].mean()), float(confidence[inside].mean())
+            ece += inside.mean() * abs(acc - conf)
+            table.append({"lo": float(lo), "hi": float(hi), "n": int(inside.sum()), "accuracy": acc,
+                          "confidence": conf})
+    return float(ece), table
+
+
+def coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> list[dict]:
+    """Answer only when the MAP probability >= t: coverage and accuracy of the answered, per threshold."""
+    points = []
+    for t in np.linspace(0.0, 0.95, 20):
+        answered = confidence >= t
+        points.append({"threshold": float(t), "coverage": float(answered.mean()),
+                       "accuracy": float(correct[answered].mean()) if answered.any() else float("nan")})
+    return points
+
+
+def evaluate(model, style, items: list[Loaded], *, method: str, particles: int, bandwidth: float,
+             batch: int = 64, seed: int = 0) -> tuple[dict, list[Row]]:
+    usable = [it for it in items if it.image is not None]
+    t0 = time.perf_counter()
+    posteriors: list[Posterior] = []
+    for i in range(0, len(usable), batch):
+        images = np.stack([it.image for it in usable[i:i + batch]])
+        posteriors += infer(model, style, images, method=method, particles=particles, bandwidth=bandwidth,
+                            seed=seed + i)
+    seconds = time.perf_counter() - t0
+    rows = [Row(str(it.path), it.label, p, it.in_support) for it, p in zip(usable, posteriors)]
+    scored = [r for r in rows if r.in_support]
+    correct = np.array([r.correct for r in scored], dtype=bool)
+    confidence = np.array([r.posterior.map_prob for r in scored])
+    ece, bins = calibration(confidence, correct)
+    char_hits = sum(sum(a == b for a, b in zip(r.posterior.map, r.truth)) for r in scored)
+    by_length: dict[int, list[bool]] = {}
+    for r in scored:
+        by_length.setdefault(len(r.truth), []).append(r.correct)
+    flags = [r.mismatch() for r in scored]
+    report = {
+        "n": len(scored), "method": method, "particles": particles,
+        "exact_rate": float(correct.mean()) if len(scored) else float("nan"),
+        "exact_rate_including_unsupported": float(np.mean([r.correct for r in rows])) if rows else float("nan"),
+        "per_character_accuracy": char_hits / max(1, sum(len(r.truth) for r in scored)),
+        "normalised_levenshtein": float(np.mean([levenshtein(r.posterior.map, r.truth) / len(r.truth)
+                                                 for r in scored])) if scored else float("nan"),
+        "rate_by_length": {str(k): {"n": len(v), "exact_rate": float(np.mean(v))} for k, v in sorted(by_length.items())},
+        "ece": ece, "reliability": bins, "coverage_accuracy": coverage_curve(confidence, correct),
+        "mean_map_probability": float(confidence.mean()) if len(scored) else float("nan"),
+        "mismatch_rate": (float(np.mean([bool(f) for f in flags])) if flags and flags[0] is not None else None),
+        "seconds_per_captcha": seconds / max(1, len(usable)),
+        "unsupported_labels": [{"path": r.path, "label": r.truth} for r in rows if not r.in_support],
+        "not_evaluated": [{"path": str(it.path), "why": it.note} for it in items if it.image is None],
+        "resized": sum(1 for it in usable if it.note.startswith("resized")),
+    }
+    return report, rows
+
+
+def write_report(out_dir: Path, report: dict, rows: list[Row], title: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    _plots(out_dir, report, title)
+    _failures_page(out_dir, report, rows, title)
+
+
+def _plots(out_dir: Path, report: dict, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    bins = report["reliability"]
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.bar([(b["lo"] + b["hi"]) / 2 for b in bins], [b["accuracy"] for b in bins], width=0.09, alpha=0.7,
+           label="accuracy in bin")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="C3")
+    ax.set_xlabel("MAP probability")
+    ax.set_ylabel("fraction correct")
+    ax.set_title(f"{title}\nECE {report['ece']:.3f}, n={report['n']}", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(out_dir / "reliability.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    pts = report["coverage_accuracy"]
+    ax.plot([p["coverage"] for p in pts], [p["accuracy"] for p in pts], "o-")
+    ax.set_xlabel("coverage (answered fraction)")
+    ax.set_ylabel("accuracy of answered")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{title}: abstain below a MAP-probability threshold", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_dir / "coverage.png", dpi=110)
+    plt.close(fig)
+
+
+def _failures_page(out_dir: Path, report: dict, rows: list[Row], title: str) -> None:
+    lines = [f"# {title}", "",
+             f"exact-string rate **{report['exact_rate']:.3f}** on {report['n']} captchas "
+             f"(method `{report['method']}`, {report['particles']} particles); ECE {report['ece']:.3f}; "
+             f"{report['seconds_per_captcha'] * 1e3:.1f} ms per captcha.", "",
+             "![reliability](reliability.png) ![coverage](coverage.png)", "",
+             "| image | truth | MAP | p(MAP) | top guesses | ESS | mismatch |", "|---|---|---|---:|---|---:|---|"]
+    for r in rows:
+        if r.correct:
+            continue
+        p = r.posterior
+        top = ", ".join(f"`{s}` {q:.2f}" for s, q in p.top(3))
+        lines.append(f"| ![]({Path(r.path).resolve().as_uri()}) | `{r.truth}` | `{p.map}` | {p.map_prob:.2f} | "
+                     f"{top} | {'' if p.ess is None else f'{p.ess:.1f}'} | "
+                     f"{'' if r.mismatch() is None else ('yes' if r.mismatch() else 'no')} |")
+    if report["not_evaluated"]:
+        lines += ["", "## Not evaluated", ""] + [f"- `{x['path']}`: {x['why']}" for x in report["not_evaluated"]]
+    (out_dir / "failures.md").write_text("\n".join(lines) + "\n")
