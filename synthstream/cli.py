@@ -11,24 +11,20 @@ import sys
 from synthstream.errors import UserError
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{v} must be > 0")
-    return v
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"{v} must be >= {low}" if low else f"{v} must be >= 0")
+        return v
+    return parse
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{v} must be >= 0")
-    return v
+_positive_int = _int_at_least(1)
+_nonneg_int = _int_at_least(0)
 
 
 def _positive_float(text: str) -> float:
@@ -71,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_nonneg_int, default=0)
     t.add_argument("--val-every", type=_positive_int, default=100, help="validate and checkpoint every N steps")
     t.add_argument("--val-size", type=_positive_int, default=512)
-    t.add_argument("--max-failures", type=_nonneg_int, default=1, help="worker-group restarts allowed")
+    t.add_argument("--max-failures", type=_nonneg_int, default=3, help="worker-group restarts allowed")
     t.add_argument("--gpu", action="store_true", help="one GPU per worker (nccl, bf16, channels_last)")
     t.add_argument("--compile", action="store_true", help="torch.compile the network")
     t.add_argument("--out", required=True, help="output folder (report.json, curve.png, checkpoint.pt, ...)")
@@ -90,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--top", type=_positive_int, default=3, help="strings to list per image")
     i.add_argument("--style", help="refuse a checkpoint of any other style")
     i.add_argument("--seed", type=_nonneg_int, default=0)
+    i.add_argument("--prior-scale", type=_positive_float, default=1.0,
+                   help="widen the nuisance prior that importance sampling re-renders with")
     i.add_argument("--json", action="store_true", help="JSON lines instead of text")
 
     e = sub.add_parser("eval", help="accuracy and calibration on a folder of labelled captchas")
@@ -100,7 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--bandwidth", type=_positive_float, default=None)
     e.add_argument("--style", help="refuse a checkpoint of any other style")
     e.add_argument("--seed", type=_nonneg_int, default=0)
+    e.add_argument("--prior-scale", type=_positive_float, default=1.0,
+                   help="widen the nuisance prior that importance sampling re-renders with")
     e.add_argument("--out", help="report folder (report.json, reliability.png, coverage.png, failures.md)")
+
+    x = sub.add_parser("export", help="slim a checkpoint for shipping (float16 weights, no optimiser)")
+    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--out", required=True, help="destination .pt")
 
     bench = sub.add_parser("bench", help="throughput benchmarks (table + JSON, baseline in the same run)")
     bsub = bench.add_subparsers(dest="bench", required=True)
@@ -152,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "eval":
             from synthstream.commands import evaluate
             evaluate(args)
+        elif args.command == "export":
+            from synthstream.commands import export
+            export(args)
         elif args.command == "train":
             from synthstream.commands import train
             train(args)

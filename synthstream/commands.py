@@ -116,14 +116,15 @@ def train(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}/report.json, curve.png, checkpoint.pt")
 
 
-def _model_and_style(checkpoint_arg: str, style_name: str | None):
+def _model_and_style(checkpoint_arg: str, style_name: str | None, prior_scale: float = 1.0):
+    """The network and its style; `prior_scale` widens the nuisance prior importance sampling re-renders with."""
     from trainer.checkpoint import load, resolve
     from trainer.model import model_from_checkpoint
 
     model, style = model_from_checkpoint(load(resolve(checkpoint_arg)))
     if style_name and load_style(style_name).name != style.name:
         raise UserError(f"--checkpoint {checkpoint_arg!r} is a model of style {style.name!r}, not {style_name!r}")
-    return model, style
+    return model, style.widened(prior_scale)
 
 
 def infer(args: argparse.Namespace) -> int:
@@ -133,7 +134,7 @@ def infer(args: argparse.Namespace) -> int:
     from trainer.images import load_paths
     from trainer.infer import infer as run_infer
 
-    model, style = _model_and_style(args.checkpoint, args.style)
+    model, style = _model_and_style(args.checkpoint, args.style, args.prior_scale)
     items = load_paths(args.images, style)
     for it in items:
         if it.image is None:
@@ -160,7 +161,7 @@ def evaluate(args: argparse.Namespace) -> None:
     from trainer.evaluate import evaluate as run_eval, write_report
     from trainer.images import load_labelled_dir
 
-    model, style = _model_and_style(args.checkpoint, args.style)
+    model, style = _model_and_style(args.checkpoint, args.style, args.prior_scale)
     items = load_labelled_dir(args.data, style)
     for it in items:
         if it.image is None or not it.in_support:
@@ -169,7 +170,8 @@ def evaluate(args: argparse.Namespace) -> None:
         raise UserError(f"nothing in {args.data!r} could be evaluated with a {style.name!r} model")
     report, rows = run_eval(model, style, items, method=args.method, particles=args.particles,
                             bandwidth=args.bandwidth, seed=args.seed)
-    report.update({"data": str(args.data), "checkpoint": str(args.checkpoint), "style": style.name})
+    report.update({"data": str(args.data), "checkpoint": str(args.checkpoint), "style": style.name,
+                   "prior_scale": args.prior_scale})
     if args.out:
         write_report(Path(args.out), report, rows, f"{style.name} on {Path(args.data).name}")
     by_len = ", ".join(f"len {k}: {v['exact_rate']:.2f} (n={v['n']})" for k, v in report["rate_by_length"].items())
@@ -181,3 +183,11 @@ def evaluate(args: argparse.Namespace) -> None:
     print(f"by length: {by_len}")
     if args.out:
         print(f"wrote {args.out}/report.json, reliability.png, coverage.png, failures.md")
+
+
+def export(args: argparse.Namespace) -> None:
+    from trainer.checkpoint import export as slim, resolve
+
+    out = writable_output(args.out, (".pt",))
+    state = slim(resolve(args.checkpoint), out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB; style {state['style']['name']}, step {state['step']})")

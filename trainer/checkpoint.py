@@ -82,3 +82,20 @@ def _plain(value):
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def export(src: str | Path, dst: str | Path) -> dict:
+    """A slim copy for shipping: weights in float16, no optimiser state; loads like any checkpoint."""
+    state = load(src)
+    state["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
+    state["optimizer"] = None
+    dst = Path(dst)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return state

@@ -53,7 +53,7 @@ class TrainConfig:
     log_every: int = 10
     use_gpu: bool = False
     compile: bool = False
-    max_failures: int = 1
+    max_failures: int = 3
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:

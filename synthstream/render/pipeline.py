@@ -61,6 +61,15 @@ def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, met
 
 
 @ngjit
+def _add_displacement(dx, dy, k, table, p, alpha_field, sigma_field):
+    """(dx, dy) += one smooth random displacement whose alpha and sigma are drawn from the style's ranges."""
+    alpha = uniform_range(k, 0, p[alpha_field], p[alpha_field + 1])
+    sigma = uniform_range(k, 1, p[sigma_field], p[sigma_field + 1])
+    add_smooth_field(dx, hash2(k, 2), table, sigma, alpha)
+    add_smooth_field(dy, hash2(k, 3), table, sigma, alpha)
+
+
+@ngjit
 def _warp(canvas, warped, key, table, p):
     """warped = canvas under elastic + fine + shear displacement. Returns False (and leaves warped alone)
     when the style has no warp."""
@@ -74,17 +83,9 @@ def _warp(canvas, warped, key, table, p):
     dx = np.zeros((H, W), np.float32)
     dy = np.zeros((H, W), np.float32)
     if has_elastic:
-        k = hash2(key, STREAM_ELASTIC)
-        alpha = uniform_range(k, 0, p[ELASTIC_ALPHA], p[ELASTIC_ALPHA + 1])
-        sigma = uniform_range(k, 1, p[ELASTIC_SIGMA], p[ELASTIC_SIGMA + 1])
-        add_smooth_field(dx, hash2(k, 2), table, sigma, alpha)
-        add_smooth_field(dy, hash2(k, 3), table, sigma, alpha)
+        _add_displacement(dx, dy, hash2(key, STREAM_ELASTIC), table, p, ELASTIC_ALPHA, ELASTIC_SIGMA)
     if has_fine:
-        k = hash2(key, STREAM_FINE)
-        alpha = uniform_range(k, 0, p[FINE_ALPHA], p[FINE_ALPHA + 1])
-        sigma = uniform_range(k, 1, p[FINE_SIGMA], p[FINE_SIGMA + 1])
-        add_smooth_field(dx, hash2(k, 2), table, sigma, alpha)
-        add_smooth_field(dy, hash2(k, 3), table, sigma, alpha)
+        _add_displacement(dx, dy, hash2(key, STREAM_FINE), table, p, FINE_ALPHA, FINE_SIGMA)
     if has_shear:
         k = hash2(key, STREAM_SHEAR)
         add_shear(dx, dy,

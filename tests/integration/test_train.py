@@ -49,10 +49,14 @@ def test_a_short_run_writes_its_outputs_then_resumes(local_ray, tmp_path):
 
 
 def _train_workers() -> list[psutil.Process]:
+    """This session's Ray Train workers (descendants of this test process, which started the local Ray)."""
     found = []
-    for p in psutil.process_iter(["cmdline"]):
-        if any("RayTrainWorker" in part for part in (p.info["cmdline"] or [])):
-            found.append(p)
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if any("RayTrainWorker" in part for part in p.cmdline()):
+                found.append(p)
+        except psutil.Error:
+            pass
     return found
 
 

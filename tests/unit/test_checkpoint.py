@@ -80,3 +80,18 @@ def test_model_rebuilds_from_its_checkpoint(tmp_path):
     assert again_style == style and again.net == model.net
     x = torch.zeros(2, 32, 48, dtype=torch.uint8)
     torch.testing.assert_close(again.embed_image(x), model.embed_image(x))
+
+
+def test_export_is_half_size_and_still_loads(tmp_path):
+    from trainer.model import model_from_checkpoint
+    style = load_style("tiny")
+    model = build_model("cpu", style).eval()
+    full = tmp_path / "full.pt"
+    checkpoint.save(full, model=model, optimizer=torch.optim.AdamW(model.parameters()), step=3, position=3,
+                    config={}, style_raw=style.to_raw(), preset="cpu")
+    slim = tmp_path / "slim.pt"
+    checkpoint.export(full, slim)
+    assert slim.stat().st_size < 0.55 * full.stat().st_size          # float16 weights, no optimiser state
+    again, _ = model_from_checkpoint(checkpoint.load(slim))
+    x = torch.zeros(2, 32, 48, dtype=torch.uint8)
+    torch.testing.assert_close(again.embed_image(x), model.embed_image(x), rtol=1e-2, atol=1e-2)

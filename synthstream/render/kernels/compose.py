@@ -5,30 +5,7 @@ import math
 import numpy as np
 
 from synthstream.render.jit import ngjit
-
-
-@ngjit
-def sample_glyph(pixels, off, gh, gw, v, u):
-    """Bilinear read of a glyph bitmap at (row v, col u); zero outside."""
-    v0 = math.floor(v)
-    u0 = math.floor(u)
-    fv = v - v0
-    fu = u - u0
-    iv = np.int64(v0)
-    iu = np.int64(u0)
-    acc = 0.0
-    for dv in range(2):
-        r = iv + dv
-        if r < 0 or r >= gh:
-            continue
-        wv = fv if dv == 1 else 1.0 - fv
-        for du in range(2):
-            c = iu + du
-            if c < 0 or c >= gw:
-                continue
-            wu = fu if du == 1 else 1.0 - fu
-            acc += wv * wu * pixels[off + r * gw + c]
-    return acc
+from synthstream.render.kernels.warp import sample_bilinear
 
 
 @ngjit
@@ -46,6 +23,7 @@ def draw_glyph(canvas, pixels, off, gh, gw, top, left, angle):
         return
     cy = top + 0.5 * (gh - 1)                # the centre in pixel-index coordinates
     cx = left + 0.5 * (gw - 1)
+    glyph = pixels[off:off + gh * gw].reshape((gh, gw))
     cos_a = math.cos(angle)
     sin_a = math.sin(angle)
     hy = 0.5 * (abs(sin_a) * gw + abs(cos_a) * gh)
@@ -61,6 +39,6 @@ def draw_glyph(canvas, pixels, off, gh, gw, top, left, angle):
             # inverse rotation: destination pixel -> glyph coordinates
             u = cos_a * rx + sin_a * ry + 0.5 * (gw - 1)
             v = -sin_a * rx + cos_a * ry + 0.5 * (gh - 1)
-            a = sample_glyph(pixels, off, gh, gw, v, u)
+            a = sample_bilinear(glyph, v, u)
             if a > canvas[y, x]:
                 canvas[y, x] = a

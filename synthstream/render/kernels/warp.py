@@ -87,6 +87,30 @@ def add_shear(dx, dy, x_amp, x_period, x_phase, y_amp, y_period, y_phase):
 
 
 @ngjit
+def sample_bilinear(src, y, x):
+    """Bilinear read of src (h, w) at (y, x), zero outside; the slow path of `remap`, and glyph sampling."""
+    h, w = src.shape
+    fy = math.floor(y)
+    fx = math.floor(x)
+    ty = y - fy
+    tx = x - fx
+    iy = np.int64(fy)
+    ix = np.int64(fx)
+    acc = 0.0
+    for a in range(2):
+        r = iy + a
+        if r < 0 or r >= h:
+            continue
+        wa = ty if a == 1 else 1.0 - ty
+        for b in range(2):
+            c = ix + b
+            if c < 0 or c >= w:
+                continue
+            acc += wa * (tx if b == 1 else 1.0 - tx) * src[r, c]
+    return acc
+
+
+@ngjit
 def remap(src, dx, dy, out, y0, y1, x0, x1):
     """out[y, x] = src(y + dy, x + dx), bilinear, zero outside. All (H, W) float32. src is zero outside
     rows [y0, y1) and columns [x0, x1) (its ink box), so reads that land outside it are skipped."""
@@ -112,16 +136,7 @@ def remap(src, dx, dy, out, y0, y1, x0, x1):
                 acc = ((1 - ty) * ((1 - tx) * flat[i] + tx * flat[i + one])
                        + ty * ((1 - tx) * flat[i + w_] + tx * flat[i + w_ + one]))
             else:
-                for a in range(2):
-                    r = iy + a
-                    if r < 0 or r >= H:
-                        continue
-                    wa = ty if a == 1 else 1 - ty
-                    for b in range(2):
-                        c = ix + b
-                        if c < 0 or c >= W:
-                            continue
-                        acc += wa * (tx if b == 1 else 1 - tx) * src[r, c]
+                acc = sample_bilinear(src, sy, sx)
             out[y, x] = acc
 
 
