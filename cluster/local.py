@@ -1,8 +1,10 @@
 """Start or join Ray: an embedded local instance by default, an existing cluster by address.
 
-The embedded instance binds to 127.0.0.1, runs no dashboard server, keeps Ray's token authentication (on by
-default in this Ray), and has a small object store (512 MiB unless told) so the stream's in-flight cap stays
-far below its spill threshold.
+The embedded instance runs no dashboard server (its agent listens on loopback), keeps Ray's token
+authentication (on by default in this Ray: every RPC needs the token in ~/.ray/auth_token), and has a small
+object store (512 MiB unless told) so the stream's in-flight cap stays far below its spill threshold. Ray's
+own gRPC ports listen on the node's address; Ray maps a 127.0.0.1 node address back to the host's, so they
+cannot be confined to loopback from here (use a firewall or a network namespace for that).
 """
 
 from __future__ import annotations
@@ -32,8 +34,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise UserError(f"cannot join the Ray cluster at {address!r}: {str(e).splitlines()[0]}") from None
         return address
-    ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb << 20, include_dashboard=False,
-             _node_ip_address="127.0.0.1", **common)
+    ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb << 20, include_dashboard=False, **common)
     return "local"
 
 

@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("images", nargs="+", help="image files")
     i.add_argument("--checkpoint", required=True,
                    help="a checkpoint.pt (or its run folder), or a shipped model: wikipedia, facebook")
-    i.add_argument("--method", choices=("proposal", "is"), default="is",
-                   help="proposal: q alone; is: importance sampling against the style (default)")
+    i.add_argument("--method", choices=("proposal", "is"), default="proposal",
+                   help="proposal: q alone (default; the better one on the real captchas, see README); "
+                        "is: importance sampling against the style")
     i.add_argument("--particles", type=_positive_int, default=100)
     i.add_argument("--bandwidth", type=_positive_float, default=None, help="ABC kernel bandwidth (is; default: calibrated per style)")
     i.add_argument("--top", type=_positive_int, default=3, help="strings to list per image")
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="accuracy and calibration on a folder of labelled captchas")
     e.add_argument("--data", required=True, help="folder of images; labels = file names or labels.csv")
     e.add_argument("--checkpoint", required=True, help="checkpoint path, run folder, or wikipedia/facebook")
-    e.add_argument("--method", choices=("proposal", "is"), default="is")
+    e.add_argument("--method", choices=("proposal", "is"), default="proposal")
     e.add_argument("--particles", type=_positive_int, default=100)
     e.add_argument("--bandwidth", type=_positive_float, default=None)
     e.add_argument("--style", help="refuse a checkpoint of any other style")

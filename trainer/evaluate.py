@@ -96,6 +96,7 @@ def evaluate(model, style, items: list[Loaded], *, method: str, particles: int, 
     report = {
         "n": len(scored), "method": method, "particles": particles,
         "exact_rate": float(correct.mean()) if len(scored) else float("nan"),
+        "top3_rate": float(np.mean([r.truth in r.posterior.strings[:3] for r in scored])) if scored else float("nan"),
         "exact_rate_including_unsupported": float(np.mean([r.correct for r in rows])) if rows else float("nan"),
         "per_character_accuracy": char_hits / max(1, sum(len(r.truth) for r in scored)),
         "normalised_levenshtein": float(np.mean([levenshtein(r.posterior.map, r.truth) / len(r.truth)

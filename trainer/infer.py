@@ -124,7 +124,7 @@ def _collect(texts: list[str], log_w: np.ndarray) -> tuple[list[str], list[float
 
 
 @torch.no_grad()
-def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str = "is", particles: int = 100,
+def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str = "proposal", particles: int = 100,
           bandwidth: float | None = None, seed: int = 0, chunk: int = 4096) -> list[Posterior]:
     """Posteriors for uint8 images [n, H, W] of the model's style (bandwidth None: calibrated)."""
     if method not in ("proposal", "is"):
@@ -136,10 +136,10 @@ def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str =
         return [Posterior([t], [1.0], particles=1) for t in texts]
     generator = torch.Generator().manual_seed(seed)
     x = torch.from_numpy(np.ascontiguousarray(images))
-    repeated = x.repeat_interleave(particles, dim=0)              # [n * K, H, W], image-major
     values, log_q = [], []
-    for i in range(0, repeated.shape[0], chunk):
-        v, lq = model.decode(repeated[i:i + chunk], sample=True, generator=generator)
+    per_chunk = max(1, chunk // particles)                        # images per decode call
+    for i in range(0, n, per_chunk):                              # rows come out image-major: [n * K, T]
+        v, lq = model.decode(x[i:i + per_chunk], sample=True, generator=generator, repeats=particles)
         values.append(v)
         log_q.append(lq)
     values = torch.cat(values).numpy()

@@ -148,12 +148,13 @@ class ProposalNet(nn.Module):
 
     # -- inference ------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def decode(self, images: torch.Tensor, sample: bool = False,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run q forward on its own outputs: greedy (or ancestral samples). Returns class indices [B, T]
-        (-1 past the decoded num_chars) and log q of them [B]."""
-        B = images.shape[0]
-        emb = self.embed_image(images)
+    def decode(self, images: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None,
+               repeats: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run q forward on its own outputs: greedy (or ancestral samples), `repeats` traces per image (the
+        CNN runs once per image). Returns class indices [B * repeats, T] (image-major, -1 past the decoded
+        num_chars) and log q of them [B * repeats]."""
+        emb = self.embed_image(images).repeat_interleave(repeats, dim=0)
+        B = emb.shape[0]
         T, dev = self.space.steps, images.device
         values = torch.full((B, T), -1, dtype=torch.long, device=dev)
         logq = torch.zeros(B, device=dev)

@@ -64,3 +64,9 @@ def _consume_elsewhere(stream, n):
 def test_a_stream_works_inside_another_ray_worker(pool):
     starts = ray.get(_consume_elsewhere.remote(pool.stream(rank=1, world_size=2), 3))
     assert starts == [1 * B, 3 * B, 5 * B]
+
+
+def test_embedded_ray_keeps_token_authentication(local_ray):
+    auth = pytest.importorskip("ray._private.authentication.authentication_utils")
+    assert auth.is_token_auth_enabled()
+    assert ray.get_runtime_context().gcs_address
