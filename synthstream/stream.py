@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from synthstream.batch import TorchBatch, to_record_batch, to_torch
+from synthstream.batch import TorchBatch, check_version, to_record_batch, to_torch
 from synthstream.errors import UserError
 from synthstream.style import Style, resolve_style
 
@@ -250,6 +250,8 @@ class DataStream:
             t1 = time.perf_counter()
             self.wait_s += t1 - t0
         del ref                                    # the consumer's last reference: the store may free it
+        if self.position == self._start:
+            check_version(batch)                   # once per stream: producers and consumer must agree
         self._top_up()                             # refill before the caller starts its step
         self.position += 1
         self.delivered += batch.num_rows

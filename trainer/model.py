@@ -11,7 +11,7 @@ A plain nn.Module: no Ray here (trainer/train.py adds the distribution).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -176,10 +176,6 @@ class ProposalNet(nn.Module):
                 n_chars = v + self.space.num_chars_lo
             prev = self.value_tokens_at(values[:, t], t)[:, None]
         return values, logq
-
-    def describe(self) -> dict:
-        return {"net": asdict(self.net), "space": asdict(self.space),
-                "parameters": sum(p.numel() for p in self.parameters())}
 
 
 def build_model(preset: str, style) -> ProposalNet:
