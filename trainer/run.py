@@ -147,9 +147,28 @@ def _show_progress(worker: threading.Thread, tracker, total: int, enabled: bool)
     bar.close()
 
 
+def registered_checkpoints(storage: Path) -> list[Path]:
+    """Checkpoints Ray Train has registered (listed in its snapshot, so fully uploaded), oldest first."""
+    found = []
+    for snapshot in sorted(storage.glob("*/checkpoint_manager_snapshot.json"), key=lambda p: p.stat().st_mtime):
+        try:
+            results = json.loads(snapshot.read_text()).get("checkpoint_results", [])
+        except (OSError, ValueError):
+            continue
+        found += [snapshot.parent / r["checkpoint_dir_name"] / checkpoint.FILE for r in results
+                  if "checkpoint_dir_name" in r]
+    return [p for p in found if p.exists()]
+
+
 def _newest_checkpoint(storage: Path) -> Path | None:
-    found = sorted(storage.glob(f"*/checkpoint_*/{checkpoint.FILE}"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+    """The newest registered checkpoint that loads (a half-copied one is never taken)."""
+    for path in reversed(registered_checkpoints(storage)):
+        try:
+            checkpoint.load(path)
+            return path
+        except UserError:
+            continue
+    return None
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from synthstream.errors import UserError
 from trainer import checkpoint
-from trainer.run import run
+from trainer.run import registered_checkpoints, run
 from trainer.train import TrainConfig
 
 
@@ -67,7 +67,7 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(local_ray, tmp_path):
         report=run(config(steps=80, val_every=10, max_failures=1), str(out), progress=False)))
     thread.start()
     deadline = time.time() + 240
-    while not list((out / "ray").glob("*/checkpoint_*/checkpoint.pt")) and time.time() < deadline:
+    while not registered_checkpoints(out / "ray") and time.time() < deadline:   # registered, not just copied
         time.sleep(0.5)
     workers = _train_workers()
     assert workers, "no training worker found to kill"
