@@ -53,9 +53,6 @@ def _write_folder(out: Path, images: np.ndarray, texts: list[str]) -> None:
     """A labelled folder: 000000.png, ... and labels.csv (file,label), as `synthstream eval --data` reads."""
     from PIL import Image
 
-    out.mkdir(parents=True, exist_ok=True)
-    if any(out.iterdir()):
-        raise UserError(f"--out {str(out)!r} is a folder that is not empty")
     rows = ["file,label"]
     for i, (image, text) in enumerate(zip(images, texts)):
         Image.fromarray(image).save(out / f"{i:06d}.png")
@@ -63,25 +60,36 @@ def _write_folder(out: Path, images: np.ndarray, texts: list[str]) -> None:
     (out / "labels.csv").write_text("\n".join(rows) + "\n")
 
 
+def _sample_destination(path: str) -> Path:
+    """Check --out before any rendering: an empty (or new) folder, or a writable .png/.npz file."""
+    if not (path.endswith("/") or Path(path).is_dir()):
+        return writable_output(path, (".png", ".npz"))
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {path!r}: {e.strerror}") from None
+    if any(out.iterdir()):
+        raise UserError(f"--out {path!r} is a folder that is not empty")
+    return out
+
+
 def sample(args: argparse.Namespace) -> None:
-    if args.out.endswith("/") or Path(args.out).is_dir():
-        style = load_style(args.style).widened(args.prior_scale)
-        images, traces = generate(style, args.seed, args.first_index, args.n)
-        try:
-            _write_folder(Path(args.out), images, traces.texts(style))
-        except OSError as e:
-            raise UserError(f"--out {args.out!r}: {e.strerror}") from None
-        print(f"wrote {args.n} {style.name} samples (seed {args.seed}) to {args.out} with labels.csv")
-        return
-    out = writable_output(args.out, (".png", ".npz"))
-    if out.suffix.lower() == ".png" and args.n > MAX_GRID_TILES:
+    out = _sample_destination(args.out)
+    kind = "folder" if out.is_dir() else out.suffix.lower()
+    if kind == ".png" and args.n > MAX_GRID_TILES:
         raise UserError(f"-n {args.n}: a PNG grid holds at most {MAX_GRID_TILES} tiles; use an .npz for more")
     style = load_style(args.style).widened(args.prior_scale)
     if args.threads:
         set_threads(args.threads)
     images, traces = generate(style, args.seed, args.first_index, args.n)
     texts = traces.texts(style)
-    if out.suffix.lower() == ".npz":
+    if kind == "folder":
+        try:
+            _write_folder(out, images, texts)
+        except OSError as e:
+            raise UserError(f"--out {args.out!r}: {e.strerror}") from None
+    elif kind == ".npz":
         arrays = {f: getattr(traces, f) for f in traces.__dataclass_fields__}
         atomic_write(out, lambda tmp: np.savez_compressed(
             tmp, images=images, texts=np.array(texts), log_prior=traces.log_prior(style),
