@@ -18,32 +18,31 @@ import numpy as np
 import pyarrow as pa
 
 from synthstream.style import Style, parse_style
-from synthstream.trace import TraceBatch
+from synthstream.trace import TraceBatch, codec_of
 
 if TYPE_CHECKING:
     import torch
 
-FORMAT_VERSION = "1"
-SCALAR_ADDRESSES = ("num_chars", "font", "font_size", "kerning")
+FORMAT_VERSION = "2"
 
 
 def schema(style: Style, run_seed: int) -> pa.Schema:
     fields = [pa.field("image", pa.fixed_shape_tensor(pa.uint8(), [style.height, style.width]), nullable=False),
               pa.field("text", pa.string(), nullable=False)]
-    fields += [pa.field(a, pa.int16(), nullable=False) for a in style.addresses()]
+    fields += [pa.field(a, pa.int16(), nullable=False) for a in codec_of(style).addresses]
     fields += [pa.field("log_prob", pa.float64(), nullable=False), pa.field("seed", pa.uint64(), nullable=False),
                pa.field("index", pa.int64(), nullable=False)]
-    meta = {"synthstream.version": FORMAT_VERSION, "style": style.name, "style_json": json.dumps(style.to_raw()),
+    meta = {"synthstream.version": FORMAT_VERSION, "style": style.name, "style_json": style.canonical,
             "image_shape": json.dumps([style.height, style.width]), "run_seed": str(run_seed)}
     return pa.schema(fields, metadata=meta)
 
 
 def to_record_batch(style: Style, images: np.ndarray, traces: TraceBatch, run_seed: int) -> pa.RecordBatch:
     """Pack rendered images and their traces (no copy of the pixels)."""
-    columns = [pa.FixedShapeTensorArray.from_numpy_ndarray(images), pa.array(traces.texts(style), pa.string())]
-    columns += [pa.array(getattr(traces, a).astype(np.int16)) for a in SCALAR_ADDRESSES]
-    columns += [pa.array(traces.chars[:, i].astype(np.int16)) for i in range(style.max_chars)]
-    columns += [pa.array(traces.log_prior(style)), pa.array(traces.keys), pa.array(traces.indices)]
+    values = traces.codec.to_values(traces.classes).astype(np.int16)
+    columns = [pa.FixedShapeTensorArray.from_numpy_ndarray(images), pa.array(traces.texts(), pa.string())]
+    columns += [pa.array(values[:, j]) for j in range(values.shape[1])]
+    columns += [pa.array(traces.log_prior()), pa.array(traces.keys), pa.array(traces.indices)]
     return pa.RecordBatch.from_arrays(columns, schema=schema(style, run_seed))
 
 
@@ -65,21 +64,16 @@ def images_of(batch: pa.RecordBatch) -> np.ndarray:
 
 
 def targets_of(style: Style, batch: pa.RecordBatch) -> np.ndarray:
-    """int64 [n, len(addresses)]: each latent as its class index within the address's support (-1 = absent).
-    This is what a proposal network's heads are trained to predict."""
-    offsets = {"num_chars": style.latent_range("num_chars")[0], "font_size": style.latent_range("font_size")[0],
-               "kerning": style.latent_range("kerning")[0], "font": 0}
-    cols = []
-    for a in style.addresses():
-        v = batch.column(a).to_numpy().astype(np.int64)
-        cols.append(v - offsets[a] if a in offsets else v)
-    return np.stack(cols, axis=1)
+    """int64 [n, T]: each latent as its class index within the address's support (-1 = absent), in the
+    codec's order. This is what a proposal network's heads are trained to predict."""
+    codec = codec_of(style)
+    return codec.to_classes(np.stack([batch.column(a).to_numpy() for a in codec.addresses], axis=1))
 
 
 @dataclass
 class TorchBatch:
     """What a training step consumes. `images` shares memory with the Arrow batch (read-only: copy or move
-    it to a device before writing); `targets` follow `style.addresses()`; `index` are global sample indices;
+    it to a device before writing); `targets` follow the codec's addresses; `index` are global sample indices;
     `record_batch` is the Arrow batch itself (texts, log_prob, seeds)."""
 
     images: torch.Tensor      # uint8 [n, H, W]

@@ -35,9 +35,12 @@ import ray
 
 from synthstream.batch import TorchBatch, check_version, to_record_batch, to_torch
 from synthstream.errors import UserError
-from synthstream.style import Style, resolve_style
+from synthstream.style import Style
 
 MiB = 1 << 20
+MAX_SEED = 2**63             # seeds are in [0, 2**63) everywhere
+MAX_BATCH = 65536
+ACTOR_RESOURCE_SHARE = 0.001  # of `actor_resource` per actor: it pins placement, CPUs bound the count
 METRICS_INTERVAL_S = 1.0     # consumer metrics go to Ray at most this often (each call costs tens of us)
 
 
@@ -47,8 +50,9 @@ class StreamError(RuntimeError):
 
 @dataclass(kw_only=True)
 class StreamConfig:
-    style: str | dict = "wikipedia"
-    """Built-in style name, a style file path, or `Style.to_raw()` (what travels to the actors)."""
+    """A stream's settings. Errors name these fields; the CLI maps them to its flags."""
+
+    style: Style
     seed: int = 0
     batch_size: int = 256
     num_actors: int = 2
@@ -57,54 +61,73 @@ class StreamConfig:
     max_batches_in_flight: int = 8
     max_bytes_in_flight: int = 256 * MiB
     max_restarts: int = 3
+    actor_resource: str | None = None
+    """A custom resource every generator actor also requires (a sliver of one unit), to pin generators to the
+    nodes that advertise it (e.g. a CPU worker group started with `--resources='{"synthstream_generator": 1}'`)."""
+    resource_wait_s: float = 0.0
+    """How long to wait for an autoscaling cluster to grow before refusing (0: refuse at once)."""
     ready_timeout_s: float = 120.0
     """How long to wait for the actors to be placed and warmed before saying what is missing."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.style, Style):
+            raise TypeError(f"style must be a synthstream.style.Style (load_style(...)), not {type(self.style)}")
         checks = [
-            (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 65536,
-             f"batch size {self.batch_size!r} must be an integer in [1, 65536]"),
+            (isinstance(self.batch_size, int) and 1 <= self.batch_size <= MAX_BATCH,
+             f"batch_size = {self.batch_size!r} must be an integer in [1, {MAX_BATCH}]"),
             (isinstance(self.num_actors, int) and 1 <= self.num_actors <= 4096,
-             f"actor count {self.num_actors!r} must be an integer in [1, 4096]"),
+             f"num_actors = {self.num_actors!r} must be an integer in [1, 4096]"),
             (isinstance(self.actor_cpus, (int, float)) and 0 < self.actor_cpus <= 256,
-             f"CPUs per actor {self.actor_cpus!r} must be in (0, 256]"),
+             f"actor_cpus = {self.actor_cpus!r} must be in (0, 256]"),
             (isinstance(self.max_batches_in_flight, int) and 1 <= self.max_batches_in_flight <= 1024,
-             f"batches in flight {self.max_batches_in_flight!r} must be an integer in [1, 1024]"),
+             f"max_batches_in_flight = {self.max_batches_in_flight!r} must be an integer in [1, 1024]"),
             (isinstance(self.max_bytes_in_flight, int) and self.max_bytes_in_flight >= 1 * MiB,
-             f"bytes in flight {self.max_bytes_in_flight!r} must be at least 1 MiB"),
-            (isinstance(self.seed, int) and 0 <= self.seed < 2**63, f"seed {self.seed!r} must be in [0, 2**63)"),
+             f"max_bytes_in_flight = {self.max_bytes_in_flight!r} must be at least 1 MiB"),
+            (isinstance(self.seed, int) and 0 <= self.seed < MAX_SEED, f"seed = {self.seed!r} must be in [0, 2**63)"),
+            (self.actor_resource is None or (isinstance(self.actor_resource, str) and self.actor_resource.strip()
+                                             and self.actor_resource not in ("CPU", "GPU", "memory")),
+             f"actor_resource = {self.actor_resource!r} must name a custom resource"),
+            (isinstance(self.resource_wait_s, (int, float)) and 0 <= self.resource_wait_s <= 86400,
+             f"resource_wait_s = {self.resource_wait_s!r} must be in [0, 86400]"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
 
-    def resolved_style(self) -> Style:
-        return resolve_style(self.style)
-
-    def batch_bytes(self, style: Style) -> int:
+    def batch_bytes(self) -> int:
         """Bytes of one batch in the object store (pixels + ~8 bytes per latent and metadata)."""
-        return self.batch_size * (style.height * style.width + 8 * (len(style.addresses()) + 4)) + 16384
+        from synthstream.trace import codec_of
 
-    def capacity(self, style: Style) -> int:
+        s = self.style
+        return self.batch_size * (s.height * s.width + 8 * (codec_of(s).steps + 4)) + 16384
+
+    def capacity(self) -> int:
         """Refs a consumer keeps in flight: the batch cap, lowered to honour the byte cap."""
-        by_bytes = self.max_bytes_in_flight // self.batch_bytes(style)
+        by_bytes = self.max_bytes_in_flight // self.batch_bytes()
         if by_bytes < 1:
-            raise UserError(f"one batch ({self.batch_bytes(style) / MiB:.1f} MiB) exceeds the in-flight byte cap "
-                            f"({self.max_bytes_in_flight / MiB:.1f} MiB); lower the batch size or raise the cap")
+            raise UserError(f"one batch ({self.batch_bytes() / MiB:.1f} MiB) exceeds max_bytes_in_flight "
+                            f"({self.max_bytes_in_flight / MiB:.1f} MiB); lower batch_size or raise the cap")
         return max(1, min(self.max_batches_in_flight, by_bytes))
+
+    def actor_bundle(self) -> dict[str, float]:
+        """What one generator actor reserves."""
+        bundle = {"CPU": float(self.actor_cpus)}
+        if self.actor_resource:
+            bundle[self.actor_resource] = ACTOR_RESOURCE_SHARE
+        return bundle
 
 
 class GeneratorActor:
     """Renders whole batches for a stream. Thin: it holds the style and calls `generate`."""
 
-    def __init__(self, style_raw: dict, seed: int, batch_size: int, threads: int) -> None:
+    def __init__(self, style: Style, seed: int, batch_size: int, threads: int) -> None:
         from ray.util import metrics
 
         from synthstream.generate import generate
         from synthstream.render.jit import set_threads
 
         self.threads = set_threads(threads)       # Numba would otherwise start one thread per host core
-        self.style = resolve_style(style_raw)
+        self.style = style
         self.seed, self.batch_size = seed, batch_size
         self._generate = generate
         generate(self.style, seed, 0, 2)          # pay JIT/cache load and the glyph atlas now, not in batch 1
@@ -117,7 +140,8 @@ class GeneratorActor:
 
     def ready(self) -> dict:
         ctx = ray.get_runtime_context()
-        return {"node_id": ctx.get_node_id(), "actor_id": ctx.get_actor_id(), "threads": self.threads}
+        return {"node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+                "actor_id": ctx.get_actor_id(), "threads": self.threads}
 
     def render(self, global_batch: int) -> pa.RecordBatch:
         t0 = time.perf_counter()
@@ -151,18 +175,22 @@ class GeneratorPool:
     """
 
     def __init__(self, config: StreamConfig) -> None:
+        from cluster.capacity import ensure_resources
+
         self.config = config
-        self.style = config.resolved_style()
-        config.capacity(self.style)                       # byte cap vs batch size, before starting anything
-        need = config.num_actors * config.actor_cpus
-        total = ray.cluster_resources().get("CPU", 0.0)
-        if need > total:
-            raise UserError(f"{config.num_actors} generator actors x {config.actor_cpus:g} CPU need {need:g} CPUs; "
-                            f"the Ray cluster has {total:g} in all (use fewer --generators or a bigger cluster)")
+        self.style = config.style
+        config.capacity()                                 # byte cap vs batch size, before starting anything
+        self.actors: list = []
+        self.asked_autoscaler = ensure_resources([config.actor_bundle()] * config.num_actors,
+                                                 wait_s=config.resource_wait_s,
+                                                 what=f"{config.num_actors} generator actors (num_actors)")
+        need, total = config.num_actors * config.actor_cpus, ray.cluster_resources().get("CPU", 0.0)
+        resources = {k: v for k, v in config.actor_bundle().items() if k != "CPU"}
         actor_class = ray.remote(GeneratorActor).options(
-            num_cpus=config.actor_cpus, max_restarts=config.max_restarts, max_task_retries=config.max_restarts)
+            num_cpus=config.actor_cpus, resources=resources or None, max_restarts=config.max_restarts,
+            max_task_retries=config.max_restarts)
         threads = max(1, int(config.actor_cpus))
-        self.actors = [actor_class.remote(self.style.to_raw(), config.seed, config.batch_size, threads)
+        self.actors = [actor_class.remote(self.style, config.seed, config.batch_size, threads)
                        for _ in range(config.num_actors)]
         self.actor_info = self._wait_ready(need, total)
 
@@ -187,10 +215,18 @@ class GeneratorPool:
     def stats(self) -> list[dict]:
         return ray.get([a.stats.remote() for a in self.actors])
 
+    def node_ips(self) -> list[str]:
+        """Where each generator actor runs now (after restarts too)."""
+        return [info["node_ip"] for info in ray.get([a.ready.remote() for a in self.actors])]
+
     def shutdown(self) -> None:
         for a in self.actors:
             ray.kill(a, no_restart=True)
         self.actors = []
+        if self.asked_autoscaler:
+            from cluster.capacity import release_request
+            release_request()
+            self.asked_autoscaler = False
 
 
 class DataStream:
@@ -211,9 +247,10 @@ class DataStream:
             raise UserError("a stream needs at least one generator actor")
         self.config, self.actors = config, list(actors)
         self.rank, self.world_size, self.position, self._start = rank, world_size, start, start
-        self.style = config.resolved_style()
-        self.capacity = config.capacity(self.style)
-        self.batch_bytes = config.batch_bytes(self.style)
+        self.style = config.style
+        self.capacity = config.capacity()
+        self.batch_bytes = config.batch_bytes()
+        self.index_errors = 0                      # batches whose sample indices were not the expected range
         self._in_flight: collections.deque = collections.deque()
         self._next_to_submit = start
         self.wait_s, self.cpu_s, self.delivered, self._t0 = 0.0, 0.0, 0, None
@@ -252,6 +289,7 @@ class DataStream:
         del ref                                    # the consumer's last reference: the store may free it
         if self.position == self._start:
             check_version(batch)                   # once per stream: producers and consumer must agree
+        self._account(batch)
         self._top_up()                             # refill before the caller starts its step
         self.position += 1
         self.delivered += batch.num_rows
@@ -260,6 +298,14 @@ class DataStream:
             self._last_export = t1
         self.cpu_s += time.thread_time() - cpu0
         return batch
+
+    def _account(self, batch: pa.RecordBatch) -> None:
+        """Exactly-once bookkeeping: batch k of this rank must hold indices [g B, (g + 1) B), g = global batch."""
+        index = batch.column("index")
+        first = self.global_batch(self.position) * self.config.batch_size
+        if (batch.num_rows != self.config.batch_size or index[0].as_py() != first
+                or index[batch.num_rows - 1].as_py() != first + batch.num_rows - 1):
+            self.index_errors += 1
 
     def __iter__(self) -> Iterator[TorchBatch]:
         while True:
@@ -286,16 +332,19 @@ class DataStream:
         delivered.inc(self.delivered - self._last_delivered, tags=tags)
         self._last_delivered = self.delivered
 
-    def stats(self) -> dict:
-        """This consumer's figures, plus each actor's (a round trip to every actor)."""
+    def stats(self, actors: bool = True) -> dict:
+        """This consumer's figures, plus each actor's (a round trip to every actor) unless `actors` is False."""
         elapsed = time.perf_counter() - self._t0 if self._t0 else 0.0
-        return {"rank": self.rank, "position": self.position, "images_delivered": self.delivered,
+        out = {"rank": self.rank, "position": self.position, "images_delivered": self.delivered,
+               "index_errors": self.index_errors,
                 "delivered_images_per_s": self.delivered / elapsed if elapsed else 0.0,
                 "consumer_wait_s": self.wait_s, "wait_share": self.wait_s / elapsed if elapsed else 0.0,
                 "consumer_cpu_ms_per_batch": 1e3 * self.cpu_s / max(self.position - self._start, 1),
                 "queue_depth": len(self._in_flight), "capacity": self.capacity,
-                "bytes_in_flight": len(self._in_flight) * self.batch_bytes,
-                "actors": ray.get([a.stats.remote() for a in self.actors])}
+                "bytes_in_flight": len(self._in_flight) * self.batch_bytes}
+        if actors:
+            out["actors"] = ray.get([a.stats.remote() for a in self.actors])
+        return out
 
     def close(self, drain_timeout_s: float = 10.0) -> None:
         """Let the batches in flight finish (so no actor is killed mid-call), then drop their refs."""

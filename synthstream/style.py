@@ -3,13 +3,18 @@
 A style file is data, validated here (every bad field is reported by its dotted name and value). Built-in
 styles live in `synthstream/styles/*.toml`; a user style is any file with the same fields.
 
-Traced latents (what a proposal network predicts, in program order): `num_chars`, `font`, `font_size`,
-`kerning`, then one `char/{i}` per character. Each is uniform over its support. Everything else in the
-file is nuisance: drawn per sample from a generator keyed by (seed, index), never traced.
+Traced latents (what a proposal network predicts) are declared by the latent codec in `synthstream/trace.py`
+from this file's `[latents]`, `fonts` and `[text]` tables; everything else in the file is nuisance, drawn per
+sample from a generator keyed by (seed, index), never traced.
+
+A `Style` is immutable and hashable; it travels (to Ray actors, into checkpoints and Arrow metadata) as its
+canonical raw form, `to_raw()`, and is rebuilt with `parse_style`.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -68,7 +73,11 @@ _FIELDS: dict[str, dict[str, tuple[str, Any, float, float]]] = {
         "dot_radius": ("float", 1.0, 0.1, 32),
     },
 }
-_TOP = {"name", "description", "height", "width", "alphabet", "fonts", *_FIELDS}
+# [text]: the string prior (synthstream/text.py). kind "choice" takes one of the listed strings.
+_TEXT_CHOICES = {"prior": ("chars", "words"), "case": ("lower", "upper", "as-is")}
+_TEXT_DEFAULTS = {"prior": "chars", "words": 2, "word_length": [1, MAX_CHARS], "word_list": None,
+                  "case": "lower", "sha256": ""}
+_TOP = {"name", "description", "height", "width", "alphabet", "fonts", "text", *_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -77,9 +86,10 @@ class FontSpec:
     package: str = ""         # Debian package that ships it, named in the error when it is missing
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Style:
-    """A validated style. `params[section][key]` holds (lo, hi) ranges, "center" or a bool."""
+    """A validated style. `params[section][key]` holds (lo, hi) ranges, "center" or a bool; `params["text"]`
+    the string prior's settings. Equal and hashed by its canonical raw form."""
 
     name: str
     height: int
@@ -90,7 +100,20 @@ class Style:
     description: str = ""
     source: str = field(default="", compare=False)    # where it was read from, for messages
 
-    # -- the prior --------------------------------------------------------------------------------------
+    @functools.cached_property
+    def canonical(self) -> str:
+        """The raw form as sorted JSON: the style's identity."""
+        return json.dumps(self.to_raw(), sort_keys=True)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Style) and self.canonical == other.canonical
+
+    def __hash__(self) -> int:
+        return hash(self.canonical)
+
+    def __reduce__(self):
+        return parse_style, (self.to_raw(), self.source)
+
     def latent_range(self, key: str) -> tuple[int, int]:
         lo, hi = self.params["latents"][key]
         return int(lo), int(hi)
@@ -103,31 +126,6 @@ class Style:
     def font_sizes(self) -> list[int]:
         lo, hi = self.latent_range("font_size")
         return list(range(lo, hi + 1))
-
-    def addresses(self) -> list[str]:
-        """Traced addresses in program order: the proposal network's steps."""
-        return ["num_chars", "font", "font_size", "kerning"] + [f"char/{i}" for i in range(self.max_chars)]
-
-    def support(self, address: str) -> list:
-        """The values a latent can take (each equally likely under the prior)."""
-        if address in ("num_chars", "font_size", "kerning"):
-            lo, hi = self.latent_range(address)
-            return list(range(lo, hi + 1))
-        if address == "font":
-            return [f.file for f in self.fonts]
-        if address.startswith("char/"):
-            return list(self.alphabet)
-        raise KeyError(f"style {self.name!r} has no latent {address!r}; it has {self.addresses()}")
-
-    def log_prior_terms(self) -> dict[str, float]:
-        """log p of one value at each address family (uniform priors)."""
-        return {
-            "num_chars": -math.log(len(self.support("num_chars"))),
-            "font": -math.log(len(self.fonts)),
-            "font_size": -math.log(len(self.support("font_size"))),
-            "kerning": -math.log(len(self.support("kerning"))),
-            "char": -math.log(len(self.alphabet)),
-        }
 
     def widened(self, scale: float) -> "Style":
         """The same style with every nuisance range widened `scale` times about its centre (clipped to the
@@ -166,20 +164,14 @@ class Style:
                      "fonts": [{"file": f.file, "package": f.package} for f in self.fonts]}
         for section, values in self.params.items():
             raw[section] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
+        if raw["text"]["word_list"] is not None:
+            file, package = raw["text"]["word_list"]
+            raw["text"]["word_list"] = {"file": file, "package": package}
         return raw
 
 
 def builtin_styles() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("synthstream.styles").iterdir() if p.name.endswith(".toml"))
-
-
-def resolve_style(spec: "str | Path | dict | Style") -> Style:
-    """A Style from a name, a path, a raw dict (as `Style.to_raw` makes) or a Style."""
-    if isinstance(spec, Style):
-        return spec
-    if isinstance(spec, dict):
-        return parse_style(spec, f"<dict {spec.get('name', '?')}>")
-    return load_style(spec)
 
 
 def load_style(name_or_path: str | Path) -> Style:
@@ -257,14 +249,48 @@ def parse_style(raw: dict, source: str = "<dict>") -> Style:
             out[key] = _parse_value(fname, value, kind, lo_bound, hi_bound, bad)
         params[section] = out
 
+    params["text"] = _parse_text(raw.get("text", {}), bad)
     s_lo, s_hi = params["latents"]["font_size"]
     if s_hi > raw["height"] * 2:
         raise bad("latents.font_size", [s_lo, s_hi], f"font far taller than the image height {raw['height']}")
     for key in ("elastic_sigma", "fine_sigma"):
         if params["warp"][key][0] <= 0:
             raise bad(f"warp.{key}", params["warp"][key], "must be > 0")
-    return Style(name=name, height=raw["height"], width=raw["width"], alphabet=alphabet, fonts=tuple(fonts),
-                 params=params, description=str(raw.get("description", "")), source=source)
+    style = Style(name=name, height=raw["height"], width=raw["width"], alphabet=alphabet, fonts=tuple(fonts),
+                  params=params, description=str(raw.get("description", "")), source=source)
+    if params["text"]["prior"] == "words":
+        from synthstream.text import text_prior      # reads the word list; pins its digest into the style
+        params["text"]["sha256"] = text_prior(style).digest
+    return style
+
+
+def _parse_text(given: Any, bad) -> dict[str, Any]:
+    """The [text] table: which string prior, and its settings (see synthstream/text.py)."""
+    if not isinstance(given, dict):
+        raise bad("text", given, "must be a table")
+    extra = set(given) - set(_TEXT_DEFAULTS)
+    if extra:
+        k = sorted(extra)[0]
+        raise bad(f"text.{k}", given[k], f"unknown field; known: {', '.join(_TEXT_DEFAULTS)}")
+    out = {**_TEXT_DEFAULTS, **given}
+    for key, choices in _TEXT_CHOICES.items():
+        if out[key] not in choices:
+            raise bad(f"text.{key}", out[key], f"must be one of {', '.join(map(repr, choices))}")
+    out["words"] = _parse_value("text.words", out["words"], "count", 1, 4, bad)
+    out["word_length"] = _parse_value("text.word_length", out["word_length"], "int", 1, MAX_CHARS, bad)
+    if not isinstance(out["sha256"], str):
+        raise bad("text.sha256", out["sha256"], "must be a hex string")
+    wl = out["word_list"]
+    if out["prior"] == "words":
+        if isinstance(wl, str):
+            wl = {"file": wl}
+        if not isinstance(wl, dict) or not isinstance(wl.get("file"), str) or set(wl) - {"file", "package"}:
+            raise bad("text.word_list", wl, "must be a table with 'file' (a path or a name in /usr/share/dict) "
+                      "and optional 'package'")
+        out["word_list"] = (wl["file"], str(wl.get("package", "")))
+    elif wl is not None:
+        raise bad("text.word_list", wl, "only a 'words' prior takes a word list")
+    return out
 
 
 def _parse_value(fname: str, value: Any, kind: str, lo_bound: float, hi_bound: float, bad) -> Any:

@@ -16,7 +16,8 @@ import torch
 from synthstream.generate import render
 from synthstream.render.rng import sample_keys
 from synthstream.style import Style
-from trainer.infer import abc_log_likelihood, calibrated_bandwidth, log_prior, projection, values_to_traces
+from synthstream.trace import codec_of, traces_from_classes
+from trainer.infer import abc_log_likelihood, calibrated_bandwidth, projection
 from trainer.model import ProposalNet
 
 MAX_TRACES = 10_000
@@ -24,12 +25,15 @@ MAX_TRACES = 10_000
 
 def all_traces(style: Style) -> np.ndarray:
     """Every trace of the prior as class indices [N, T] (-1 past num_chars)."""
-    sizes = [len(style.support(a)) for a in ("num_chars", "font", "font_size", "kerning")]
-    lo = style.latent_range("num_chars")[0]
+    codec = codec_of(style)
+    lo = codec.num_chars_lo
     rows = []
-    for nc, f, s, k in itertools.product(*(range(n) for n in sizes)):
-        for chars in itertools.product(range(len(style.alphabet)), repeat=nc + lo):
-            rows.append([nc, f, s, k, *chars, *([-1] * (style.max_chars - nc - lo))])
+    for scalars in itertools.product(*(range(n) for n in codec.family_sizes[:codec.char_start])):
+        n_chars = scalars[0] + lo
+        for chars in itertools.product(range(len(style.alphabet)), repeat=n_chars):
+            if not codec.text.contains("".join(style.alphabet[c] for c in chars)):
+                continue
+            rows.append([*scalars, *chars, *([-1] * (codec.max_chars - n_chars))])
             if len(rows) > MAX_TRACES:
                 raise ValueError(f"style {style.name!r} has more than {MAX_TRACES} traces: too many to enumerate")
     return np.array(rows, dtype=np.int64)
@@ -47,28 +51,25 @@ def _by_string(texts: list[str], log_p: np.ndarray) -> dict[str, float]:
 def exact_posterior(style: Style, image: np.ndarray, nuisance_draws: int = 64, seed: int = 0,
                     bandwidth: float | None = None) -> dict[str, float]:
     """p(string | image) under the ABC model, enumerating traces."""
-    from trainer.metrics import texts_from_values
-
+    codec = codec_of(style)
     traces = all_traces(style)
     n, m = len(traces), nuisance_draws
     values = np.repeat(traces, m, axis=0)
     keys = sample_keys(seed + 7, np.arange(n * m))
-    rendered = render(style, values_to_traces(style, values, keys))
+    rendered = render(style, traces_from_classes(style, values, keys))
     log_lik = abc_log_likelihood(np.broadcast_to(image, rendered.shape), rendered, projection(style.height, style.width),
                                  bandwidth if bandwidth is not None else calibrated_bandwidth(style)).reshape(n, m)
     log_marginal = log_lik.max(1) + np.log(np.mean(np.exp(log_lik - log_lik.max(1, keepdims=True)), axis=1))
-    return _by_string(texts_from_values(traces, style.alphabet), log_prior(style, traces) + log_marginal)
+    return _by_string(codec.texts(traces), codec.log_prior(traces) + log_marginal)
 
 
 @torch.no_grad()
 def proposal_posterior(model: ProposalNet, style: Style, image: np.ndarray) -> dict[str, float]:
     """q(string | image), summing q over every trace with that string."""
-    from trainer.metrics import texts_from_values
-
     traces = all_traces(style)
     x = torch.from_numpy(np.ascontiguousarray(image))[None].expand(len(traces), *image.shape)
     nll, _ = model.eval()(x, torch.from_numpy(traces))
-    return _by_string(texts_from_values(traces, style.alphabet), -nll.double().numpy())
+    return _by_string(codec_of(style).texts(traces), -nll.double().numpy())
 
 
 def kl(p: dict[str, float], q: dict[str, float], floor: float = 1e-6) -> float:

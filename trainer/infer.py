@@ -25,9 +25,8 @@ import torch
 from synthstream.generate import render
 from synthstream.render.rng import sample_keys
 from synthstream.style import Style
-from synthstream.trace import TraceBatch
-from trainer.metrics import texts_from_values
-from trainer.model import SCALARS, ProposalNet
+from synthstream.trace import codec_of, sample_traces, traces_from_classes
+from trainer.model import ProposalNet
 
 PROJECTION_DIM = 256
 PROJECTION_SEED = 20170302            # fixed: the likelihood must not change between runs
@@ -63,44 +62,14 @@ def projection(height: int, width: int, dim: int = PROJECTION_DIM) -> np.ndarray
 
 
 @functools.lru_cache(maxsize=16)
-def _calibrated(style_raw_json: str) -> float:
-    import dataclasses
-    import json
-
-    from synthstream.style import parse_style
-    from synthstream.trace import sample_traces
-
-    style = parse_style(json.loads(style_raw_json), "calibration")
+def calibrated_bandwidth(style: Style) -> float:
+    """The default ABC bandwidth for a style (see the module docstring)."""
     traces = sample_traces(style, 12345, 0, CALIBRATION_PAIRS)
     a = render(style, traces)
-    b = render(style, dataclasses.replace(traces, keys=sample_keys(54321, np.arange(CALIBRATION_PAIRS))))
+    b = render(style, traces_from_classes(style, traces.classes, sample_keys(54321, np.arange(CALIBRATION_PAIRS))))
     z = (a.reshape(len(a), -1).astype(np.float32) - b.reshape(len(b), -1)) / 255.0 @ projection(style.height,
                                                                                                  style.width)
     return float(np.sqrt(max(np.std(np.sum(z * z, axis=1)), 1e-6) / 2.0))
-
-
-def calibrated_bandwidth(style: Style) -> float:
-    """The default ABC bandwidth for a style (see the module docstring)."""
-    import json
-    return _calibrated(json.dumps(style.to_raw(), sort_keys=True))
-
-
-def values_to_traces(style: Style, values: np.ndarray, keys: np.ndarray) -> TraceBatch:
-    """Class indices [N, T] from the network -> a TraceBatch the renderer takes."""
-    lo = {a: style.latent_range(a)[0] for a in ("num_chars", "font_size", "kerning")}
-    n = values.shape[0]
-    return TraceBatch(keys=keys, indices=np.arange(n, dtype=np.int64),
-                      num_chars=(values[:, 0] + lo["num_chars"]).astype(np.int32),
-                      font=values[:, 1].astype(np.int32),
-                      font_size=(values[:, 2] + lo["font_size"]).astype(np.int32),
-                      kerning=(values[:, 3] + lo["kerning"]).astype(np.int32),
-                      chars=np.ascontiguousarray(values[:, len(SCALARS):]).astype(np.int32))
-
-
-def log_prior(style: Style, values: np.ndarray) -> np.ndarray:
-    t = style.log_prior_terms()
-    n_chars = values[:, 0] + style.latent_range("num_chars")[0]
-    return t["num_chars"] + t["font"] + t["font_size"] + t["kerning"] + n_chars * t["char"]
 
 
 def abc_log_likelihood(observed: np.ndarray, rendered: np.ndarray, proj: np.ndarray,
@@ -130,9 +99,10 @@ def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str =
     if method not in ("proposal", "is"):
         raise ValueError(f"method {method!r}: use 'proposal' or 'is'")
     n = images.shape[0]
+    codec = codec_of(style)
     if method == "proposal" and particles == 1:
         values, _ = model.decode(torch.from_numpy(images))
-        texts = texts_from_values(values.numpy(), style.alphabet)
+        texts = codec.texts(values.numpy())
         return [Posterior([t], [1.0], particles=1) for t in texts]
     generator = torch.Generator().manual_seed(seed)
     x = torch.from_numpy(np.ascontiguousarray(images))
@@ -144,16 +114,16 @@ def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str =
         log_q.append(lq)
     values = torch.cat(values).numpy()
     log_q = torch.cat(log_q).numpy().astype(np.float64)
-    texts = texts_from_values(values, style.alphabet)
+    texts = codec.texts(values)
     if method == "proposal":
         log_w = np.zeros(len(texts))
     else:
         keys = sample_keys(seed + 1_000_003, np.arange(values.shape[0]))    # fresh nuisance per particle
-        rendered = render(style, values_to_traces(style, values, keys))
+        rendered = render(style, traces_from_classes(style, values, keys))
         log_lik = abc_log_likelihood(np.repeat(images, particles, axis=0), rendered,
                                      projection(style.height, style.width),
                                      bandwidth if bandwidth is not None else calibrated_bandwidth(style))
-        log_w = log_prior(style, values) + log_lik - log_q
+        log_w = codec.log_prior(values) + log_lik - log_q
     out = []
     for j in range(n):
         sl = slice(j * particles, (j + 1) * particles)

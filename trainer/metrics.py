@@ -5,25 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from synthstream.trace import LatentCodec
 from trainer.model import ProposalNet
 
 
-def texts_from_values(values: np.ndarray, alphabet: str, n_scalars: int = 4) -> list[str]:
-    """Decoded class indices [B, T] -> strings (characters up to the first absent step)."""
-    out = []
-    for row in values[:, n_scalars:]:
-        chars = []
-        for v in row:
-            if v < 0:
-                break
-            chars.append(alphabet[v])
-        out.append("".join(chars))
-    return out
-
-
 @torch.no_grad()
-def evaluate(model: ProposalNet, images: torch.Tensor, targets: torch.Tensor, addresses: list[str],
-             alphabet: str, batch_size: int = 256) -> dict:
+def evaluate(model: ProposalNet, images: torch.Tensor, targets: torch.Tensor, codec: LatentCodec,
+             batch_size: int = 256) -> dict:
     """Teacher-forced loss (-log q, nats per trace), greedy-decode accuracy per address, whole strings."""
     model.eval()
     nll, decoded = [], []
@@ -36,12 +24,12 @@ def evaluate(model: ProposalNet, images: torch.Tensor, targets: torch.Tensor, ad
     values = torch.cat(decoded).cpu().numpy()
     truth = targets.cpu().numpy()
     result = {"loss": float(torch.cat(nll).mean())}
+    addresses = codec.addresses
     for j, address in enumerate(addresses):
         present = truth[:, j] >= 0
         if present.any():
             result[f"acc/{address}"] = float((values[present, j] == truth[present, j]).mean())
     chars = [a for a in addresses if a.startswith("char/")]
     result["acc/char"] = float(np.mean([result[f"acc/{a}"] for a in chars if f"acc/{a}" in result]))
-    result["string_accuracy"] = float(np.mean([p == t for p, t in zip(texts_from_values(values, alphabet),
-                                                                        texts_from_values(truth, alphabet))]))
+    result["string_accuracy"] = float(np.mean([p == t for p, t in zip(codec.texts(values), codec.texts(truth))]))
     return result

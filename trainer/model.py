@@ -21,8 +21,6 @@ from torch import nn
 if TYPE_CHECKING:
     from synthstream.style import Style
 
-SCALARS = ("num_chars", "font", "font_size", "kerning")
-
 
 @dataclass(frozen=True)
 class NetConfig:
@@ -53,7 +51,8 @@ PRESETS: dict[str, NetConfig] = {
 
 @dataclass(frozen=True)
 class LatentSpace:
-    """Sizes of each address's support, in program order (from the style)."""
+    """What the network needs of the latent codec (synthstream/trace.py): support size per head family, in
+    program order (scalars, then characters), and where the characters start."""
 
     num_chars_lo: int
     sizes: tuple[int, ...]          # support size of each scalar address, then the alphabet size
@@ -61,17 +60,22 @@ class LatentSpace:
 
     @classmethod
     def of(cls, style) -> "LatentSpace":
-        return cls(num_chars_lo=style.latent_range("num_chars")[0],
-                   sizes=tuple(len(style.support(a)) for a in SCALARS) + (len(style.alphabet),),
-                   max_chars=style.max_chars)
+        from synthstream.trace import codec_of
+
+        codec = codec_of(style)
+        return cls(num_chars_lo=codec.num_chars_lo, sizes=codec.family_sizes, max_chars=codec.max_chars)
+
+    @property
+    def char_start(self) -> int:
+        return len(self.sizes) - 1
 
     @property
     def steps(self) -> int:
-        return len(SCALARS) + self.max_chars
+        return self.char_start + self.max_chars
 
     def family(self, t: int) -> int:
-        """Index of the head used at step t: 0..3 scalars, 4 characters."""
-        return min(t, len(SCALARS))
+        """Index of the head used at step t: one per scalar, then one for every character."""
+        return min(t, self.char_start)
 
 
 class ProposalNet(nn.Module):
@@ -169,7 +173,7 @@ class ProposalNet(nn.Module):
             else:
                 v = logp.argmax(1)
             active = torch.ones(B, dtype=torch.bool, device=dev) if n_chars is None else \
-                (t - len(SCALARS)) < n_chars
+                (t - self.space.char_start) < n_chars
             logq = logq + torch.where(active, logp.gather(1, v[:, None]).squeeze(1), torch.zeros_like(logq))
             values[:, t] = torch.where(active, v, torch.full_like(v, -1))
             if t == 0:

@@ -1,117 +1,154 @@
-"""`synthstream train`: check the output folder, start Ray, the generators and a TorchTrainer, show
-progress, and write the run's report, curve and final checkpoint into the output folder.
+"""`synthstream train`: check the output folder, start (or join) Ray, the generators and a TorchTrainer, follow
+progress, and write the run's report, curve, metrics and final checkpoint into the output folder.
 
-Output folder layout: checkpoint.pt (newest), report.json, curve.png, metrics.csv, tensorboard/, ray/ (Ray
-Train's run storage with its checkpoints).
+Output folder (`--out`, a local/NFS path or a pyarrow URI): run.json (the run's identity), checkpoint.pt
+(final), report.json, curve.png, metrics.csv, tensorboard/, ray/train/ (Ray Train's storage: every registered
+checkpoint). Re-running the same command on the same folder continues from the newest registered checkpoint
+(Ray Train restores a run with the same storage path and name), so a stopped run, a killed driver and a
+retried cluster job all resume; a folder holding a run with other settings, or files that are not a run, is
+refused and left untouched.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-import shutil
+import logging
+import sys
 import threading
 import time
 from pathlib import Path
 
-from synthstream.errors import UserError
-from synthstream.style import resolve_style
+from synthstream.errors import RunFailed, UserError
 from trainer import checkpoint
-from trainer.train import TrainConfig, config_dict, environment_summary, plan_resources, train_loop_per_worker
+from trainer.storage import RunStorage, lock, unlock
+from trainer.train import TrainConfig, WorkerPlan, plan_workers, train_loop_per_worker
+
+log = logging.getLogger("synthstream.train")
+RUN_FILE = "run.json"
+RUN_NAME = "train"                  # Ray Train's run name inside ray/: fixed, so a re-run restores it
+LOG_EVERY_S = 30.0                  # headless progress lines
 
 
 class ProgressTracker:
-    """A tiny actor rank 0 reports to; the driver polls it to draw the progress bar."""
+    """A tiny actor rank 0 reports to: the latest figures for the progress view, and every validation row."""
 
     def __init__(self) -> None:
         self.latest: dict = {}
+        self.rows: list[dict] = []
 
     def update(self, figures: dict) -> None:
         self.latest.update(figures)
 
-    def get(self) -> dict:
-        return dict(self.latest)
+    def record(self, metrics: dict) -> None:
+        self.latest.update(metrics)
+        self.rows.append(metrics)
+
+    def drain(self) -> tuple[dict, list[dict]]:
+        rows, self.rows = self.rows, []
+        return dict(self.latest), rows
 
 
-def check_out_dir(out: Path, config: TrainConfig, resume: bool) -> str | None:
-    """Refuse to touch another run's folder; on --resume return the checkpoint to continue from."""
-    existing = out / checkpoint.FILE
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {str(out)!r} exists and is not a directory")
-    if not resume:
-        if existing.exists() or (out / "ray").exists():
-            raise UserError(f"--out {str(out)!r} already holds a training run; pass --resume to continue it or "
-                            f"choose another folder (nothing was changed)")
+def check_out_dir(storage: RunStorage, config: TrainConfig, resume: bool) -> dict | None:
+    """What the folder holds: None for a new run, else its run.json. Refuses a folder holding anything else."""
+    kind = storage.kind()
+    if kind == "file":
+        raise UserError(f"--out {storage.describe()!r} exists and is not a directory")
+    names = [n for n in storage.names() if n != ".lock"]
+    if RUN_FILE not in names:
+        if names:
+            raise UserError(f"--out {storage.describe()!r} holds files that are not a synthstream run "
+                            f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}); choose an empty or new "
+                            f"folder (nothing was changed)")
+        if resume:
+            raise UserError(f"--resume: {storage.describe()!r} holds no training run")
         return None
-    if not existing.exists():
-        raise UserError(f"--resume: {str(existing)!r} does not exist")
-    state = checkpoint.load(existing)
-    style = resolve_style(config.style)
-    if state["style"].get("name") != style.name or state["preset"] != config.preset:
-        raise UserError(f"--resume: {str(existing)!r} is a {state['preset']} model of style "
-                        f"{state['style'].get('name')!r}, not {config.preset} of {style.name!r}")
-    if state["step"] >= config.steps:
-        raise UserError(f"--resume: the checkpoint is already at step {state['step']} >= --steps {config.steps}")
-    return str(existing)
+    try:
+        held = json.loads(storage.read_bytes(RUN_FILE))
+    except (OSError, ValueError) as e:
+        raise UserError(f"--out {storage.describe(RUN_FILE)!r} cannot be read ({e})") from None
+    mine = config.identity()
+    differ = [k for k in sorted(set(mine) | set(held.get("identity", {}))) if mine.get(k) != held["identity"].get(k)]
+    if differ:
+        raise UserError(f"--out {storage.describe()!r} holds a run with other settings ({', '.join(differ)} "
+                        f"differ); use the same settings to continue it, or another folder (nothing was changed)")
+    return held
 
 
-def run(config: TrainConfig, out_dir: str, *, address: str | None = None, resume: bool = False,
-        progress: bool = True) -> dict:
+def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bool = False,
+        progress: bool | None = None, connect_timeout_s: float | None = None) -> dict:
+    """Train, or continue the run in `out`. `progress`: a progress bar (True), log lines (False), or a bar
+    only on a terminal (None). Raises UserError for bad input, RunFailed when training fails."""
+    storage = RunStorage(out)
+    held = check_out_dir(storage, config, resume)
+    if held is not None and held.get("finished_step", -1) >= config.steps and storage.exists("report.json"):
+        log.info("%s already finished at step %d; nothing to do", storage.describe(), held["finished_step"])
+        return json.loads(storage.read_bytes("report.json"))
+    storage.make()
+    guard = lock(storage)
+    try:
+        return _train(config, storage, held, address, progress, connect_timeout_s)
+    finally:
+        unlock(guard)
+
+
+def _train(config: TrainConfig, storage: RunStorage, held: dict | None, address: str | None,
+           progress: bool | None, connect_timeout_s: float | None) -> dict:
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from cluster.local import connect
-    from synthstream.stream import GeneratorPool, StreamConfig
+    from synthstream.stream import GeneratorPool
 
-    out = Path(out_dir).resolve()
-    resume_from = check_out_dir(out, config, resume)
-    style = resolve_style(config.style).widened(config.prior_scale)   # fails fast, before Ray starts
-    config.style = style.to_raw()
-    config.prior_scale = 1.0                                          # already applied to the style
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"--out {str(out)!r}: {e.strerror}") from None
+    if held is None:
+        storage.write_bytes(RUN_FILE, json.dumps({"identity": config.identity()}, indent=1).encode())
 
-    connect(address)
-    plan = plan_resources(config)
-    stream_config = StreamConfig(style=config.style, seed=config.seed, batch_size=config.batch_size,
-                                 num_actors=config.generators, actor_cpus=config.generator_cpus)
-    pool = GeneratorPool(stream_config)
+    connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))
+    worker_cpus, threads = plan_workers(config)
+    pool = GeneratorPool(config.stream)
+    metrics_log = MetricsLog(storage)
     try:
         tracker = ray.remote(num_cpus=0)(ProgressTracker).remote()
-        loop_config = {"train": config_dict(config), "stream": vars(stream_config), "actors": pool.actors,
-                       "threads": plan["threads"], "out_dir": str(out), "resume_from": resume_from,
-                       "tracker": tracker}
+        plan = WorkerPlan(config=config, actors=pool.actors, threads=threads, tracker=tracker)
         trainer = TorchTrainer(
-            train_loop_per_worker, train_loop_config=loop_config,
+            train_loop_per_worker, train_loop_config={"plan": plan},
             scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=config.use_gpu,
-                                         resources_per_worker={"CPU": plan["cpus_per_worker"]}),
-            run_config=RunConfig(name=f"run-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(out / "ray"),
+                                         resources_per_worker={"CPU": worker_cpus}),
+            run_config=RunConfig(name=RUN_NAME, storage_path=storage.ray_storage_path,
                                  failure_config=FailureConfig(max_failures=config.max_failures),
                                  checkpoint_config=CheckpointConfig(num_to_keep=2)))
         t0 = time.time()
         outcome: dict = {}
-        worker = threading.Thread(target=lambda: outcome.update(result=_fit(trainer)), daemon=True)
-        worker.start()
-        _show_progress(worker, tracker, config.steps, enabled=progress)
-        worker.join()
+        fit = threading.Thread(target=lambda: outcome.update(result=_fit(trainer)), daemon=True)
+        fit.start()
+        _follow(fit, tracker, config.steps, metrics_log,
+                bar=progress if progress is not None else sys.stderr.isatty())
+        fit.join()
         wall = time.time() - t0
+        generator_nodes = pool.node_ips()
     finally:
         pool.shutdown()
+        metrics_log.close()
     result = outcome["result"]
-    newest = _newest_checkpoint(out / "ray")
-    if newest is not None:
-        _copy_atomic(newest, out / checkpoint.FILE)
     if isinstance(result, Exception):
-        raise UserError(f"training failed: {_one_line(result)} (newest checkpoint: "
-                        f"{out / checkpoint.FILE if newest else 'none'})")
-    report = {"style": style.name, "preset": config.preset, "steps": config.steps, "wall_s": wall,
-              "final": result.metrics, "config": {**config_dict(config), "style": style.name},
-              "resources": plan, "environment": environment_summary(),
-              "checkpoint": str(out / checkpoint.FILE)}
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
-    _plot_curve(out / "metrics.csv", out / "curve.png")
+        raise RunFailed(f"training failed: {_one_line(result)} (re-run the same command to continue from the "
+                        f"newest checkpoint in {storage.describe('ray')})")
+    if result.checkpoint is not None:
+        with result.checkpoint.as_directory() as d:
+            storage.upload_file(Path(d) / checkpoint.FILE, checkpoint.FILE)
+    final = result.metrics or {}
+    report = {"style": config.stream.style.name, "preset": config.preset, "steps": config.steps, "wall_s": wall,
+              "final": final, "config": config.summary(),
+              "resources": {"worker_cpus": worker_cpus, "torch_threads": threads},
+              "stream": {"generator_nodes": generator_nodes, "worker_nodes": metrics_log.worker_nodes,
+                         "samples": final.get("stream/samples"), "index_errors": final.get("stream/index_errors")},
+              "environment": _environment(), "checkpoint": storage.describe(checkpoint.FILE)}
+    storage.write_bytes("report.json", json.dumps(report, indent=2, default=float).encode())
+    storage.write_bytes(RUN_FILE, json.dumps({"identity": config.identity(), "finished_step": final.get("step", 0)},
+                                             indent=1).encode())
+    metrics_log.plot()
     return report
 
 
@@ -122,96 +159,117 @@ def _fit(trainer):
         return e
 
 
-def _show_progress(worker: threading.Thread, tracker, total: int, enabled: bool) -> None:
+def _follow(fit: threading.Thread, tracker, total: int, metrics_log: "MetricsLog", bar: bool) -> None:
+    """Until training ends: validation rows to metrics.csv/TensorBoard, and a progress bar or log lines."""
     import ray
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="step", disable=not enabled, dynamic_ncols=True)
-    shown = 0
-    while worker.is_alive():
-        worker.join(timeout=1.0)
+    progress = tqdm(total=total, unit="step", disable=not bar, dynamic_ncols=True)
+    shown, last_line = 0, 0.0
+    while fit.is_alive():
+        fit.join(timeout=1.0)
         try:
-            figures = ray.get(tracker.get.remote(), timeout=5)
+            figures, rows = ray.get(tracker.drain.remote(), timeout=5)
         except ray.exceptions.RayError:
             continue
+        metrics_log.add(rows)
         step = figures.get("step", 0)
         if step > shown:
-            bar.update(step - shown)
+            progress.update(step - shown)
             shown = step
-        post = {"loss": f"{figures.get('loss', float('nan')):.3f}",
-                "img/s": f"{figures.get('images_per_s', 0):.0f}",
+        post = {"loss": f"{figures.get('loss', float('nan')):.3f}", "img/s": f"{figures.get('images_per_s', 0):.0f}",
                 "wait": f"{100 * figures.get('data_wait_share', 0):.0f}%"}
         if "val/string_accuracy" in figures:
             post["val_str_acc"] = f"{figures['val/string_accuracy']:.3f}"
-        bar.set_postfix(post, refresh=True)
-    bar.close()
+        progress.set_postfix(post, refresh=True)
+        if not bar and (rows or time.monotonic() - last_line >= LOG_EVERY_S) and step:
+            log.info("step %d/%d %s", step, total, " ".join(f"{k}={v}" for k, v in post.items()))
+            last_line = time.monotonic()
+    progress.close()
 
 
-def registered_checkpoints(storage: Path) -> list[Path]:
-    """Checkpoints Ray Train has registered (listed in its snapshot, so fully uploaded), oldest first."""
-    found = []
-    for snapshot in sorted(storage.glob("*/checkpoint_manager_snapshot.json"), key=lambda p: p.stat().st_mtime):
-        try:
-            results = json.loads(snapshot.read_text()).get("checkpoint_results", [])
-        except (OSError, ValueError):
-            continue
-        found += [snapshot.parent / r["checkpoint_dir_name"] / checkpoint.FILE for r in results
-                  if "checkpoint_dir_name" in r]
-    return [p for p in found if p.exists()]
+class MetricsLog:
+    """The driver's metrics.csv and TensorBoard files, from the rows rank 0 reports (so they land in the run's
+    storage wherever the workers run). A row for step s replaces earlier rows with step >= s: after a restart
+    from a checkpoint the repeated steps are not duplicated."""
 
+    def __init__(self, storage: RunStorage) -> None:
+        self.storage, self.rows, self.worker_nodes = storage, [], []
+        self._tb_dir, self._tb = storage.scratch() / "tensorboard", None
+        if storage.exists("metrics.csv"):
+            self.rows = list(csv.DictReader(io.StringIO(storage.read_bytes("metrics.csv").decode())))
 
-def _newest_checkpoint(storage: Path) -> Path | None:
-    """The newest registered checkpoint that loads (a half-copied one is never taken)."""
-    for path in reversed(registered_checkpoints(storage)):
-        try:
-            checkpoint.load(path)
-            return path
-        except UserError:
-            continue
-    return None
+    def add(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        for row in rows:
+            self.rows = [r for r in self.rows if float(r["step"]) < row["step"]] + [row]
+            if row.get("worker_node") and row["worker_node"] not in self.worker_nodes:
+                self.worker_nodes.append(row["worker_node"])
+        fields = list(dict.fromkeys(k for r in self.rows for k in r))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        self.storage.write_bytes("metrics.csv", text.getvalue().encode())
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+            self._tb = SummaryWriter(str(self._tb_dir))
+        for row in rows:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k, v, row["step"])
+        self._tb.flush()
 
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            if self.storage.local is None:
+                self.storage.upload_dir(self._tb_dir, "tensorboard")
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dst)
+    def plot(self) -> None:
+        """curve.png: training and validation loss, and validation accuracy, against step."""
+        if not self.rows:
+            return
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        rows = self.rows
+        step = [float(r["step"]) for r in rows]
+        fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+        for key, label in (("train_loss", "train -log q"), ("val/loss", "validation -log q")):
+            a.plot(step, [float(r[key]) for r in rows], marker=".", label=label)
+        a.set_xlabel("step")
+        a.set_ylabel("nats per trace")
+        a.set_yscale("log")
+        a.legend()
+        for key, label in (("val/string_accuracy", "whole string"), ("val/acc/char", "per character")):
+            if key in rows[0]:
+                b.plot(step, [float(r[key]) for r in rows], marker=".", label=label)
+        b.set_xlabel("step")
+        b.set_ylabel("validation accuracy (greedy)")
+        b.set_ylim(0, 1)
+        b.legend()
+        fig.tight_layout()
+        png = io.BytesIO()
+        fig.savefig(png, dpi=110, format="png")
+        plt.close(fig)
+        self.storage.write_bytes("curve.png", png.getvalue())
 
 
 def _one_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    """The innermost error of a (possibly nested, multi-line, coloured) Ray failure, on one line."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     errors = [ln for ln in lines if "Error" in ln or "error" in ln]
     return (errors[-1] if errors else (lines[-1] if lines else type(e).__name__))[:300]
 
 
-def _plot_curve(csv_path: Path, png_path: Path) -> None:
-    """Training loss, validation loss and string accuracy against step."""
-    import csv
+def _environment() -> dict:
+    import os
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not csv_path.exists():
-        return
-    with csv_path.open() as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return
-    step = [float(r["step"]) for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for key, label in (("train_loss", "train -log q"), ("val/loss", "validation -log q")):
-        a.plot(step, [float(r[key]) for r in rows], marker=".", label=label)
-    a.set_xlabel("step")
-    a.set_ylabel("nats per trace")
-    a.set_yscale("log")
-    a.legend()
-    for key, label in (("val/string_accuracy", "whole string"), ("val/acc/char", "per character")):
-        if key in rows[0]:
-            b.plot(step, [float(r[key]) for r in rows], marker=".", label=label)
-    b.set_xlabel("step")
-    b.set_ylabel("validation accuracy (greedy)")
-    b.set_ylim(0, 1)
-    b.legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
+    import torch
+    return {"torch": torch.__version__, "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available()}

@@ -1,53 +1,45 @@
 """Distributed training of the proposal network from the stream, with Ray Train.
 
-The driver starts the generator actors (separate CPU actors, so generation scales apart from training),
-then a `TorchTrainer` whose workers each read their own shard of the stream (DDP: gloo on CPU, nccl on
-GPU). Each worker runs the same flat loop: lr -> batch -> forward -> finite check -> backward -> clip ->
-step, and every `val_every` steps rank 0 validates on a fixed synthetic set rendered in memory and writes
-a checkpoint that Ray Train records. A restarted worker group resumes from the newest checkpoint, stream
-position included.
+The driver (trainer/run.py) starts the generator actors (separate CPU actors, so generation scales apart from
+training), then a `TorchTrainer` whose workers each read their own shard of the stream (DDP: gloo on CPU,
+nccl on GPU). Each worker runs the same flat loop: lr -> batch -> forward -> finite check -> backward -> clip
+-> step, and every `val_every` steps rank 0 validates on a fixed synthetic set rendered in memory and reports
+a checkpoint that Ray Train records. A restarted worker group, or a new run with the same storage and name,
+resumes from the newest registered checkpoint, stream position included.
 """
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from synthstream.errors import UserError
-from synthstream.style import resolve_style
+from synthstream.stream import StreamConfig
 from trainer import checkpoint
 from trainer.model import PRESETS, build_model
-
-VAL_SEED = 2**62 + 12345        # validation traces come from a seed no training run uses
 
 
 @dataclass(kw_only=True)
 class TrainConfig:
-    style: str | dict = "tiny"
-    """Style name, file path or raw dict."""
-    prior_scale: float = 1.0
-    """Widen every nuisance range of the style this many times (robustness to real data); 1 = as written."""
+    """One training run. Errors name these fields; the CLI maps them to its flags."""
+
+    stream: StreamConfig
+    """The style, seed, per-worker batch size and generator actors (`num_actors`, `actor_cpus`)."""
     preset: str = "cpu"
     workers: int = 1
-    generators: int = 1
-    generator_cpus: float = 0.5
-    """CPUs reserved per generator actor (rendering ~10k images/s per core is far above CPU training)."""
+    worker_cpus: float | None = None
+    """CPUs per training worker; None: what the generators leave of the cluster's CPUs now, split evenly."""
     steps: int = 500
-    batch_size: int = 64
-    """Per worker."""
     lr: float = 2e-3
     warmup_steps: int = 50
     grad_clip: float = 1.0
     weight_decay: float = 1e-4
-    seed: int = 0
     val_every: int = 100
     val_size: int = 512
     log_every: int = 10
@@ -57,21 +49,19 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
-            raise UserError(f"unknown preset {self.preset!r}; available: {', '.join(PRESETS)}")
-        positive = {"workers": self.workers, "generators": self.generators, "steps": self.steps,
-                    "batch_size": self.batch_size, "val_every": self.val_every, "val_size": self.val_size,
-                    "log_every": self.log_every}
+            raise UserError(f"preset {self.preset!r} is unknown; available: {', '.join(PRESETS)}")
+        positive = {"workers": self.workers, "steps": self.steps, "val_every": self.val_every,
+                    "val_size": self.val_size, "log_every": self.log_every}
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
-                raise UserError(f"--{name.replace('_', '-')} {value!r} must be a positive integer")
+                raise UserError(f"{name} = {value!r} must be a positive integer")
         if not 0 < self.lr < 1:
-            raise UserError(f"--lr {self.lr!r} must be in (0, 1)")
-        if not 0 < self.generator_cpus <= 64:
-            raise UserError(f"--generator-cpus {self.generator_cpus!r} must be in (0, 64]")
-        if not 0.1 <= self.prior_scale <= 10:
-            raise UserError(f"--prior-scale {self.prior_scale!r} must be in [0.1, 10]")
-        if self.batch_size > 8192:
-            raise UserError(f"--batch-size {self.batch_size} is absurd (max 8192 per worker)")
+            raise UserError(f"lr = {self.lr!r} must be in (0, 1)")
+        if self.worker_cpus is not None and not 0 < self.worker_cpus <= 1024:
+            raise UserError(f"worker_cpus = {self.worker_cpus!r} must be in (0, 1024]")
+        if not isinstance(self.max_failures, int) or self.max_failures < 0:
+            raise UserError(f"max_failures = {self.max_failures!r} must be an integer >= 0")
+        self.val_every = min(self.val_every, self.steps)
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay to 5% of lr."""
@@ -80,25 +70,61 @@ class TrainConfig:
         progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
         return self.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
+    def identity(self) -> dict:
+        """What must match for a later run to continue this one (steps may grow; restarts may change)."""
+        s = self.stream
+        return {"style": s.style.canonical, "seed": s.seed, "batch_size": s.batch_size, "preset": self.preset,
+                "workers": self.workers, "lr": self.lr, "warmup_steps": self.warmup_steps,
+                "weight_decay": self.weight_decay, "grad_clip": self.grad_clip, "val_size": self.val_size}
+
+    def summary(self) -> dict:
+        """JSON-able settings for reports (the style by name)."""
+        s = self.stream
+        return {"style": s.style.name, "seed": s.seed, "batch_size": s.batch_size, "generators": s.num_actors,
+                "generator_cpus": s.actor_cpus, "generator_resource": s.actor_resource, "preset": self.preset,
+                "workers": self.workers, "worker_cpus": self.worker_cpus, "steps": self.steps, "lr": self.lr,
+                "warmup_steps": self.warmup_steps, "grad_clip": self.grad_clip, "weight_decay": self.weight_decay,
+                "val_every": self.val_every, "val_size": self.val_size, "use_gpu": self.use_gpu,
+                "compile": self.compile, "max_failures": self.max_failures}
+
+
+@dataclass
+class WorkerPlan:
+    """What the driver sends every Ray Train worker."""
+
+    config: TrainConfig
+    actors: list                     # generator actor handles
+    threads: int                     # torch threads per worker
+    tracker: object | None = None    # ProgressTracker actor handle (rank 0 reports to it)
+    extra_metrics: dict = field(default_factory=dict)
+
 
 def validation_set(style, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed synthetic set rendered in memory: (uint8 images, targets)."""
-    from synthstream.batch import targets_of, to_record_batch
-    from synthstream.generate import generate
+    """A fixed synthetic set rendered in memory: (uint8 images, targets). Its keys come from a key domain no
+    training seed can reach (render/rng.py), so no training run ever sees these samples."""
+    from synthstream.generate import render
+    from synthstream.trace import codec_of, traces_from_classes, validation_keys
 
-    images, traces = generate(style, VAL_SEED, 0, size)
-    batch = to_record_batch(style, images, traces, VAL_SEED)
-    return torch.from_numpy(images.copy()), torch.from_numpy(targets_of(style, batch))
+    keys = validation_keys(size)
+    classes = codec_of(style).sample(keys)
+    images = render(style, traces_from_classes(style, classes, keys))
+    return torch.from_numpy(images), torch.from_numpy(classes.astype(np.int64))
 
 
 class StepTimer:
-    """Accumulates step and data-wait time between reports."""
+    """Step and data-wait time between reports; `record` is called once per step."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self.steps, self.images, self.step_s, self.wait_s, self.t0 = 0, 0, 0.0, 0.0, time.perf_counter()
+
+    def record(self, started: float, data_s: float, images: int) -> None:
+        self.steps += 1
+        self.images += images
+        self.wait_s += data_s
+        self.step_s += time.perf_counter() - started
 
     def figures(self, world_size: int) -> dict:
         elapsed = max(time.perf_counter() - self.t0, 1e-9)
@@ -126,145 +152,130 @@ def optimise(model, optimizer, images: torch.Tensor, targets: torch.Tensor, grad
     return loss.detach()
 
 
-def train_loop_per_worker(cfg: dict) -> None:
-    """Runs inside each Ray Train worker."""
+@dataclass
+class WorkerState:
+    """A worker's model, optimiser and counters (restored from a checkpoint or fresh)."""
+
+    model: torch.nn.Module           # what the step calls (DDP-wrapped, maybe compiled)
+    bare: torch.nn.Module            # the plain module, for validation and checkpoints
+    optimizer: torch.optim.Optimizer
+    step: int = 0
+    position: int = 0                # next stream batch number of this rank
+    restored_from_step: int = 0
+
+
+def build_state(config: TrainConfig) -> WorkerState:
+    """The model and optimiser, restored from Ray Train's newest checkpoint when there is one."""
     import ray.train
     import ray.train.torch
 
-    from synthstream.stream import DataStream, StreamConfig
-    from trainer.metrics import evaluate
-
-    config = TrainConfig(**cfg["train"])
-    style = resolve_style(config.style)
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(cfg["threads"])
-    torch.manual_seed(config.seed)
-    device = ray.train.torch.get_device()
-
-    model = build_model(config.preset, style)
+    model = build_model(config.preset, config.stream.style)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    step = position = restored_from_step = 0
-    state = None
+    step = position = 0
     restored = ray.train.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as d:
             state = checkpoint.load(Path(d) / checkpoint.FILE)
-    elif cfg.get("resume_from"):
-        state = checkpoint.load(cfg["resume_from"])
-    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, position = state["step"], state["position"]
-        restored_from_step = step
-    model = ray.train.torch.prepare_model(model)            # DDP (gloo on CPU, nccl on GPU) + device
-    bare = model.module if hasattr(model, "module") else model
-    forward = torch.compile(model) if config.compile else model
+    wrapped = ray.train.torch.prepare_model(model)            # DDP (gloo on CPU, nccl on GPU) + device
+    bare = wrapped.module if hasattr(wrapped, "module") else wrapped
+    forward = torch.compile(wrapped) if config.compile else wrapped
+    return WorkerState(forward, bare, optimizer, step, position, restored_from_step=step)
 
-    stream = DataStream(StreamConfig(**cfg["stream"]), cfg["actors"], rank=rank, world_size=world,
-                        start=position)
+
+def validate_and_checkpoint(plan: WorkerPlan, state: WorkerState, metrics: dict, validation, lead: bool) -> None:
+    """Rank 0 validates and writes a checkpoint; every rank reports (Ray Train needs all of them)."""
+    import ray.train
+
+    from trainer.metrics import evaluate
+    from synthstream.trace import codec_of
+
+    config = plan.config
+    with tempfile.TemporaryDirectory() as d:
+        ckpt = None
+        if lead:
+            images, targets = validation
+            metrics.update({f"val/{k}": v for k, v in evaluate(
+                state.bare, images, targets, codec_of(config.stream.style)).items()})
+            checkpoint.save(Path(d) / checkpoint.FILE, model=state.bare, optimizer=state.optimizer,
+                            step=state.step, position=state.position, config=config.summary(),
+                            style_raw=config.stream.style.to_raw(), preset=config.preset)
+            ckpt = ray.train.Checkpoint.from_directory(d)
+            if plan.tracker is not None:
+                plan.tracker.record.remote(metrics)
+        ray.train.report(metrics, checkpoint=ckpt)
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    """Runs inside each Ray Train worker: restore, build, loop, validate-and-checkpoint."""
+    import ray
+    import ray.train
+    import ray.train.torch
+
+    from synthstream.stream import DataStream
+
+    plan: WorkerPlan = loop_config["plan"]
+    config = plan.config
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(plan.threads)
+    torch.manual_seed(config.stream.seed)
+    device = ray.train.torch.get_device()
+    state = build_state(config)
+
+    stream = DataStream(config.stream, plan.actors, rank=rank, world_size=world, start=state.position)
     batches = iter(stream)
     lead = rank == 0
+    validation = None
     if lead:
-        val_images, val_targets = validation_set(style, config.val_size)
-        val_images, val_targets = val_images.to(device), val_targets.to(device)
-        log = RunLog(cfg["out_dir"], resumed=state is not None)
-    tracker = cfg.get("tracker")
+        images, targets = validation_set(config.stream.style, config.val_size)
+        validation = images.to(device), targets.to(device)
     timer, recent_loss = StepTimer(), []
     autocast = autocast_for(config.use_gpu)
-    while step < config.steps:
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr_at(step)
+    while state.step < config.steps:
+        for group in state.optimizer.param_groups:
+            group["lr"] = config.lr_at(state.step)
         t0 = time.perf_counter()
         batch = next(batches)
         t_data = time.perf_counter() - t0
         images = batch.images.to(device, non_blocking=True)
-        loss = optimise(forward, optimizer, images, batch.targets.to(device, non_blocking=True),
-                        config.grad_clip, autocast, step)
-        step, position = step + 1, position + 1
-        timer.steps += 1
-        timer.images += images.shape[0]
-        timer.wait_s += t_data
-        timer.step_s += time.perf_counter() - t0
-        if lead and (step % config.log_every == 0 or step == config.steps):
+        loss = optimise(state.model, state.optimizer, images, batch.targets.to(device, non_blocking=True),
+                        config.grad_clip, autocast, state.step)
+        state.step, state.position = state.step + 1, state.position + 1
+        timer.record(t0, t_data, images.shape[0])
+        if lead and (state.step % config.log_every == 0 or state.step == config.steps):
             recent_loss.append(loss.item())                # host sync, once per log interval
-            if tracker is not None:
-                tracker.update.remote({"step": step, "loss": recent_loss[-1], **timer.figures(world)})
-        if step % config.val_every == 0 or step == config.steps:
-            metrics = {"step": step, "train_loss": float(np.mean(recent_loss)) if recent_loss else float("nan"),
-                       "lr": config.lr_at(step - 1), "restored_from_step": restored_from_step,
+            if plan.tracker is not None:
+                plan.tracker.update.remote({"step": state.step, "loss": recent_loss[-1], **timer.figures(world)})
+        if state.step % config.val_every == 0 or state.step == config.steps:
+            s = stream.stats(actors=False)
+            metrics = {"step": state.step, "train_loss": float(np.mean(recent_loss)) if recent_loss else float("nan"),
+                       "lr": config.lr_at(state.step - 1), "restored_from_step": state.restored_from_step,
+                       "stream/samples": s["images_delivered"], "stream/index_errors": s["index_errors"],
+                       "worker_node": ray.util.get_node_ip_address(),
                        **timer.figures(world)}
-            with tempfile.TemporaryDirectory() as d:
-                ckpt = None
-                if lead:
-                    metrics.update({f"val/{k}": v for k, v in evaluate(
-                        bare, val_images, val_targets, style.addresses(), style.alphabet).items()})
-                    log.write(metrics)
-                    checkpoint.save(Path(d) / checkpoint.FILE, model=bare, optimizer=optimizer, step=step,
-                                    position=position, config=cfg["train"], style_raw=style.to_raw(),
-                                    preset=config.preset)
-                    ckpt = ray.train.Checkpoint.from_directory(d)
-                    if tracker is not None:
-                        tracker.update.remote(metrics)
-                ray.train.report(metrics, checkpoint=ckpt)
+            validate_and_checkpoint(plan, state, metrics, validation, lead)
             timer.reset()
             recent_loss = []
     stream.close()
-    if lead:
-        log.close()
 
 
-class RunLog:
-    """Rank 0's CSV and TensorBoard logs under the run's output folder."""
-
-    def __init__(self, out_dir: str, resumed: bool) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.path = Path(out_dir) / "metrics.csv"
-        self.tb = SummaryWriter(str(Path(out_dir) / "tensorboard"))
-        self.fields: list[str] | None = None
-        if resumed and self.path.exists():
-            with self.path.open() as f:
-                self.fields = next(csv.reader(f), None)
-
-    def write(self, metrics: dict) -> None:
-        if self.fields is None:
-            self.fields = list(metrics)
-            with self.path.open("w", newline="") as f:
-                csv.writer(f).writerow(self.fields)
-        with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow([metrics.get(k, "") for k in self.fields])
-        for k, v in metrics.items():
-            if k != "step" and isinstance(v, (int, float)):
-                self.tb.add_scalar(k, v, metrics["step"])
-        self.tb.flush()
-
-    def close(self) -> None:
-        self.tb.close()
-
-
-def plan_resources(config: TrainConfig) -> dict:
-    """CPUs for each training worker and its torch threads, after the generators take theirs."""
+def plan_workers(config: TrainConfig) -> tuple[float, int]:
+    """CPUs for each training worker and its torch threads. With `worker_cpus` unset: what the generators
+    leave of the cluster's CPUs now, split evenly (an embedded Ray: the whole machine)."""
     import ray
 
-    total = ray.cluster_resources()
-    cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
-    if config.use_gpu and gpus < config.workers:
-        raise UserError(f"--workers {config.workers} with --gpu needs {config.workers} GPUs; the cluster has "
-                        f"{gpus:g}")
-    left = cpus - config.generators * config.generator_cpus
-    per_worker = left / config.workers
-    if per_worker < 1.0 - 1e-9:
-        raise UserError(f"{config.workers} training workers and {config.generators} generators x "
-                        f"{config.generator_cpus:g} CPU need at least {config.workers + config.generators * config.generator_cpus:g} "
-                        f"CPUs; the Ray cluster has {cpus:g}")
-    per_worker = math.floor(per_worker * 4) / 4                # tidy quarter-CPUs
-    return {"cpus_per_worker": per_worker, "threads": max(1, math.ceil(per_worker - 1e-9))}
-
-
-def environment_summary() -> dict:
-    return {"torch": torch.__version__, "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available()}
-
-
-def config_dict(config: TrainConfig) -> dict:
-    return asdict(config)
+    per_worker = config.worker_cpus
+    if per_worker is None:
+        cpus = ray.cluster_resources().get("CPU", 0.0)
+        per_worker = (cpus - config.stream.num_actors * config.stream.actor_cpus) / config.workers
+        if per_worker < 1.0 - 1e-9:
+            raise UserError(
+                f"{config.workers} training workers and {config.stream.num_actors} generators x "
+                f"{config.stream.actor_cpus:g} CPU need at least "
+                f"{config.workers + config.stream.num_actors * config.stream.actor_cpus:g} CPUs; the Ray cluster "
+                f"has {cpus:g} (set worker_cpus explicitly on a cluster that autoscales)")
+        per_worker = math.floor(per_worker * 4) / 4                # tidy quarter-CPUs
+    return per_worker, max(1, math.ceil(per_worker - 1e-9))

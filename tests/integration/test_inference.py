@@ -58,7 +58,7 @@ def test_synthetic_accuracy_and_calibration(tiny_model):
     model, style, _ = tiny_model
     images, traces = generate(style, 777, 0, 300)
     items = [Loaded(path=f"synthetic/{i}", image=im, label=t) for i, (im, t) in enumerate(zip(images,
-                                                                                              traces.texts(style)))]
+                                                                                              traces.texts()))]
     report, _ = evaluate(model, style, items, method="proposal", particles=50, bandwidth=None)
     assert report["exact_rate"] > 0.95 and report["ece"] <= 0.03 and report["n"] == 300
 

@@ -11,41 +11,60 @@ import time
 
 import psutil
 import pytest
+from ray.train import Result
 
 from synthstream.errors import UserError
 from trainer import checkpoint
-from trainer.run import registered_checkpoints, run
+from synthstream.stream import StreamConfig
+from synthstream.style import load_style
+from trainer.run import run
 from trainer.train import TrainConfig
 
 
-def config(**kw) -> TrainConfig:
-    base = dict(style="tiny", preset="cpu", steps=40, val_every=20, val_size=128, batch_size=32, log_every=5)
-    return TrainConfig(**{**base, **kw})
+def config(style="tiny", batch_size=32, **kw) -> TrainConfig:
+    base = dict(preset="cpu", steps=40, val_every=20, val_size=128, log_every=5)
+    stream = StreamConfig(style=load_style(style), batch_size=batch_size, num_actors=1, actor_cpus=0.5)
+    return TrainConfig(stream=stream, **{**base, **kw})
 
 
-def test_a_short_run_writes_its_outputs_then_resumes(local_ray, tmp_path):
+def test_a_short_run_writes_its_outputs_then_continues(local_ray, tmp_path):
     out = tmp_path / "run"
     report = run(config(), str(out), progress=False)
-    assert {"checkpoint.pt", "report.json", "curve.png", "metrics.csv", "tensorboard", "ray"} <= \
+    assert {"checkpoint.pt", "report.json", "curve.png", "metrics.csv", "tensorboard", "ray", "run.json"} <= \
         {p.name for p in out.iterdir()}
     final = report["final"]
     assert final["step"] == 40 and 0 <= final["val/string_accuracy"] <= 1 and final["images_per_s"] > 0
     assert 0 <= final["data_wait_share"] < 1 and json.loads((out / "report.json").read_text())["steps"] == 40
+    assert report["stream"]["index_errors"] == 0 and report["stream"]["samples"] == 40 * 32
     assert checkpoint.load(out / "checkpoint.pt")["position"] == 40
 
     before = (out / "checkpoint.pt").stat().st_mtime_ns
-    with pytest.raises(UserError, match="already holds a training run"):
-        run(config(), str(out), progress=False)
+    again = run(config(), str(out), progress=False)                     # the same command: nothing to do
+    assert again["final"]["step"] == 40 and (out / "checkpoint.pt").stat().st_mtime_ns == before
+    with pytest.raises(UserError, match="holds a run with other settings"):
+        run(config(style="wikipedia", steps=60), str(out), progress=False)
     assert (out / "checkpoint.pt").stat().st_mtime_ns == before          # nothing overwritten
-    with pytest.raises(UserError, match="not cpu of 'wikipedia'"):
-        run(config(style="wikipedia", steps=60), str(out), resume=True, progress=False)
 
-    resumed = run(config(steps=60), str(out), resume=True, progress=False)
+    resumed = run(config(steps=60), str(out), progress=False)          # more steps: continues from step 40
     assert resumed["final"]["step"] == 60 and resumed["final"]["restored_from_step"] == 40
     state = checkpoint.load(out / "checkpoint.pt")
     assert state["step"] == 60 and state["position"] == 60              # the stream continued, not restarted
     with (out / "metrics.csv").open() as f:
         assert [int(float(r["step"])) for r in csv.DictReader(f)] == [20, 40, 60]
+
+
+def test_a_folder_of_user_files_is_refused(local_ray, tmp_path):
+    (tmp_path / "report.json").write_text("mine")
+    with pytest.raises(UserError, match="not a synthstream run"):
+        run(config(), str(tmp_path), progress=False)
+    assert (tmp_path / "report.json").read_text() == "mine" and {p.name for p in tmp_path.iterdir()} == {"report.json"}
+
+
+def _has_checkpoint(out) -> bool:
+    try:
+        return Result.from_path(str(out / "ray" / "train")).checkpoint is not None
+    except Exception:  # noqa: BLE001 - not written yet
+        return False
 
 
 def _train_workers() -> list[psutil.Process]:
@@ -67,7 +86,7 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(local_ray, tmp_path):
         report=run(config(steps=80, val_every=10, max_failures=1), str(out), progress=False)))
     thread.start()
     deadline = time.time() + 240
-    while not registered_checkpoints(out / "ray") and time.time() < deadline:   # registered, not just copied
+    while not _has_checkpoint(out) and time.time() < deadline:          # registered, not just copied
         time.sleep(0.5)
     workers = _train_workers()
     assert workers, "no training worker found to kill"

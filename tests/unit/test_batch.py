@@ -8,7 +8,7 @@ from synthstream.batch import (check_version, images_of, schema, style_of, targe
                                to_torch)
 from synthstream.generate import generate, render
 from synthstream.style import load_style
-from synthstream.trace import TraceBatch
+from synthstream.trace import codec_of, traces_from_classes
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def test_schema_has_every_address_and_the_metadata(wiki):
     style, _, _, batch = wiki
     names = batch.schema.names
     assert names[:2] == ["image", "text"] and names[-3:] == ["log_prob", "seed", "index"]
-    assert names[2:-3] == style.addresses()
+    assert tuple(names[2:-3]) == codec_of(style).addresses
     assert batch.schema.field("image").type == pa.fixed_shape_tensor(pa.uint8(), [50, 200])
     meta = batch.schema.metadata
     assert meta[b"style"] == b"wikipedia" and json.loads(meta[b"image_shape"]) == [50, 200]
@@ -45,18 +45,16 @@ def test_targets_are_class_indices_within_each_support(wiki):
     np.testing.assert_array_equal(targets[:, 0], traces.num_chars - 8)
     np.testing.assert_array_equal(targets[:, 2], traces.font_size - 26)
     np.testing.assert_array_equal(targets[:, 4:], traces.chars)
-    for j, address in enumerate(style.addresses()):
+    codec = codec_of(style)
+    for j, address in enumerate(codec.addresses):
         col = targets[:, j]
-        assert col.max() < len(style.support(address)) and col.min() >= -1
+        assert col.max() < len(codec.support(address)) and col.min() >= -1
 
 
 def test_a_row_rerenders_from_the_batch_alone(wiki):
     _, images, _, batch = wiki
     style = style_of(batch)                       # the style travels in the schema metadata
-    chars = np.stack([batch.column(f"char/{i}").to_numpy() for i in range(style.max_chars)], 1).astype(np.int32)
-    col = lambda name, dt=np.int32: batch.column(name).to_numpy().astype(dt)  # noqa: E731
-    traces = TraceBatch(col("seed", np.uint64), col("index", np.int64), col("num_chars"), col("font"),
-                        col("font_size"), col("kerning"), chars)
+    traces = traces_from_classes(style, targets_of(style, batch), batch.column("seed").to_numpy())
     np.testing.assert_array_equal(render(style, traces), images)
 
 

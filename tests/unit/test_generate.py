@@ -48,7 +48,7 @@ def test_batches_do_not_depend_on_how_the_range_is_split():
     a, ta = generate(style, 7, 100, 10)
     b, tb = generate(style, 7, 110, 14)
     np.testing.assert_array_equal(whole, np.concatenate([a, b]))
-    assert t_whole.texts(style) == ta.texts(style) + tb.texts(style)
+    assert t_whole.texts() == ta.texts() + tb.texts()
 
 
 def test_thread_count_does_not_change_images():
@@ -77,7 +77,7 @@ def test_images_look_like_captchas():
         style = load_style(name)
         images, traces = generate(style, 0, 0, 32)
         assert images.shape == (32, style.height, style.width) and images.dtype == np.uint8
-        assert len(set(traces.texts(style))) >= 8   # tiny has 20 strings in all
+        assert len(set(traces.texts())) >= 8   # tiny has 20 strings in all
         assert images.std(axis=(1, 2)).min() > 10, f"{name}: a blank image"
         dark = (images < 128).mean(axis=(1, 2))
         assert 0.02 < dark.mean() < 0.5, f"{name}: ink share {dark.mean():.3f}"

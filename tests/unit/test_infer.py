@@ -6,8 +6,8 @@ from synthstream.generate import generate, render
 from synthstream.style import load_style
 from trainer.evaluate import calibration, coverage_curve, levenshtein
 from trainer.exact import all_traces, kl
-from trainer.infer import (_collect, abc_log_likelihood, calibrated_bandwidth, infer, log_prior, projection,
-                           values_to_traces)
+from synthstream.trace import codec_of, traces_from_classes
+from trainer.infer import _collect, abc_log_likelihood, calibrated_bandwidth, infer, projection
 from trainer.model import build_model
 
 
@@ -16,9 +16,9 @@ def test_network_values_map_back_to_renderable_traces():
     images, traces = generate(style, 3, 0, 6)
     from synthstream.batch import targets_of, to_record_batch
     values = targets_of(style, to_record_batch(style, images, traces, 3))
-    again = values_to_traces(style, values, traces.keys)
+    again = traces_from_classes(style, values, traces.keys)
     np.testing.assert_array_equal(render(style, again), images)
-    np.testing.assert_allclose(log_prior(style, values), traces.log_prior(style))
+    np.testing.assert_allclose(codec_of(style).log_prior(values), traces.log_prior())
 
 
 def test_abc_likelihood_and_collecting_weights():

@@ -5,7 +5,7 @@ from synthstream.batch import to_record_batch, to_torch
 from synthstream.errors import UserError
 from synthstream.generate import generate
 from synthstream.style import builtin_styles, load_style
-from trainer.metrics import texts_from_values
+from synthstream.trace import codec_of
 from trainer.model import PRESETS, build_model
 
 
@@ -50,7 +50,7 @@ def test_decode_is_consistent_with_the_teacher_forced_loss():
     n_chars = values[:, 0] + 8
     for row, n in zip(values, n_chars):
         assert (row[4:4 + n] >= 0).all() and (row[4 + n:] == -1).all()
-    assert all(len(t) == n for t, n in zip(texts_from_values(values.numpy(), style.alphabet), n_chars.tolist()))
+    assert all(len(t) == n for t, n in zip(codec_of(style).texts(values.numpy()), n_chars.tolist()))
 
 
 def test_sampling_draws_from_q():

@@ -3,6 +3,7 @@ import math
 import pytest
 
 from synthstream.errors import UserError
+from synthstream.trace import codec_of
 from synthstream.style import builtin_styles, load_style, parse_style
 
 MINIMAL = {"name": "mini", "height": 32, "width": 64, "alphabet": "ab",
@@ -19,27 +20,29 @@ def with_field(path: str, value):
     return raw
 
 
-def test_builtins_are_the_four_styles():
-    assert builtin_styles() == ["facebook", "lepture", "tiny", "wikipedia"]
+def test_builtins_are_the_five_styles():
+    assert builtin_styles() == ["facebook", "lepture", "tiny", "wikipedia", "wikipedia_letters"]
     for name in builtin_styles():
         assert load_style(name).name == name
 
 
 def test_paper_ranges_of_the_wikipedia_prior():
-    s = load_style("wikipedia")
-    assert s.support("num_chars") == [8, 9, 10]
-    assert s.support("font_size") == list(range(26, 32))
-    assert s.support("kerning") == [1, 2]
-    assert s.support("char/3") == list("abcdefghijklmnopqrstuvwxyz")
-    assert s.addresses()[:4] == ["num_chars", "font", "font_size", "kerning"]
-    assert s.addresses()[-1] == "char/9"
+    c = codec_of(load_style("wikipedia"))
+    assert c.support("num_chars") == (8, 9, 10)
+    assert c.support("font_size") == tuple(range(26, 32))
+    assert c.support("kerning") == (1, 2)
+    assert c.support("char/3") == tuple("abcdefghijklmnopqrstuvwxyz")
+    assert c.addresses[:4] == ("num_chars", "font", "font_size", "kerning")
+    assert c.addresses[-1] == "char/9"
 
 
-def test_log_prior_terms_are_uniform():
-    t = load_style("facebook").log_prior_terms()
-    assert t["num_chars"] == pytest.approx(-math.log(2))
-    assert t["char"] == pytest.approx(-math.log(61))
-    assert t["kerning"] == pytest.approx(-math.log(4))
+def test_a_style_is_hashable_equal_by_content_and_pickles_by_its_raw_form():
+    import pickle
+    a, b = load_style("tiny"), load_style("tiny")
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != load_style("lepture") and a.widened(1.5) != a
+    again = pickle.loads(pickle.dumps(a))
+    assert again == a and again.to_raw() == a.to_raw()
 
 
 @pytest.mark.parametrize("path, value, fragment", [

@@ -6,11 +6,11 @@ from synthstream.trace import sample_traces, traces_from_texts
 
 
 def test_log_prior_is_the_sum_of_site_log_probs():
-    style = load_style("wikipedia")
+    style = load_style("wikipedia_letters")
     traces = sample_traces(style, 5, 0, 50)
-    lp = traces.log_prior(style)
+    lp = traces.log_prior()
     for i in range(50):
-        t = traces.trace(style, i)
+        t = traces.trace(i)
         assert t.log_prior == pytest.approx(lp[i])
         assert [s.address for s in t.sites][:4] == ["num_chars", "font", "font_size", "kerning"]
         assert len(t.sites) == 4 + t["num_chars"]
@@ -35,16 +35,16 @@ def test_prior_marginals_cover_each_support_uniformly():
 def test_texts_and_traces_agree():
     style = load_style("lepture")
     traces = sample_traces(style, 1, 10, 20)
-    texts = traces.texts(style)
+    texts = traces.texts()
     assert all(len(s) == 4 and set(s) <= set(style.alphabet) for s in texts)
-    assert [traces.trace(style, i).text for i in range(20)] == texts
-    assert traces.trace(style, 3).index == 13
+    assert [traces.trace(i).text for i in range(20)] == texts
+    assert traces.trace(3).index == 13
 
 
 def test_traces_from_texts_validates_the_alphabet():
     style = load_style("tiny")
     t = traces_from_texts(style, ["AB", "C"])
-    assert t.texts(style) == ["AB", "C"]
+    assert t.texts() == ["AB", "C"]
     with pytest.raises(ValueError, match="not in style 'tiny'"):
         traces_from_texts(style, ["AZ"])
     with pytest.raises(ValueError, match="length 3"):

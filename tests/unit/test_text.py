@@ -1,0 +1,70 @@
+"""Text priors: exact p(string) and a sampler that draws from it."""
+import math
+
+import numpy as np
+import pytest
+
+from synthstream.errors import UserError
+from synthstream.style import load_style, parse_style
+from synthstream.text import WordsPrior
+from synthstream.trace import codec_of, sample_traces
+
+
+def words_style(tmp_path, words, **text):
+    path = tmp_path / "words.txt"
+    path.write_text("\n".join(words) + "\n")
+    raw = load_style("tiny").to_raw()
+    raw["alphabet"] = "abcdefgh"
+    raw["latents"]["num_chars"] = [2, 4]
+    raw["text"] = {"prior": "words", "words": 2, "word_list": {"file": str(path)}, "word_length": [1, 3], **text}
+    return parse_style(raw, "test")
+
+
+def test_words_prior_is_exact_and_its_sampler_matches_it(tmp_path):
+    style = words_style(tmp_path, ["a", "ab", "b", "abc", "Ab", "a'b", "zz"])
+    prior = codec_of(style).text
+    assert isinstance(prior, WordsPrior)
+    assert set(prior.vocab) == {"a", "ab", "b", "abc"}             # case folded, apostrophes and foreign dropped
+    # valid pairs: total length 2..4 out of {a, b, ab, abc}: every pair except (abc, ab) and (ab, abc), (abc, abc)
+    assert prior.z == 16 - 3
+    # "aab" splits as a|ab only; "ab" + "b" = "abb"; "abab" = ab|ab; "ab" as a|b
+    assert prior.log_prob("ab") == pytest.approx(math.log(1 / 13))
+    assert prior.log_prob("abab") == pytest.approx(math.log(1 / 13))
+    assert prior.log_prob("abcab") == -math.inf and prior.log_prob("hh") == -math.inf
+    traces = sample_traces(style, 3, 0, 20_000)
+    texts = traces.texts()
+    support = {a + b for a in prior.vocab for b in prior.vocab if 2 <= len(a + b) <= 4}
+    assert set(texts) <= support
+    freq = {t: texts.count(t) / len(texts) for t in support}
+    for t in support:
+        assert freq[t] == pytest.approx(math.exp(prior.log_prob(t)), abs=0.01)
+    np.testing.assert_allclose(traces.log_prior(), [prior.log_prob(t) for t in texts])   # scalars: 1 font, 3 sizes
+    assert all(traces.trace(i).log_prior == pytest.approx(traces.log_prior()[i]) for i in range(20))
+
+
+def test_wikipedia_draws_two_dictionary_words_of_four_or_five_letters():
+    style = load_style("wikipedia")
+    prior = codec_of(style).text
+    texts = sample_traces(style, 0, 0, 4000).texts()
+    lengths = np.bincount([len(t) for t in texts], minlength=11)[8:] / len(texts)
+    np.testing.assert_allclose(lengths, [0.119, 0.452, 0.429], atol=0.03)
+    assert all(prior.splits(t) >= 1 for t in texts[:200])
+    assert prior.log_prob("allowgates") > -math.inf and prior.log_prob("qqqqqqqq") == -math.inf
+
+
+def test_a_word_list_that_differs_from_the_styles_digest_is_refused(tmp_path):
+    style = words_style(tmp_path, ["a", "b"])
+    raw = style.to_raw()
+    (tmp_path / "words.txt").write_text("a\nb\nab\n")
+    with pytest.raises(UserError, match="differs from the one the style was made with"):
+        parse_style(raw, "test")
+
+
+def test_bad_text_fields_are_named(tmp_path):
+    raw = load_style("tiny").to_raw()
+    raw["text"] = {"prior": "syllables"}
+    with pytest.raises(UserError, match="text.prior"):
+        parse_style(raw, "t")
+    raw["text"] = {"prior": "words", "word_list": {"file": str(tmp_path / "none.txt")}}
+    with pytest.raises(UserError, match="word list .* not found"):
+        parse_style(raw, "t")
