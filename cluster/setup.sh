@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FONT_PACKAGES="fonts-freefont-ttf fonts-urw-base35 fonts-noto-core fonts-dejavu-core fonts-courier-prime"
+FONT_PACKAGES="$(sed -e 's/#.*//' cluster/font-packages.txt | xargs)"   # the one list (also read by deploy/Dockerfile)
 if command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then
     missing=""
-    for p in $FONT_PACKAGES fontconfig; do
+    for p in $FONT_PACKAGES; do
         dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
     done
     if [ -n "$missing" ]; then
