@@ -124,3 +124,14 @@ def test_clutter_coverage():
     full = np.ones((40, 60), np.float32)
     draw_ellipse(full, 20.0, 30.0, 10.0, 15.0, 1.5, -1)      # background colour: cuts the ink
     assert full[20, 15] < 0.2 and full[10, 30] < 0.2 and full[20, 30] == 1.0 and full[0, 0] == 1.0
+
+
+def test_numba_cache_is_keyed_on_kernel_modules_only():
+    from pathlib import Path
+
+    import synthstream
+    from synthstream.render.jit import kernel_sources
+    package = Path(synthstream.__file__).resolve().parent
+    names = {p.relative_to(package).as_posix() for p in kernel_sources()}
+    assert {"render/pipeline.py", "render/rng.py", "render/kernels/warp.py", "trace.py"} <= names
+    assert not names & {"cli.py", "commands.py", "bench/generator.py"}
