@@ -16,7 +16,7 @@ from synthstream.render.jit import ngjit, ngjit_parallel
 from synthstream.render.kernels.blur import blur
 from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse
 from synthstream.render.kernels.compose import draw_glyph
-from synthstream.render.kernels.warp import add_shear, add_smooth_field, ink_bbox, remap
+from synthstream.render.kernels.warp import add_field_row, field_rows, ink_bbox, remap_row, shear_wave
 from synthstream.render.params import (BACKGROUND, BASELINE, BASELINE_CENTER, BLUR_SIGMA, CHAR_DY,
                                        CHAR_ROTATION, DOT_RADIUS, DOTS, ELASTIC_ALPHA, ELASTIC_SIGMA,
                                        ELLIPSE_RADIUS, ELLIPSE_WIDTH, ELLIPSES, FINE_ALPHA, FINE_SIGMA, INK,
@@ -73,43 +73,61 @@ def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, met
 
 
 @ngjit
-def _add_displacement(dx, dy, key, purpose, table, p, alpha_field, sigma_field):
-    """(dx, dy) += one smooth random displacement whose alpha and sigma are drawn from the style's ranges."""
+def _field(key, purpose, table, p, alpha_field, sigma_field, H, W):
+    """One smooth random displacement (both axes), alpha and sigma drawn from the style's ranges:
+    (x rows, y rows, sigma) for `add_field_row`; no rows when alpha is 0."""
     k = stream_key(key, purpose)
     alpha = uniform_range(k, FIELD_ALPHA, p[alpha_field], p[alpha_field + 1])
     sigma = uniform_range(k, FIELD_SIGMA, p[sigma_field], p[sigma_field + 1])
-    add_smooth_field(dx, substream(key, purpose, AXIS_X), table, sigma, alpha)
-    add_smooth_field(dy, substream(key, purpose, AXIS_Y), table, sigma, alpha)
+    if alpha == 0.0:
+        return np.empty((0, W), np.float32), np.empty((0, W), np.float32), sigma
+    return (field_rows(H, W, substream(key, purpose, AXIS_X), table, sigma, alpha),
+            field_rows(H, W, substream(key, purpose, AXIS_Y), table, sigma, alpha), sigma)
 
 
 @ngjit
-def _warp(canvas, warped, key, table, p):
-    """warped = canvas under elastic + fine + shear displacement. Returns False (and leaves warped alone)
-    when the style has no warp."""
-    H, W = canvas.shape
+def _warp(padded, warped, dx, dy, key, table, p):
+    """warped (H, W) = the canvas (inside `padded`'s one-pixel zero border) under one displacement field,
+    elastic + fine + shear, built row by row into dx, dy (W,) and remapped at once. Returns False (and
+    leaves warped alone) when the style has no warp."""
+    H, W = warped.shape
     has_elastic = p[ELASTIC_ALPHA + 1] > 0.0
     has_fine = p[FINE_ALPHA + 1] > 0.0
     has_shear = p[SHEAR_X_AMPLITUDE] != 0.0 or p[SHEAR_X_AMPLITUDE + 1] != 0.0 or \
         p[SHEAR_Y_AMPLITUDE] != 0.0 or p[SHEAR_Y_AMPLITUDE + 1] != 0.0
     if not (has_elastic or has_fine or has_shear):
         return False
-    dx = np.zeros((H, W), np.float32)
-    dy = np.zeros((H, W), np.float32)
     if has_elastic:
-        _add_displacement(dx, dy, key, STREAM_ELASTIC, table, p, ELASTIC_ALPHA, ELASTIC_SIGMA)
+        ex, ey, e_sigma = _field(key, STREAM_ELASTIC, table, p, ELASTIC_ALPHA, ELASTIC_SIGMA, H, W)
+        has_elastic = ex.shape[0] > 0
     if has_fine:
-        _add_displacement(dx, dy, key, STREAM_FINE, table, p, FINE_ALPHA, FINE_SIGMA)
+        fx, fy, f_sigma = _field(key, STREAM_FINE, table, p, FINE_ALPHA, FINE_SIGMA, H, W)
+        has_fine = fx.shape[0] > 0
     if has_shear:
         k = stream_key(key, STREAM_SHEAR)
-        add_shear(dx, dy,
-                  uniform_range(k, SHEAR_X_AMP, p[SHEAR_X_AMPLITUDE], p[SHEAR_X_AMPLITUDE + 1]),
-                  uniform_range(k, SHEAR_X_PER, p[SHEAR_X_PERIOD], p[SHEAR_X_PERIOD + 1]),
-                  uniform_range(k, SHEAR_X_PHASE, 0.0, 2.0 * math.pi),
-                  uniform_range(k, SHEAR_Y_AMP, p[SHEAR_Y_AMPLITUDE], p[SHEAR_Y_AMPLITUDE + 1]),
-                  uniform_range(k, SHEAR_Y_PER, p[SHEAR_Y_PERIOD], p[SHEAR_Y_PERIOD + 1]),
-                  uniform_range(k, SHEAR_Y_PHASE, 0.0, 2.0 * math.pi))
-    y0, y1, x0, x1 = ink_bbox(canvas, 0.0)
-    remap(canvas, dx, dy, warped, y0, y1, x0, x1)
+        x_amp = uniform_range(k, SHEAR_X_AMP, p[SHEAR_X_AMPLITUDE], p[SHEAR_X_AMPLITUDE + 1])
+        x_period = uniform_range(k, SHEAR_X_PER, p[SHEAR_X_PERIOD], p[SHEAR_X_PERIOD + 1])
+        x_phase = uniform_range(k, SHEAR_X_PHASE, 0.0, 2.0 * math.pi)
+        shear_dy = shear_wave(W, uniform_range(k, SHEAR_Y_AMP, p[SHEAR_Y_AMPLITUDE], p[SHEAR_Y_AMPLITUDE + 1]),
+                              uniform_range(k, SHEAR_Y_PER, p[SHEAR_Y_PERIOD], p[SHEAR_Y_PERIOD + 1]),
+                              uniform_range(k, SHEAR_Y_PHASE, 0.0, 2.0 * math.pi))
+    y0, y1, x0, x1 = ink_bbox(padded, 0.0)
+    y0, y1, x0, x1 = y0 - 1, y1 - 1, x0 - 1, x1 - 1       # padded -> canvas coordinates
+    for y in range(H):
+        dx[:] = 0.0
+        dy[:] = 0.0
+        if has_elastic:
+            add_field_row(dx, ex, e_sigma, y)
+            add_field_row(dy, ey, e_sigma, y)
+        if has_fine:
+            add_field_row(dx, fx, f_sigma, y)
+            add_field_row(dy, fy, f_sigma, y)
+        if has_shear:
+            sx = np.float32(x_amp * math.sin(2.0 * math.pi * y / x_period + x_phase))
+            for x in range(W):
+                dx[x] += sx
+                dy[x] += shear_dy[x]
+        remap_row(padded, y, dx, dy, warped[y], y0, y1, x0, x1)
     return True
 
 
@@ -168,32 +186,46 @@ def _to_grey(canvas, out, key, table, p):
 
 
 @ngjit
-def render_one(out, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, table, p):
-    """Render one sample into out (H, W) uint8."""
+def render_one(out, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, table, p,
+               padded, buf_a, buf_b, buf_c, row_a, row_b):
+    """Render one sample into out (H, W) uint8, using the caller's scratch: padded (H + 2, W + 2),
+    buf_a, buf_b and buf_c (H, W), row_a and row_b (W,), all float32 (their contents do not matter)."""
     H, W = out.shape
-    canvas = np.zeros((H, W), np.float32)
+    padded[:] = 0.0
+    canvas = padded[1:H + 1, 1:W + 1]
     _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, p)
-    warped = np.empty((H, W), np.float32)
-    if _warp(canvas, warped, key, table, p):
-        src, final = warped, canvas     # reuse the buffer we no longer need
+    if _warp(padded, buf_a, row_a, row_b, key, table, p):
+        src = buf_a
     else:
-        src, final = canvas, warped
+        buf_a[:] = canvas
+        src = buf_a
+    final = buf_b
     shift_y, shift_x = 0, 0
     if p[RECENTER] != 0.0:
         y0, y1, x0, x1 = ink_bbox(src, 0.1)
         if y1 > y0:
             shift_y = (y0 + y1 - H) // 2
             shift_x = (x0 + x1 - W) // 2
-    tmp = np.empty((H, W), np.float32)
     sigma = uniform_range(stream_key(key, STREAM_BLUR), BLUR_SIGMA_DRAW, p[BLUR_SIGMA], p[BLUR_SIGMA + 1])
-    blur(src, final, tmp, max(sigma, 0.0), shift_y, shift_x)
+    blur(src, final, buf_c, max(sigma, 0.0), shift_y, shift_x)
     _draw_clutter(final, key, p)
     _to_grey(final, out, key, table, p)
 
 
+SAMPLES_PER_CHUNK = 8   # scratch is allocated once per chunk of samples
+
+
 @ngjit_parallel
 def render_batch_kernel(out, keys, num_chars, chars, font, size_idx, kerning, pixels, meta, advance, table, p):
-    """out (n, H, W) uint8; one sample per prange iteration."""
-    for i in prange(out.shape[0]):
-        render_one(out[i], keys[i], num_chars[i], chars[i], font[i], size_idx[i], kerning[i],
-                   pixels, meta, advance, table, p)
+    """out (n, H, W) uint8; chunks of samples per prange iteration, each chunk with its own scratch."""
+    n, H, W = out.shape
+    for c in prange((n + SAMPLES_PER_CHUNK - 1) // SAMPLES_PER_CHUNK):
+        padded = np.empty((H + 2, W + 2), np.float32)
+        buf_a = np.empty((H, W), np.float32)
+        buf_b = np.empty((H, W), np.float32)
+        buf_c = np.empty((H, W), np.float32)
+        row_a = np.empty(W, np.float32)
+        row_b = np.empty(W, np.float32)
+        for i in range(c * SAMPLES_PER_CHUNK, min(n, (c + 1) * SAMPLES_PER_CHUNK)):
+            render_one(out[i], keys[i], num_chars[i], chars[i], font[i], size_idx[i], kerning[i],
+                       pixels, meta, advance, table, p, padded, buf_a, buf_b, buf_c, row_a, row_b)
