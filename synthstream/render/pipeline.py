@@ -25,7 +25,7 @@ from synthstream.render.params import (BACKGROUND, BASELINE, BASELINE_CENTER, BL
                                        STROKE_ANGLE, STROKE_LENGTH, STROKE_WIDTH, STROKE_Y, STROKES)
 from synthstream.render.rng import (AXIS_X, AXIS_Y, STREAM_BLUR, STREAM_CHAR, STREAM_CLUTTER, STREAM_DOT,
                                     STREAM_ELASTIC, STREAM_ELLIPSE, STREAM_FINE, STREAM_INK, STREAM_LAYOUT,
-                                    STREAM_NOISE, STREAM_SHEAR, STREAM_STROKE, hash2, normal_from_bits, randint,
+                                    STREAM_NOISE, STREAM_SHEAR, STREAM_STROKE, fill_normals, randint,
                                     stream_key, substream, uniform_range)
 
 # The draws (counters) of each stream or sub-stream, by name.
@@ -163,26 +163,25 @@ def _draw_clutter(canvas, key, p):
 
 
 @ngjit
-def _to_grey(canvas, out, key, table, p):
-    """out uint8 (H, W) = background + (ink - background) * opacity * coverage + noise."""
+def _to_grey(canvas, out, key, table, p, normals):
+    """out uint8 (H, W) = background + (ink - background) * opacity * coverage + noise; `normals` (H, W)
+    float32 is scratch for the pixel noise."""
     H, W = canvas.shape
     k = stream_key(key, STREAM_INK)
     bg = uniform_range(k, INK_BACKGROUND, p[BACKGROUND], p[BACKGROUND + 1])
     ink = uniform_range(k, INK_LEVEL, p[INK], p[INK + 1])
     contrast = (ink - bg) * uniform_range(k, INK_ALPHA, p[INK_OPACITY], p[INK_OPACITY + 1])
     noise = uniform_range(k, INK_NOISE, p[NOISE_SIGMA], p[NOISE_SIGMA + 1])
-    kn = stream_key(key, STREAM_NOISE)
     flat_c = canvas.reshape(H * W)
     flat_o = out.reshape(H * W)
-    h = np.uint64(0)
+    flat_z = normals.reshape(H * W)
+    if noise > 0.0:
+        fill_normals(flat_z, stream_key(key, STREAM_NOISE), table, 1.0)
+    else:
+        flat_z[:] = 0.0
     for i in range(H * W):
-        v = bg + contrast * flat_c[i]
-        if noise > 0.0:
-            if i & 3 == 0:
-                h = hash2(kn, i >> 2)
-            v += noise * normal_from_bits(h, i & 3, table)
-        v = math.floor(v + 0.5)
-        flat_o[i] = np.uint8(0 if v < 0.0 else (255 if v > 255.0 else v))
+        v = math.floor(bg + contrast * flat_c[i] + noise * flat_z[i] + 0.5)
+        flat_o[i] = np.uint8(min(max(v, 0.0), 255.0))
 
 
 @ngjit
@@ -209,7 +208,7 @@ def render_one(out, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, 
     sigma = uniform_range(stream_key(key, STREAM_BLUR), BLUR_SIGMA_DRAW, p[BLUR_SIGMA], p[BLUR_SIGMA + 1])
     blur(src, final, buf_c, max(sigma, 0.0), shift_y, shift_x)
     _draw_clutter(final, key, p)
-    _to_grey(final, out, key, table, p)
+    _to_grey(final, out, key, table, p, buf_c)
 
 
 SAMPLES_PER_CHUNK = 8   # scratch is allocated once per chunk of samples
