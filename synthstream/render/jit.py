@@ -11,13 +11,25 @@ from pathlib import Path
 import numba
 
 
+def kernel_sources() -> list[Path]:
+    """The modules whose text can change compiled code: everything under synthstream/render/ (kernels and the
+    constants they freeze at compile time) plus any other synthstream module that uses `ngjit`
+    (synthstream/trace.py's latent sampler). CLI, trainer or docs edits are not among them."""
+    package = Path(__file__).resolve().parents[1]        # synthstream/
+    render = package / "render"
+    paths = set(render.rglob("*.py"))
+    paths.update(p for p in package.rglob("*.py") if b"ngjit" in p.read_bytes())
+    return sorted(paths)
+
+
 def _source_keyed_cache_dir() -> str:
     """Numba's cache checks only the timestamp of the file holding the top-level kernel, not the files of the
     kernels it calls, so an edited callee could run stale. Keying the cache folder on the sources of every
-    kernel module (and this Numba) makes any edit start a fresh cache."""
-    root = Path(__file__).resolve().parents[1]           # synthstream/
+    kernel module (and this Numba) makes any edit of a kernel start a fresh cache, and no other edit."""
+    package = Path(__file__).resolve().parents[1]
     h = hashlib.sha256(numba.__version__.encode())
-    for path in sorted(root.rglob("*.py")):
+    for path in kernel_sources():
+        h.update(str(path.relative_to(package)).encode())
         h.update(path.read_bytes())
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "synthstream"
     return str(base / f"numba-{h.hexdigest()[:16]}")

@@ -16,25 +16,36 @@ from synthstream.render.jit import ngjit, ngjit_parallel
 from synthstream.render.kernels.blur import blur
 from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse
 from synthstream.render.kernels.compose import draw_glyph
-from synthstream.render.kernels.warp import add_shear, add_smooth_field, ink_bbox, remap
+from synthstream.render.kernels.warp import add_field_row, field_rows, ink_bbox, remap_row, shear_wave
 from synthstream.render.params import (BACKGROUND, BASELINE, BASELINE_CENTER, BLUR_SIGMA, CHAR_DY,
                                        CHAR_ROTATION, DOT_RADIUS, DOTS, ELASTIC_ALPHA, ELASTIC_SIGMA,
                                        ELLIPSE_RADIUS, ELLIPSE_WIDTH, ELLIPSES, FINE_ALPHA, FINE_SIGMA, INK,
                                        INK_OPACITY, NOISE_SIGMA, RECENTER, SHEAR_X_AMPLITUDE, SHEAR_X_PERIOD,
                                        SHEAR_Y_AMPLITUDE, SHEAR_Y_PERIOD, START_X, START_X_CENTER,
                                        STROKE_ANGLE, STROKE_LENGTH, STROKE_WIDTH, STROKE_Y, STROKES)
-from synthstream.render.rng import (STREAM_CLUTTER, STREAM_ELASTIC, STREAM_FINE, STREAM_INK, STREAM_LAYOUT,
-                                    STREAM_NOISE, STREAM_SHEAR, hash2, randint, uniform_range)
+from synthstream.render.rng import (AXIS_X, AXIS_Y, STREAM_BLUR, STREAM_CHAR, STREAM_CLUTTER, STREAM_DOT,
+                                    STREAM_ELASTIC, STREAM_ELLIPSE, STREAM_FINE, STREAM_INK, STREAM_LAYOUT,
+                                    STREAM_NOISE, STREAM_SHEAR, STREAM_STROKE, fill_normals, randint,
+                                    stream_key, substream, uniform_range)
 
-_S16 = np.uint64(16)
-_MASK16 = np.uint64(0xFFFF)
+# The draws (counters) of each stream or sub-stream, by name.
+LAYOUT_START_X, LAYOUT_BASELINE = 0, 1
+CHAR_JITTER_Y, CHAR_ANGLE = 0, 1
+FIELD_ALPHA, FIELD_SIGMA = 0, 1
+SHEAR_X_AMP, SHEAR_X_PER, SHEAR_X_PHASE, SHEAR_Y_AMP, SHEAR_Y_PER, SHEAR_Y_PHASE = 0, 1, 2, 3, 4, 5
+INK_BACKGROUND, INK_LEVEL, INK_ALPHA, INK_NOISE = 0, 1, 2, 3
+BLUR_SIGMA_DRAW = 0
+N_STROKES, N_ELLIPSES, N_DOTS = 0, 1, 2
+STROKE_Y0, STROKE_X0, STROKE_LEN, STROKE_THETA, STROKE_BEND, STROKE_W = 0, 1, 2, 3, 4, 6   # BEND: 2 draws
+ELLIPSE_CY, ELLIPSE_CX, ELLIPSE_RY, ELLIPSE_RX, ELLIPSE_W = 0, 1, 2, 3, 4
+DOT_CY, DOT_CX, DOT_R = 0, 1, 2
 
 
 @ngjit
 def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, p):
     """Glyphs onto the coverage canvas (H, W)."""
     H, W = canvas.shape
-    k = hash2(key, STREAM_LAYOUT)
+    k = stream_key(key, STREAM_LAYOUT)
     lefts = np.empty(n_chars, np.int64)
     tops = np.empty(n_chars, np.int64)
     pen = 0.0
@@ -42,147 +53,178 @@ def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, met
     for i in range(n_chars):
         m = meta[font_i, size_i, chars[i]]
         lefts[i] = np.int64(math.floor(pen + 0.5)) + m[3]
-        tops[i] = m[4] + randint(k, 16 + 2 * i, p[CHAR_DY], p[CHAR_DY + 1])
+        tops[i] = m[4] + randint(substream(key, STREAM_CHAR, i), CHAR_JITTER_Y, p[CHAR_DY], p[CHAR_DY + 1])
         pen += advance[font_i, size_i, chars[i]] + kerning
         x_min, x_max = min(x_min, lefts[i]), max(x_max, lefts[i] + m[2])
         y_min, y_max = min(y_min, tops[i]), max(y_max, tops[i] + m[1])
     if p[START_X_CENTER] != 0.0:
         x0 = (W - (x_max - x_min)) // 2 - x_min
     else:
-        x0 = randint(k, 0, p[START_X], p[START_X + 1])
+        x0 = randint(k, LAYOUT_START_X, p[START_X], p[START_X + 1])
     if p[BASELINE_CENTER] != 0.0:
         y0 = (H - (y_max - y_min)) // 2 - y_min
     else:
-        y0 = randint(k, 1, p[BASELINE], p[BASELINE + 1])
+        y0 = randint(k, LAYOUT_BASELINE, p[BASELINE], p[BASELINE + 1])
     for i in range(n_chars):
         m = meta[font_i, size_i, chars[i]]
-        angle = uniform_range(k, 17 + 2 * i, p[CHAR_ROTATION], p[CHAR_ROTATION + 1]) * (math.pi / 180.0)
+        angle = uniform_range(substream(key, STREAM_CHAR, i), CHAR_ANGLE, p[CHAR_ROTATION],
+                              p[CHAR_ROTATION + 1]) * (math.pi / 180.0)
         draw_glyph(canvas, pixels, m[0], m[1], m[2], tops[i] + y0, lefts[i] + x0, angle)
 
 
 @ngjit
-def _add_displacement(dx, dy, k, table, p, alpha_field, sigma_field):
-    """(dx, dy) += one smooth random displacement whose alpha and sigma are drawn from the style's ranges."""
-    alpha = uniform_range(k, 0, p[alpha_field], p[alpha_field + 1])
-    sigma = uniform_range(k, 1, p[sigma_field], p[sigma_field + 1])
-    add_smooth_field(dx, hash2(k, 2), table, sigma, alpha)
-    add_smooth_field(dy, hash2(k, 3), table, sigma, alpha)
+def _field(key, purpose, table, p, alpha_field, sigma_field, H, W):
+    """One smooth random displacement (both axes), alpha and sigma drawn from the style's ranges:
+    (x rows, y rows, sigma) for `add_field_row`; no rows when alpha is 0."""
+    k = stream_key(key, purpose)
+    alpha = uniform_range(k, FIELD_ALPHA, p[alpha_field], p[alpha_field + 1])
+    sigma = uniform_range(k, FIELD_SIGMA, p[sigma_field], p[sigma_field + 1])
+    if alpha == 0.0:
+        return np.empty((0, W), np.float32), np.empty((0, W), np.float32), sigma
+    return (field_rows(H, W, substream(key, purpose, AXIS_X), table, sigma, alpha),
+            field_rows(H, W, substream(key, purpose, AXIS_Y), table, sigma, alpha), sigma)
 
 
 @ngjit
-def _warp(canvas, warped, key, table, p):
-    """warped = canvas under elastic + fine + shear displacement. Returns False (and leaves warped alone)
-    when the style has no warp."""
-    H, W = canvas.shape
+def _warp(padded, warped, dx, dy, key, table, p):
+    """warped (H, W) = the canvas (inside `padded`'s one-pixel zero border) under one displacement field,
+    elastic + fine + shear, built row by row into dx, dy (W,) and remapped at once. Returns False (and
+    leaves warped alone) when the style has no warp."""
+    H, W = warped.shape
     has_elastic = p[ELASTIC_ALPHA + 1] > 0.0
     has_fine = p[FINE_ALPHA + 1] > 0.0
     has_shear = p[SHEAR_X_AMPLITUDE] != 0.0 or p[SHEAR_X_AMPLITUDE + 1] != 0.0 or \
         p[SHEAR_Y_AMPLITUDE] != 0.0 or p[SHEAR_Y_AMPLITUDE + 1] != 0.0
     if not (has_elastic or has_fine or has_shear):
         return False
-    dx = np.zeros((H, W), np.float32)
-    dy = np.zeros((H, W), np.float32)
     if has_elastic:
-        _add_displacement(dx, dy, hash2(key, STREAM_ELASTIC), table, p, ELASTIC_ALPHA, ELASTIC_SIGMA)
+        ex, ey, e_sigma = _field(key, STREAM_ELASTIC, table, p, ELASTIC_ALPHA, ELASTIC_SIGMA, H, W)
+        has_elastic = ex.shape[0] > 0
     if has_fine:
-        _add_displacement(dx, dy, hash2(key, STREAM_FINE), table, p, FINE_ALPHA, FINE_SIGMA)
+        fx, fy, f_sigma = _field(key, STREAM_FINE, table, p, FINE_ALPHA, FINE_SIGMA, H, W)
+        has_fine = fx.shape[0] > 0
     if has_shear:
-        k = hash2(key, STREAM_SHEAR)
-        add_shear(dx, dy,
-                  uniform_range(k, 0, p[SHEAR_X_AMPLITUDE], p[SHEAR_X_AMPLITUDE + 1]),
-                  uniform_range(k, 1, p[SHEAR_X_PERIOD], p[SHEAR_X_PERIOD + 1]),
-                  uniform_range(k, 2, 0.0, 2.0 * math.pi),
-                  uniform_range(k, 3, p[SHEAR_Y_AMPLITUDE], p[SHEAR_Y_AMPLITUDE + 1]),
-                  uniform_range(k, 4, p[SHEAR_Y_PERIOD], p[SHEAR_Y_PERIOD + 1]),
-                  uniform_range(k, 5, 0.0, 2.0 * math.pi))
-    y0, y1, x0, x1 = ink_bbox(canvas, 0.0)
-    remap(canvas, dx, dy, warped, y0, y1, x0, x1)
+        k = stream_key(key, STREAM_SHEAR)
+        x_amp = uniform_range(k, SHEAR_X_AMP, p[SHEAR_X_AMPLITUDE], p[SHEAR_X_AMPLITUDE + 1])
+        x_period = uniform_range(k, SHEAR_X_PER, p[SHEAR_X_PERIOD], p[SHEAR_X_PERIOD + 1])
+        x_phase = uniform_range(k, SHEAR_X_PHASE, 0.0, 2.0 * math.pi)
+        shear_dy = shear_wave(W, uniform_range(k, SHEAR_Y_AMP, p[SHEAR_Y_AMPLITUDE], p[SHEAR_Y_AMPLITUDE + 1]),
+                              uniform_range(k, SHEAR_Y_PER, p[SHEAR_Y_PERIOD], p[SHEAR_Y_PERIOD + 1]),
+                              uniform_range(k, SHEAR_Y_PHASE, 0.0, 2.0 * math.pi))
+    y0, y1, x0, x1 = ink_bbox(padded, 0.0)
+    y0, y1, x0, x1 = y0 - 1, y1 - 1, x0 - 1, x1 - 1       # padded -> canvas coordinates
+    for y in range(H):
+        dx[:] = 0.0
+        dy[:] = 0.0
+        if has_elastic:
+            add_field_row(dx, ex, e_sigma, y)
+            add_field_row(dy, ey, e_sigma, y)
+        if has_fine:
+            add_field_row(dx, fx, f_sigma, y)
+            add_field_row(dy, fy, f_sigma, y)
+        if has_shear:
+            sx = np.float32(x_amp * math.sin(2.0 * math.pi * y / x_period + x_phase))
+            for x in range(W):
+                dx[x] += sx
+                dy[x] += shear_dy[x]
+        remap_row(padded, y, dx, dy, warped[y], y0, y1, x0, x1)
     return True
 
 
 @ngjit
 def _draw_clutter(canvas, key, p):
+    """Strokes, then ellipses, then dots; each one from its own sub-stream."""
     H, W = canvas.shape
-    k = hash2(key, STREAM_CLUTTER)
+    k = stream_key(key, STREAM_CLUTTER)
     py = np.empty(4, np.float64)
     px = np.empty(4, np.float64)
-    j = 0
-    for _ in range(randint(k, j, p[STROKES], p[STROKES + 1])):
-        y0 = H * uniform_range(k, j + 1, p[STROKE_Y], p[STROKE_Y + 1])
-        x0 = uniform_range(k, j + 2, 0.0, W)
-        length = uniform_range(k, j + 3, p[STROKE_LENGTH], p[STROKE_LENGTH + 1])
-        theta = uniform_range(k, j + 4, p[STROKE_ANGLE], p[STROKE_ANGLE + 1]) * (math.pi / 180.0)
+    for i in range(randint(k, N_STROKES, p[STROKES], p[STROKES + 1])):
+        s = substream(key, STREAM_STROKE, i)
+        y0 = H * uniform_range(s, STROKE_Y0, p[STROKE_Y], p[STROKE_Y + 1])
+        x0 = uniform_range(s, STROKE_X0, 0.0, W)
+        length = uniform_range(s, STROKE_LEN, p[STROKE_LENGTH], p[STROKE_LENGTH + 1])
+        theta = uniform_range(s, STROKE_THETA, p[STROKE_ANGLE], p[STROKE_ANGLE + 1]) * (math.pi / 180.0)
         ty, tx = math.sin(theta), math.cos(theta)
-        for c in range(4):  # control points along the chord, bent sideways
-            bend = 0.0 if c == 0 or c == 3 else uniform_range(k, j + 5 + c, -0.4, 0.4) * length
+        for c in range(4):  # control points along the chord, the inner two bent sideways
+            bend = 0.0 if c == 0 or c == 3 else uniform_range(s, STROKE_BEND + c - 1, -0.4, 0.4) * length
             py[c] = y0 + ty * length * c / 3.0 + tx * bend
             px[c] = x0 + tx * length * c / 3.0 - ty * bend
-        draw_bezier(canvas, py, px, uniform_range(k, j + 9, p[STROKE_WIDTH], p[STROKE_WIDTH + 1]), 1, 16)
-        j += 10
-    j = 1000
-    for _ in range(randint(k, j, p[ELLIPSES], p[ELLIPSES + 1])):
-        draw_ellipse(canvas, uniform_range(k, j + 1, 0.0, H), uniform_range(k, j + 2, 0.0, W),
-                     uniform_range(k, j + 3, p[ELLIPSE_RADIUS], p[ELLIPSE_RADIUS + 1]),
-                     uniform_range(k, j + 4, p[ELLIPSE_RADIUS], p[ELLIPSE_RADIUS + 1]),
-                     uniform_range(k, j + 5, p[ELLIPSE_WIDTH], p[ELLIPSE_WIDTH + 1]), -1)
-        j += 6
-    j = 2000
-    for _ in range(randint(k, j, p[DOTS], p[DOTS + 1])):
-        draw_dot(canvas, uniform_range(k, j + 1, 0.0, H), uniform_range(k, j + 2, 0.0, W),
-                 uniform_range(k, j + 3, p[DOT_RADIUS], p[DOT_RADIUS + 1]), 1)
-        j += 4
+        draw_bezier(canvas, py, px, uniform_range(s, STROKE_W, p[STROKE_WIDTH], p[STROKE_WIDTH + 1]), 1, 16)
+    for i in range(randint(k, N_ELLIPSES, p[ELLIPSES], p[ELLIPSES + 1])):
+        s = substream(key, STREAM_ELLIPSE, i)
+        draw_ellipse(canvas, uniform_range(s, ELLIPSE_CY, 0.0, H), uniform_range(s, ELLIPSE_CX, 0.0, W),
+                     uniform_range(s, ELLIPSE_RY, p[ELLIPSE_RADIUS], p[ELLIPSE_RADIUS + 1]),
+                     uniform_range(s, ELLIPSE_RX, p[ELLIPSE_RADIUS], p[ELLIPSE_RADIUS + 1]),
+                     uniform_range(s, ELLIPSE_W, p[ELLIPSE_WIDTH], p[ELLIPSE_WIDTH + 1]), -1)
+    for i in range(randint(k, N_DOTS, p[DOTS], p[DOTS + 1])):
+        s = substream(key, STREAM_DOT, i)
+        draw_dot(canvas, uniform_range(s, DOT_CY, 0.0, H), uniform_range(s, DOT_CX, 0.0, W),
+                 uniform_range(s, DOT_R, p[DOT_RADIUS], p[DOT_RADIUS + 1]), 1)
 
 
 @ngjit
-def _to_grey(canvas, out, key, table, p):
-    """out uint8 (H, W) = background + (ink - background) * opacity * coverage + noise."""
+def _to_grey(canvas, out, key, table, p, normals):
+    """out uint8 (H, W) = background + (ink - background) * opacity * coverage + noise; `normals` (H, W)
+    float32 is scratch for the pixel noise."""
     H, W = canvas.shape
-    k = hash2(key, STREAM_INK)
-    bg = uniform_range(k, 0, p[BACKGROUND], p[BACKGROUND + 1])
-    ink = uniform_range(k, 1, p[INK], p[INK + 1])
-    contrast = (ink - bg) * uniform_range(k, 2, p[INK_OPACITY], p[INK_OPACITY + 1])
-    noise = uniform_range(k, 3, p[NOISE_SIGMA], p[NOISE_SIGMA + 1])
-    kn = hash2(key, STREAM_NOISE)
+    k = stream_key(key, STREAM_INK)
+    bg = uniform_range(k, INK_BACKGROUND, p[BACKGROUND], p[BACKGROUND + 1])
+    ink = uniform_range(k, INK_LEVEL, p[INK], p[INK + 1])
+    contrast = (ink - bg) * uniform_range(k, INK_ALPHA, p[INK_OPACITY], p[INK_OPACITY + 1])
+    noise = uniform_range(k, INK_NOISE, p[NOISE_SIGMA], p[NOISE_SIGMA + 1])
     flat_c = canvas.reshape(H * W)
     flat_o = out.reshape(H * W)
-    h = np.uint64(0)
+    flat_z = normals.reshape(H * W)
+    if noise > 0.0:
+        fill_normals(flat_z, stream_key(key, STREAM_NOISE), table, 1.0)
+    else:
+        flat_z[:] = 0.0
     for i in range(H * W):
-        v = bg + contrast * flat_c[i]
-        if noise > 0.0:
-            if i & 3 == 0:
-                h = hash2(kn, i >> 2)
-            v += noise * table[(h >> (_S16 * np.uint64(i & 3))) & _MASK16]
-        v = math.floor(v + 0.5)
-        flat_o[i] = np.uint8(0 if v < 0.0 else (255 if v > 255.0 else v))
+        v = math.floor(bg + contrast * flat_c[i] + noise * flat_z[i] + 0.5)
+        flat_o[i] = np.uint8(min(max(v, 0.0), 255.0))
 
 
 @ngjit
-def render_one(out, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, table, p):
-    """Render one sample into out (H, W) uint8."""
+def render_one(out, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, table, p,
+               padded, buf_a, buf_b, buf_c, row_a, row_b):
+    """Render one sample into out (H, W) uint8, using the caller's scratch: padded (H + 2, W + 2),
+    buf_a, buf_b and buf_c (H, W), row_a and row_b (W,), all float32 (their contents do not matter)."""
     H, W = out.shape
-    canvas = np.zeros((H, W), np.float32)
+    padded[:] = 0.0
+    canvas = padded[1:H + 1, 1:W + 1]
     _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, p)
-    warped = np.empty((H, W), np.float32)
-    if _warp(canvas, warped, key, table, p):
-        src, final = warped, canvas     # reuse the buffer we no longer need
+    if _warp(padded, buf_a, row_a, row_b, key, table, p):
+        src = buf_a
     else:
-        src, final = canvas, warped
+        buf_a[:] = canvas
+        src = buf_a
+    final = buf_b
     shift_y, shift_x = 0, 0
     if p[RECENTER] != 0.0:
         y0, y1, x0, x1 = ink_bbox(src, 0.1)
         if y1 > y0:
             shift_y = (y0 + y1 - H) // 2
             shift_x = (x0 + x1 - W) // 2
-    tmp = np.empty((H, W), np.float32)
-    blur(src, final, tmp, max(uniform_range(hash2(key, STREAM_INK), 4, p[BLUR_SIGMA], p[BLUR_SIGMA + 1]), 0.0),
-         shift_y, shift_x)
+    sigma = uniform_range(stream_key(key, STREAM_BLUR), BLUR_SIGMA_DRAW, p[BLUR_SIGMA], p[BLUR_SIGMA + 1])
+    blur(src, final, buf_c, max(sigma, 0.0), shift_y, shift_x)
     _draw_clutter(final, key, p)
-    _to_grey(final, out, key, table, p)
+    _to_grey(final, out, key, table, p, buf_c)
+
+
+SAMPLES_PER_CHUNK = 8   # scratch is allocated once per chunk of samples
 
 
 @ngjit_parallel
 def render_batch_kernel(out, keys, num_chars, chars, font, size_idx, kerning, pixels, meta, advance, table, p):
-    """out (n, H, W) uint8; one sample per prange iteration."""
-    for i in prange(out.shape[0]):
-        render_one(out[i], keys[i], num_chars[i], chars[i], font[i], size_idx[i], kerning[i],
-                   pixels, meta, advance, table, p)
+    """out (n, H, W) uint8; chunks of samples per prange iteration, each chunk with its own scratch."""
+    n, H, W = out.shape
+    for c in prange((n + SAMPLES_PER_CHUNK - 1) // SAMPLES_PER_CHUNK):
+        padded = np.empty((H + 2, W + 2), np.float32)
+        buf_a = np.empty((H, W), np.float32)
+        buf_b = np.empty((H, W), np.float32)
+        buf_c = np.empty((H, W), np.float32)
+        row_a = np.empty(W, np.float32)
+        row_b = np.empty(W, np.float32)
+        for i in range(c * SAMPLES_PER_CHUNK, min(n, (c + 1) * SAMPLES_PER_CHUNK)):
+            render_one(out[i], keys[i], num_chars[i], chars[i], font[i], size_idx[i], kerning[i],
+                       pixels, meta, advance, table, p, padded, buf_a, buf_b, buf_c, row_a, row_b)

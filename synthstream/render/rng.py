@@ -2,8 +2,13 @@
 
 No generator state travels between samples or threads, so a sample's draws depend only on its key, and its
 key only on (seed, index): the same image comes out on any worker, node or thread count. The mixer is
-SplitMix64's finaliser (Steele, Lea, Flood 2014). Gaussian pixel noise reads a fixed table of normals with
-16 bits of hash per draw (four draws per hash), which is ~10x cheaper than Box-Muller per pixel.
+SplitMix64's finaliser (Steele, Lea, Flood 2014). Normals read a fixed table with 16 bits of hash per draw
+(four draws per hash, `normal_from_bits`), which is ~10x cheaper than Box-Muller per pixel.
+
+A sample key splits into named streams, one per purpose (`stream_key(key, STREAM_X)`), and a stream into
+numbered sub-streams, one per instance (`substream(key, STREAM_X, i)`: character i, stroke i, a field's
+axis), so adding, removing or re-counting the draws of one purpose or instance never shifts another's.
+Within a stream or sub-stream draws are counted from 0; the render pipeline names its counters.
 """
 
 import numpy as np
@@ -17,9 +22,23 @@ _S30, _S27, _S31, _S11, _S16 = np.uint64(30), np.uint64(27), np.uint64(31), np.u
 _MASK16 = np.uint64(0xFFFF)
 _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
-# sub-streams of a sample key: one per kind of draw, so adding draws to one kind never shifts another
-STREAM_LATENT, STREAM_LAYOUT, STREAM_ELASTIC, STREAM_FINE = 1, 2, 3, 4
-STREAM_SHEAR, STREAM_INK, STREAM_NOISE, STREAM_CLUTTER = 5, 6, 7, 8
+# The streams of a sample key. Never renumber one: that changes every image (or trace) drawn from it.
+STREAM_LATENT = 1     # traced latents (synthstream/trace.py)
+STREAM_LAYOUT = 2     # text position
+STREAM_ELASTIC = 3    # elastic displacement: alpha, sigma; sub-streams AXIS_X, AXIS_Y hold its grid normals
+STREAM_FINE = 4       # fine displacement: as elastic
+STREAM_SHEAR = 5      # sinusoidal shear
+STREAM_INK = 6        # grey levels, opacity, noise level
+STREAM_NOISE = 7      # pixel noise (normals)
+STREAM_CLUTTER = 8    # how many strokes, ellipses, dots
+STREAM_CHAR = 9       # sub-stream per character: vertical jitter, rotation
+STREAM_STROKE = 10    # sub-stream per Bezier stroke
+STREAM_ELLIPSE = 11   # sub-stream per ellipse
+STREAM_DOT = 12       # sub-stream per dot
+STREAM_BLUR = 13      # blur sigma
+
+AXIS_X, AXIS_Y = 0, 1  # sub-streams of a displacement field's stream
+_SUBSTREAM_SALT = np.uint64(0x5AB5_7EA3_0000_0000)
 
 NOISE_TABLE_BITS = 16
 
@@ -43,6 +62,19 @@ def hash2(key, j):
 
 
 @ngjit
+def stream_key(key, purpose):
+    """The key of one named stream (STREAM_*) of a sample key."""
+    return hash2(key, purpose)
+
+
+@ngjit
+def substream(key, purpose, instance):
+    """The key of instance `instance` (>= 0) of stream `purpose`: independent of every other (purpose,
+    instance) and of the draws made directly from `stream_key(key, purpose)`."""
+    return hash2(stream_key(key, purpose) ^ _SUBSTREAM_SALT, instance)
+
+
+@ngjit
 def uniform(key, j):
     """U[0, 1) as float64."""
     return np.float64(hash2(key, j) >> _S11) * _INV53
@@ -62,11 +94,15 @@ def randint(key, j, lo, hi):
 
 
 @ngjit
+def normal_from_bits(h, r, table):
+    """The r-th (0..3) standard normal held in the 64 hash bits h: the table entry its 16 bits pick."""
+    return table[(h >> (_S16 * np.uint64(r))) & _MASK16]
+
+
+@ngjit
 def table_normal(key, j, table):
-    """A standard normal from the table: draw j uses 16 bits of hash (j >> 2)."""
-    h = hash2(key, j >> 2)
-    idx = (h >> (_S16 * np.uint64(j & 3))) & _MASK16
-    return table[idx]
+    """Standard normal draw j of a key: 16 bits of hash2(key, j >> 2)."""
+    return normal_from_bits(hash2(key, j >> 2), j & 3, table)
 
 
 def sample_keys(seed: int, indices: np.ndarray) -> np.ndarray:
@@ -90,7 +126,5 @@ def fill_normals(out, key, table, scale):
     n = out.shape[0]
     for q in range((n + 3) // 4):
         h = hash2(key, q)
-        for r in range(4):
-            j = 4 * q + r
-            if j < n:
-                out[j] = scale * table[(h >> (_S16 * np.uint64(r))) & _MASK16]
+        for r in range(min(4, n - 4 * q)):
+            out[4 * q + r] = scale * normal_from_bits(h, r, table)

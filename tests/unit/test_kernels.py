@@ -124,3 +124,38 @@ def test_clutter_coverage():
     full = np.ones((40, 60), np.float32)
     draw_ellipse(full, 20.0, 30.0, 10.0, 15.0, 1.5, -1)      # background colour: cuts the ink
     assert full[20, 15] < 0.2 and full[10, 30] < 0.2 and full[20, 30] == 1.0 and full[0, 0] == 1.0
+
+
+def test_numba_cache_is_keyed_on_kernel_modules_only():
+    from pathlib import Path
+
+    import synthstream
+    from synthstream.render.jit import kernel_sources
+    package = Path(synthstream.__file__).resolve().parent
+    names = {p.relative_to(package).as_posix() for p in kernel_sources()}
+    assert {"render/pipeline.py", "render/rng.py", "render/kernels/warp.py", "trace.py"} <= names
+    assert not names & {"cli.py", "commands.py", "bench/generator.py"}
+
+
+def _ellipse_brute_force(canvas, cy, cx, ry, rx, width, sign):
+    """Every pixel of the bounding box, as draw_ellipse's ring spans must reproduce."""
+    half = 0.5 * width + 0.5
+    for y in range(canvas.shape[0]):
+        for x in range(canvas.shape[1]):
+            u, v = (x - cx) / rx, (y - cy) / ry
+            f = math.sqrt(u * u + v * v)
+            if f == 0.0:
+                continue
+            a = half - abs(f - 1.0) / (math.sqrt((u / rx) ** 2 + (v / ry) ** 2) / f)
+            if a > 0.0:
+                canvas[y, x] = max(canvas[y, x], min(a, 1.0)) if sign > 0 else canvas[y, x] * (1.0 - min(a, 1.0))
+
+
+@pytest.mark.parametrize("cy, cx, ry, rx, width", [(20.0, 30.0, 10.0, 15.0, 1.5), (3.3, 57.1, 4.0, 16.0, 1.1),
+                                                    (25.5, 9.7, 16.0, 4.2, 1.6), (20.0, 30.0, 1.2, 0.9, 1.3)])
+def test_ellipse_ring_spans_match_every_pixel(cy, cx, ry, rx, width):
+    fast = rng.random((40, 60)).astype(np.float32)
+    slow = fast.copy()
+    draw_ellipse(fast, cy, cx, ry, rx, width, -1)
+    _ellipse_brute_force(slow, cy, cx, ry, rx, width, -1)
+    np.testing.assert_allclose(fast, slow, atol=1e-6)

@@ -1,7 +1,9 @@
 import numpy as np
 
 from synthstream.render.jit import ngjit
-from synthstream.render.rng import fill_normals, normal_table, randint, sample_keys, table_normal, uniform
+from synthstream.render import rng
+from synthstream.render.rng import (fill_normals, normal_table, randint, sample_keys, stream_key, substream,
+                                    table_normal, uniform)
 
 
 @ngjit
@@ -40,3 +42,29 @@ def test_sample_keys_depend_on_seed_and_index_only():
     assert len(set(a.tolist())) == 100
     assert not np.intersect1d(a, sample_keys(4, np.arange(100, 200))).size
     assert normal_table()[:5].tolist() == normal_table()[:5].tolist()
+
+
+@ngjit
+def _stream_keys(key, purposes, instances):
+    out = []
+    for s in purposes:
+        out.append(stream_key(key, s))
+        out.append(hash2_draw0(key, s))
+        for i in range(instances):
+            out.append(substream(key, s, i))
+    return out
+
+
+@ngjit
+def hash2_draw0(key, s):
+    """The raw bits behind draw 0 of stream s, which a sub-stream key must not repeat."""
+    return rng.hash2(stream_key(key, s), 0)
+
+
+def test_named_streams_and_substreams_are_all_distinct():
+    names = [n for n in dir(rng) if n.startswith("STREAM_")]
+    purposes = np.array(sorted(getattr(rng, n) for n in names), np.int64)
+    assert len(set(purposes.tolist())) == len(names), "two streams share a number"
+    for key in sample_keys(0, np.arange(3)):
+        keys = _stream_keys(key, purposes, 12)
+        assert len(set(keys)) == len(keys)

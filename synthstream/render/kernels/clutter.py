@@ -36,6 +36,7 @@ def draw_segment(canvas, y0, x0, y1, x1, width, sign):
     vy = y1 - y0
     vx = x1 - x0
     vv = vy * vy + vx * vx
+    reach2 = half * half * (1.0 + 1e-9)     # pixels farther than this get no coverage: skip their sqrt
     for y in range(ylo, yhi):
         for x in range(xlo, xhi):
             t = 0.0
@@ -43,8 +44,9 @@ def draw_segment(canvas, y0, x0, y1, x1, width, sign):
                 t = min(1.0, max(0.0, ((y - y0) * vy + (x - x0) * vx) / vv))
             dy = y - (y0 + t * vy)
             dx = x - (x0 + t * vx)
-            d = math.sqrt(dy * dy + dx * dx)
-            _paint(canvas, y, x, half - d, sign)
+            d2 = dy * dy + dx * dx
+            if d2 < reach2:
+                _paint(canvas, y, x, half - math.sqrt(d2), sign)
 
 
 @ngjit
@@ -62,24 +64,46 @@ def draw_bezier(canvas, py, px, width, sign, segments):
 
 
 @ngjit
+def _ellipse_span(canvas, y, v, x0, x1, cx, rx, ry, half, sign):
+    for x in range(x0, x1):
+        u = (x - cx) / rx
+        f = math.sqrt(u * u + v * v)
+        if f == 0.0:
+            continue
+        g = math.sqrt((u / rx) ** 2 + (v / ry) ** 2) / f
+        d = abs(f - 1.0) / g
+        _paint(canvas, y, x, half - d, sign)
+
+
+@ngjit
 def draw_ellipse(canvas, cy, cx, ry, rx, width, sign):
-    """Axis-aligned ellipse outline; distance to it ~ |f - 1| / |grad f| with f the normalised radius."""
+    """Axis-aligned ellipse outline; distance to it ~ |f - 1| / |grad f| with f the normalised radius.
+    |grad f| <= max(1/rx, 1/ry) =: gmax, so pixels with |f - 1| >= half * gmax get no coverage: each row
+    visits only the (one or two) x spans of the ring around f = 1, plus a pixel of margin."""
     H, W = canvas.shape
     half = 0.5 * width + 0.5
     ylo = max(0, np.int64(math.floor(cy - ry - half)))
     yhi = min(H, np.int64(math.ceil(cy + ry + half)) + 1)
     xlo = max(0, np.int64(math.floor(cx - rx - half)))
     xhi = min(W, np.int64(math.ceil(cx + rx + half)) + 1)
+    c = half * max(1.0 / rx, 1.0 / ry)
     for y in range(ylo, yhi):
         v = (y - cy) / ry
-        for x in range(xlo, xhi):
-            u = (x - cx) / rx
-            f = math.sqrt(u * u + v * v)
-            if f == 0.0:
-                continue
-            g = math.sqrt((u / rx) ** 2 + (v / ry) ** 2) / f
-            d = abs(f - 1.0) / g
-            _paint(canvas, y, x, half - d, sign)
+        hi = (1.0 + c) ** 2 - v * v
+        if hi <= 0.0:
+            continue
+        outer = rx * math.sqrt(hi)
+        lo = (1.0 - c) ** 2 - v * v if c < 1.0 else -1.0
+        inner = rx * math.sqrt(lo) if lo > 0.0 else 0.0
+        a0 = max(xlo, np.int64(math.floor(cx - outer)) - 1)
+        a1 = min(xhi, np.int64(math.ceil(cx - inner)) + 2)
+        b0 = max(xlo, np.int64(math.floor(cx + inner)) - 1)
+        b1 = min(xhi, np.int64(math.ceil(cx + outer)) + 2)
+        if a1 >= b0:                         # the spans touch: one span, so no pixel is painted twice
+            _ellipse_span(canvas, y, v, a0, max(a1, b1), cx, rx, ry, half, sign)
+        else:
+            _ellipse_span(canvas, y, v, a0, a1, cx, rx, ry, half, sign)
+            _ellipse_span(canvas, y, v, b0, b1, cx, rx, ry, half, sign)
 
 
 @ngjit

@@ -30,55 +30,81 @@ def bspline_weights(t, w):
 
 
 @ngjit
-def add_smooth_field(out, key, table, sigma, alpha):
-    """out (H, W) += a smooth random field with scipy-equivalent (alpha, sigma)."""
-    H, W = out.shape
-    if alpha == 0.0:
-        return
+def field_rows(H, W, key, table, sigma, alpha):
+    """A smooth (H, W) field with scipy-equivalent (alpha, sigma), interpolated along x only: the coarse
+    grid's rows at full width, float32 (gh, W). `add_field_row` finishes any image row from them."""
     std = alpha * UNIFORM_STD / (2.0 * math.sqrt(math.pi) * sigma)
     scale = std / BSPLINE_STD
     spacing = SQRT3 * sigma
     gh = np.int64(H / spacing) + 4
     gw = np.int64(W / spacing) + 4
-    grid = np.empty((gh, gw), np.float32)
-    flat = grid.reshape(gh * gw)
-    fill_normals(flat, key, table, scale)
-    # pass 1: along x for every coarse row -> rows (gh, W), with the x weights computed once
-    wx = np.empty((W, 4), np.float32)
-    ix = np.empty(W, np.int64)
+    grid = np.empty(gh * gw, np.float32)
+    fill_normals(grid, key, table, scale)
+    w0 = np.empty(W, np.float32)            # x weights and cells, shared by every coarse row
+    w1 = np.empty(W, np.float32)
+    w2 = np.empty(W, np.float32)
+    w3 = np.empty(W, np.float32)
+    ix = np.empty(W, np.uint64)             # unsigned: Numba skips the negative-index wraparound check
     w = np.empty(4, np.float64)
     for x in range(W):
         u = x / spacing
-        ix[x] = np.int64(u)
-        bspline_weights(u - ix[x], w)
-        for k in range(4):
-            wx[x, k] = w[k]
+        i = np.int64(u)
+        ix[x] = i
+        bspline_weights(u - i, w)
+        w0[x], w1[x], w2[x], w3[x] = w[0], w[1], w[2], w[3]
     rows = np.empty((gh, W), np.float32)
+    one, two, three = np.uint64(1), np.uint64(2), np.uint64(3)
     for r in range(gh):
-        g = grid[r]
+        g = grid[r * gw:(r + 1) * gw]
         row = rows[r]
         for x in range(W):
             i = ix[x]
-            row[x] = wx[x, 0] * g[i] + wx[x, 1] * g[i + 1] + wx[x, 2] * g[i + 2] + wx[x, 3] * g[i + 3]
-    # pass 2: along y, contiguous over x
+            row[x] = w0[x] * g[i] + w1[x] * g[i + one] + w2[x] * g[i + two] + w3[x] * g[i + three]
+    return rows
+
+
+@ngjit
+def add_field_row(o, rows, sigma, y):
+    """o (W,) += row y of the field whose `field_rows` (at this sigma) are `rows` (the y pass)."""
+    spacing = SQRT3 * sigma
+    v = y / spacing
+    iv = np.int64(v)
+    t = v - iv
+    it = 1.0 - t                            # bspline_weights, inlined (no array per row)
+    w0 = np.float32(it * it * it / 6.0)
+    w1 = np.float32((3.0 * t * t * t - 6.0 * t * t + 4.0) / 6.0)
+    w2 = np.float32((-3.0 * t * t * t + 3.0 * t * t + 3.0 * t + 1.0) / 6.0)
+    w3 = np.float32(t * t * t / 6.0)
+    r0, r1, r2, r3 = rows[iv], rows[iv + 1], rows[iv + 2], rows[iv + 3]
+    for x in range(o.shape[0]):
+        o[x] += w0 * r0[x] + w1 * r1[x] + w2 * r2[x] + w3 * r3[x]
+
+
+@ngjit
+def add_smooth_field(out, key, table, sigma, alpha):
+    """out (H, W) += a smooth random field with scipy-equivalent (alpha, sigma)."""
+    H, W = out.shape
+    if alpha == 0.0:
+        return
+    rows = field_rows(H, W, key, table, sigma, alpha)
     for y in range(H):
-        v = y / spacing
-        iv = np.int64(v)
-        bspline_weights(v - iv, w)
-        w0, w1, w2, w3 = np.float32(w[0]), np.float32(w[1]), np.float32(w[2]), np.float32(w[3])
-        r0, r1, r2, r3 = rows[iv], rows[iv + 1], rows[iv + 2], rows[iv + 3]
-        o = out[y]
-        for x in range(W):
-            o[x] += w0 * r0[x] + w1 * r1[x] + w2 * r2[x] + w3 * r3[x]
+        add_field_row(out[y], rows, sigma, y)
+
+
+@ngjit
+def shear_wave(n, amp, period, phase):
+    """float32 (n,): amp sin(2 pi i / period + phase)."""
+    wave = np.empty(n, np.float32)
+    for i in range(n):
+        wave[i] = amp * math.sin(2.0 * math.pi * i / period + phase)
+    return wave
 
 
 @ngjit
 def add_shear(dx, dy, x_amp, x_period, x_phase, y_amp, y_period, y_phase):
     """Sinusoidal shear: dx(y) = Ax sin(2 pi y / Px + phx) along rows, dy(x) = Ay sin(2 pi x / Py + phy)."""
     H, W = dx.shape
-    col = np.empty(W, np.float32)
-    for x in range(W):
-        col[x] = y_amp * math.sin(2.0 * math.pi * x / y_period + y_phase)
+    col = shear_wave(W, y_amp, y_period, y_phase)
     for y in range(H):
         sx = np.float32(x_amp * math.sin(2.0 * math.pi * y / x_period + x_phase))
         for x in range(W):
@@ -111,33 +137,39 @@ def sample_bilinear(src, y, x):
 
 
 @ngjit
+def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1):
+    """out (W,) = row y of src(y + dy, x + dx), bilinear, zero outside, for one row's displacements dx, dy (W,).
+    `padded` is src (H, W) inside a zero border of one pixel, (H + 2, W + 2); src is zero outside rows
+    [y0, y1) and columns [x0, x1) (its ink box), so reads that land outside it are skipped."""
+    W = out.shape[0]
+    Wp = W + 2
+    flat = padded.reshape(padded.shape[0] * Wp)
+    one, wp_ = np.uint64(1), np.uint64(Wp)
+    for x in range(W):
+        sy = y + dy[x]
+        sx = x + dx[x]
+        if sy <= y0 - 1 or sy >= y1 or sx <= x0 - 1 or sx >= x1:
+            out[x] = 0.0
+            continue
+        fy = math.floor(sy)
+        fx = math.floor(sx)
+        ty = sy - fy
+        tx = sx - fx
+        # -1 <= fy < H and -1 <= fx < W here, so all four reads fall inside the border: no bounds checks
+        i = np.uint64((np.int64(fy) + 1) * Wp + np.int64(fx) + 1)
+        out[x] = ((1 - ty) * ((1 - tx) * flat[i] + tx * flat[i + one])
+                  + ty * ((1 - tx) * flat[i + wp_] + tx * flat[i + wp_ + one]))
+
+
+@ngjit
 def remap(src, dx, dy, out, y0, y1, x0, x1):
     """out[y, x] = src(y + dy, x + dx), bilinear, zero outside. All (H, W) float32. src is zero outside
     rows [y0, y1) and columns [x0, x1) (its ink box), so reads that land outside it are skipped."""
     H, W = src.shape
-    flat = src.reshape(H * W)
-    one, w_ = np.uint64(1), np.uint64(W)
+    padded = np.zeros((H + 2, W + 2), np.float32)
+    padded[1:H + 1, 1:W + 1] = src
     for y in range(H):
-        for x in range(W):
-            sy = y + dy[y, x]
-            sx = x + dx[y, x]
-            if sy <= y0 - 1 or sy >= y1 or sx <= x0 - 1 or sx >= x1:
-                out[y, x] = 0.0
-                continue
-            fy = math.floor(sy)
-            fx = math.floor(sx)
-            ty = sy - fy
-            tx = sx - fx
-            iy = np.int64(fy)
-            ix = np.int64(fx)
-            acc = np.float32(0.0)
-            if iy >= 0 and iy + 1 < H and ix >= 0 and ix + 1 < W:
-                i = np.uint64(iy * W + ix)   # unsigned: Numba skips the negative-index wraparound check
-                acc = ((1 - ty) * ((1 - tx) * flat[i] + tx * flat[i + one])
-                       + ty * ((1 - tx) * flat[i + w_] + tx * flat[i + w_ + one]))
-            else:
-                acc = sample_bilinear(src, sy, sx)
-            out[y, x] = acc
+        remap_row(padded, y, dx[y], dy[y], out[y], y0, y1, x0, x1)
 
 
 @ngjit
