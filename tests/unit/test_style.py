@@ -37,7 +37,7 @@ def test_paper_ranges_of_the_wikipedia_prior():
 
 def test_log_prior_terms_are_uniform():
     t = load_style("facebook").log_prior_terms()
-    assert t["num_chars"] == pytest.approx(-math.log(2))
+    assert t["num_chars"] == pytest.approx(-math.log(3))
     assert t["char"] == pytest.approx(-math.log(61))
     assert t["kerning"] == pytest.approx(-math.log(4))
 
