@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,20 +260,22 @@ def run_job(cluster: NetnsRayCluster, out: Path, steps: int, val_every: int, tra
 
 def run_node_loss(cluster: NetnsRayCluster, out: Path, steps: int, val_every: int, train_args: list[str],
                   cut: str = "link", replacement: HostSpec | None = None, timeout_s: float = 600.0) -> dict:
-    """The same job, with the host of a generator cut off after the first validation/checkpoint."""
+    """The same job, with the host of a generator cut off after its second validation/checkpoint (so one
+    whole interval of throughput is measured before the cut: the first includes the start)."""
     job_id = cluster.submit(train_command(out, steps, val_every, train_args))
     progress = ProgressLog(out)
     state: dict = {"cut_at": None, "before": None, "lost": None, "after": None}
 
     def watch(p: ProgressLog):
-        if state["cut_at"] is None and p.rows:          # first validation + checkpoint is in
+        if state["cut_at"] is None and len(p.rows) >= 2:  # two validations + checkpoints are in
             where = cluster.placement()
             lost = "h3" if "h3" in where["generators"] else (where["generators"] or ["h3"])[0]
             state.update(before=where, lost=lost, cut_step=p.rows[-1]["step"])
             (cluster.hosts.cut if cut == "link" else cluster.hosts.kill)(lost)
             state["cut_at"] = time.time()
-            if replacement is not None:
-                cluster.start_worker(replacement, wait=False)
+            if replacement is not None:                     # in the background: polling goes on meanwhile
+                joiner = threading.Thread(target=cluster.start_worker, args=(replacement, False), daemon=True)
+                joiner.start()
         elif state["cut_at"] is not None and state["after"] is None and p.rows[-1]["seen_at"] > state["cut_at"] + 1:
             try:
                 where = cluster.placement()
@@ -345,7 +348,7 @@ def print_table(result: dict) -> None:
                      loss.get("string_accuracy"), _placement(loss.get("placement_before")) + " -> " +
                      _placement(loss.get("placement_after")), loss.get("recovery_s"),
                      loss.get("images_per_s_before"), loss.get("images_per_s_after")))
-    head = ("run", "status", "wall s", "val str acc", "generators | workers", "recovery s", "img/s before",
+    head = ("run", "status", "wall s", "val str acc", "generators / workers", "recovery s", "img/s before",
             "img/s after")
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in rows:
@@ -354,7 +357,7 @@ def print_table(result: dict) -> None:
 
 
 def _placement(p: dict | None) -> str:
-    return f"{','.join(p['generators'])} | {','.join(p['workers'])}" if p else "?"
+    return f"{','.join(p['generators'])} / {','.join(p['workers'])}" if p else "?"
 
 
 def main(argv: list[str] | None = None) -> dict:
