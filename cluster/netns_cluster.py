@@ -76,6 +76,16 @@ def process_env(extra: dict | None = None) -> dict:
     return env
 
 
+def auth_headers() -> dict:
+    """The cluster token as an HTTP header, from where Ray keeps it ($RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH,
+    else ~/.ray/auth_token, which the head's `ray start` writes)."""
+    token = os.environ.get("RAY_AUTH_TOKEN", "")
+    if not token:
+        path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+        token = path.read_text().strip() if path.exists() else ""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 class NetnsRayCluster:
     """Head on h1 plus worker hosts, each `ray start`ed inside its own namespace. `with` tears it all down."""
 
@@ -99,7 +109,6 @@ class NetnsRayCluster:
 
     def start(self) -> None:
         self.teardown()                              # leftovers of a run that died
-        os.environ["RAY_AUTH_MODE"] = "token"        # this process talks to the Jobs/state APIs
         self.hosts.create()
         extra = FAST_HEALTH_CHECK if self.spec.fast_health_check else {}
         self._ray_start("h1", ["--head", f"--port={GCS_PORT}", "--num-cpus=0",
@@ -129,11 +138,17 @@ class NetnsRayCluster:
         if out.returncode != 0:
             raise RuntimeError(f"ray start on {name} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
 
-    def alive_nodes(self) -> list[dict]:
-        from ray.util.state import list_nodes
+    def _list(self, resource: str, filters: list | None = None) -> list:
+        """Ray's state API over HTTP, with the token (this process's Ray may have token auth off)."""
+        from ray.util.state import StateApiClient
+        from ray.util.state.common import ListApiOptions, StateResource
 
-        return [n.__dict__ if hasattr(n, "__dict__") else dict(n)
-                for n in list_nodes(address=self.dashboard, filters=[("state", "=", "ALIVE")])]
+        client = StateApiClient(address=self.dashboard, headers=auth_headers())
+        return client.list(StateResource[resource], ListApiOptions(limit=1000, filters=filters or []),
+                           raise_on_missing_output=False)
+
+    def alive_nodes(self) -> list:
+        return self._list("NODES", [("state", "=", "ALIVE")])
 
     def wait_nodes(self, count: int, timeout_s: float = 120.0) -> list[dict]:
         deadline, last_error = time.time() + timeout_s, None
@@ -149,17 +164,13 @@ class NetnsRayCluster:
 
     def node_hosts(self) -> dict[str, str]:
         """node_id -> host name (h1, h2, ...), dead nodes included."""
-        from ray.util.state import list_nodes
-
         by_ip = {h.address: name for name, h in self.hosts.hosts.items()}
-        return {n.node_id: by_ip.get(n.node_ip, n.node_ip) for n in list_nodes(address=self.dashboard)}
+        return {n.node_id: by_ip.get(n.node_ip, n.node_ip) for n in self._list("NODES")}
 
     def placement(self) -> dict[str, list[str]]:
         """Host of every generator actor and training worker alive now: {"generators": [...], "workers": [...]}."""
-        from ray.util.state import list_actors
-
         hosts = self.node_hosts()
-        actors = list_actors(address=self.dashboard, filters=[("state", "=", "ALIVE")], limit=1000)
+        actors = self._list("ACTORS", [("state", "=", "ALIVE")])
         found: dict[str, list[str]] = {"generators": [], "workers": []}
         for a in actors:
             kind = ("generators" if a.class_name == "GeneratorActor" else
@@ -182,7 +193,7 @@ class NetnsRayCluster:
     def job_client(self):
         from ray.job_submission import JobSubmissionClient
 
-        return JobSubmissionClient(self.dashboard)
+        return JobSubmissionClient(self.dashboard, headers=auth_headers())
 
     def teardown(self) -> None:
         teardown_all()
