@@ -352,8 +352,10 @@ def _logs_tail(cluster: NetnsRayCluster, job_id: str) -> str:
 
 def print_table(result: dict) -> None:
     job, loss = result.get("job") or {}, result.get("node_loss") or {}
-    rows = [("multi-host job", job.get("status"), job.get("wall_s"), job.get("string_accuracy"),
-             _placement(job.get("placement")), None, None, None)]
+    rows = []
+    if job:
+        rows.append(("multi-host job", job.get("status"), job.get("wall_s"), job.get("string_accuracy"),
+                     _placement(job.get("placement")), None, None, None))
     if loss:
         rows.append((f"node loss ({loss.get('cut')} {loss.get('lost_host')})", loss.get("status"), None,
                      loss.get("string_accuracy"), _placement(loss.get("placement_before")) + " -> " +

@@ -145,10 +145,13 @@ def namespace_pids(namespace: str) -> list[int]:
     return [int(p) for p in out.stdout.split()] if out.returncode == 0 else []
 
 
-def kill_namespace(namespace: str, grace_s: float = 3.0) -> None:
-    """SIGTERM every process in the namespace, then SIGKILL what is left after `grace_s`."""
+def kill_namespace(*namespaces: str, grace_s: float = 3.0) -> None:
+    """SIGTERM every process in the namespaces, then SIGKILL what is left after `grace_s`."""
+    def alive() -> list[int]:
+        return [pid for ns in namespaces for pid in namespace_pids(ns)]
+
     for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):
-        pids = namespace_pids(namespace)
+        pids = alive()
         for pid in pids:
             try:
                 os.kill(pid, sig)
@@ -156,8 +159,8 @@ def kill_namespace(namespace: str, grace_s: float = 3.0) -> None:
                 pass
         deadline = time.time() + wait
         while pids and time.time() < deadline:
-            pids = namespace_pids(namespace)
             time.sleep(0.1)
+            pids = alive()
         if not pids:
             return
 
@@ -166,8 +169,7 @@ def teardown_all() -> None:
     """Idempotent: stop every process in our namespaces, delete them, our veths and the bridge."""
     listed = _run(["ip", "netns", "list"], check=False).stdout.split("\n")
     namespaces = [line.split()[0] for line in listed if line.startswith(f"{PREFIX}-")]
-    for ns in namespaces:
-        kill_namespace(ns)
+    kill_namespace(*namespaces)
     for ns in namespaces:
         _run(["ip", "netns", "del", ns], check=False)
     links = _run(["ip", "-o", "link", "show"], check=False).stdout.splitlines()
