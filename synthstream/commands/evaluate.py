@@ -27,7 +27,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from trainer.evaluate import evaluate as run_eval, write_report
+    from trainer.evaluate import evaluate as run_eval
+    from trainer.evaluate import write_report
     from trainer.images import load_labelled_dir
 
     model, style = model_and_style(args.checkpoint, args.style, args.prior_scale)

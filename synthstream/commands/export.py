@@ -15,7 +15,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from trainer.checkpoint import export as slim, resolve
+    from trainer.checkpoint import export as slim
+    from trainer.checkpoint import resolve
 
     out = writable_output(args.out, (".pt",))
     state = slim(resolve(args.checkpoint), out)
