@@ -73,7 +73,7 @@ def atomic_copy(src: str | Path, dst: str | Path) -> None:
 
 def atomic_dir(path: str | Path, write: Callable[[Path], object]) -> None:
     """`write(tmp_dir)` fills a temporary sibling folder, which then replaces `path` (absent or empty)."""
-    out = Path(path)
+    out = Path(path).resolve()              # through a symlink: replace the folder it points to
     tmp = None
     try:
         tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
