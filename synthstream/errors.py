@@ -1,4 +1,4 @@
-"""The one exception type that the CLI turns into a single clear error line."""
+"""The exception types that the CLI turns into a single clear error line."""
 
 
 class UserError(ValueError):

@@ -7,14 +7,13 @@ config, the style (raw dict) and the preset name. A checkpoint names its style, 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from synthstream.errors import UserError
+from synthstream.output import atomic_write
 
 FILE = "checkpoint.pt"
 FORMAT = 1
@@ -23,21 +22,11 @@ FORMAT = 1
 def save(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, step: int,
          position: int, config: dict, style_raw: dict, preset: str) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `path`."""
-    path = Path(path)
     net = getattr(model, "net", None)
     state = {"format": FORMAT, "model": model.state_dict(), "net": _plain(asdict(net)) if net is not None else None,
              "optimizer": optimizer.state_dict() if optimizer is not None else None,
              "step": int(step), "position": int(position), "config": config, "style": style_raw, "preset": preset}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 SHIPPED = Path(__file__).resolve().parent / "models"
@@ -89,13 +78,5 @@ def export(src: str | Path, dst: str | Path) -> dict:
     state = load(src)
     state["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
     state["optimizer"] = None
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(dst, lambda tmp: torch.save(state, tmp))
     return state

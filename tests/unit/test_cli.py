@@ -8,6 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from synthstream import cli
+from synthstream.commands import export
+from synthstream.errors import RunFailed, UserError
+from synthstream.limits import MAX_SEED
+
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "synthstream.cli", *args], capture_output=True, text=True,
@@ -56,6 +61,11 @@ def test_sample_npz_holds_images_and_latents(tmp_path):
     (["sample", "--out", "{tmp}/a.png", "--real", "{tmp}/nowhere"], "not a directory"),
     (["sample", "--style", "{tmp}/none.toml", "--out", "{tmp}/a.png"], "does not exist"),
     (["bench", "generator", "--style", "nope"], "unknown style"),
+    (["sample", "--seed", str(2**63), "--out", "{tmp}/a.png"], "argument --seed: 9223372036854775808 must be < 2**63"),
+    (["sample", "--first-index", str(2**63), "--out", "{tmp}/a.png"], "argument --first-index"),
+    (["train", "--seed", "-1", "--out", "{tmp}/run"], "argument --seed: -1 must be >= 0"),
+    (["bench", "stream", "--actors", "1,x"], "argument --actors"),
+    (["bench", "stream", "--actors", "0"], "every count must be >= 1"),
 ])
 def test_bad_input_gives_one_clear_line(tmp_path, args, fragment):
     line = one_error_line(run(*[a.format(tmp=tmp_path) for a in args]))
@@ -87,3 +97,46 @@ def test_bench_generator_json(tmp_path):
     assert tiny["images_per_s"] > 0 and tiny["images_per_s_per_core"] > 0 and tiny["threads"] >= 1
     assert result["baseline"]["images_per_s_per_core"] > 0
     assert "x baseline" in r.stdout
+
+
+def test_python_dash_m_synthstream_help():
+    r = subprocess.run([sys.executable, "-m", "synthstream", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for command in ("sample", "train", "infer", "eval", "export", "bench"):
+        assert command in r.stdout
+
+
+def test_every_subcommand_registers_its_body():
+    parser = cli.build_parser()
+    for argv in (["sample", "--out", "a.png"], ["train", "--out", "o"], ["infer", "a.png", "--checkpoint", "c"],
+                 ["eval", "--data", "d", "--checkpoint", "c"], ["export", "--checkpoint", "c", "--out", "e.pt"],
+                 ["bench", "generator"], ["bench", "stream"], ["bench", "train"]):
+        args = parser.parse_args(argv)
+        assert callable(args.func) and args.func.__name__.startswith("run"), argv
+
+
+def test_seed_limit_is_shared():
+    parser = cli.build_parser()
+    assert parser.parse_args(["sample", "--seed", str(MAX_SEED - 1), "--out", "a.png"]).seed == MAX_SEED - 1
+    assert parser.parse_args(["bench", "stream", "--actors", "1,2"]).actors == [1, 2]
+
+
+@pytest.mark.parametrize("error, status", [
+    (UserError("bad --flag"), 2), (RunFailed("training failed: worker died"), 1), (KeyboardInterrupt(), 130),
+])
+def test_exit_status_and_one_line(monkeypatch, capsys, error, status):
+    def fail(args):
+        raise error
+    monkeypatch.setattr(export, "run", fail)
+    assert cli.main(["export", "--checkpoint", "c", "--out", "e.pt"]) == status
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("synthstream: ")
+
+
+def test_sample_folder_is_written_whole(tmp_path):
+    out = tmp_path / "set"
+    r = run("sample", "--style", "tiny", "-n", "3", "--out", f"{out}/")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png", "000002.png", "labels.csv"]
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]           # no temporary folder left behind
+    assert (out / "labels.csv").read_text().startswith("file,label\n000000.png,")

@@ -1,0 +1,58 @@
+"""Argument types for the CLI: each parses one flag's text or raises argparse.ArgumentTypeError, which
+argparse prints as one line naming the flag."""
+
+from __future__ import annotations
+
+import argparse
+
+from synthstream.limits import MAX_BATCH, MAX_INDEX, MAX_SAMPLES, MAX_SEED
+
+
+def int_range(low: int, high: int | None = None):
+    """An integer >= low (and <= high, if given)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"{v} must be >= {low}")
+        if high is not None and v > high:
+            raise argparse.ArgumentTypeError(f"{v} must be {_at_most(high)}")
+        return v
+    return parse
+
+
+def _at_most(high: int) -> str:
+    """`< 2**63` rather than `<= 9223372036854775807`."""
+    limit = high + 1
+    return f"< 2**{limit.bit_length() - 1}" if limit > 2**20 and limit & (limit - 1) == 0 else f"<= {high}"
+
+
+positive_int = int_range(1)
+nonneg_int = int_range(0)
+seed = int_range(0, MAX_SEED - 1)
+index = int_range(0, MAX_INDEX - 1)
+batch_size = int_range(1, MAX_BATCH)
+sample_count = int_range(1, MAX_SAMPLES)
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{v} must be > 0")
+    return v
+
+
+def positive_int_list(text: str) -> list[int]:
+    """Comma-separated counts, each >= 1, e.g. `1,2`."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 1,2") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every count must be >= 1")
+    return values

@@ -1,0 +1,60 @@
+"""`synthstream bench generator|stream|train`: the arguments of the benchmarks in `synthstream/bench/`.
+
+Each benchmark module is imported only when its command runs (they pull in Numba, Ray and torch)."""
+
+from __future__ import annotations
+
+import argparse
+
+from synthstream import argtypes
+
+
+def register(subparsers) -> None:
+    bench = subparsers.add_parser("bench", help="throughput benchmarks (table + JSON, baseline in the same run)")
+    bsub = bench.add_subparsers(dest="bench", required=True)
+
+    g = bsub.add_parser("generator", help="captchas/s per core per style vs the `captcha` package")
+    g.add_argument("--style", action="append", help="style to time (repeatable; default: all built-ins)")
+    g.add_argument("--threads", type=argtypes.positive_int, help="Numba threads (default: all cores)")
+    g.add_argument("--batch", type=argtypes.sample_count, default=256)
+    g.add_argument("--seconds", type=argtypes.positive_float, default=10.0, help="timed seconds per style")
+    g.add_argument("--json", help="also write the JSON result here")
+    g.set_defaults(func=run_generator)
+
+    st = bsub.add_parser("stream", help="images/s delivered by N generator actors vs standalone and a by-value queue")
+    st.add_argument("--actors", type=argtypes.positive_int_list, default=[1, 2],
+                    help="comma-separated actor counts, e.g. 1,2")
+    st.add_argument("--batch", type=argtypes.batch_size, default=256)
+    st.add_argument("--seconds", type=argtypes.positive_float, default=30.0, help="timed seconds per actor count")
+    st.add_argument("--style", default="wikipedia")
+    st.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)")
+    st.add_argument("--json", help="also write the JSON result here")
+    st.set_defaults(func=run_stream)
+
+    tr = bsub.add_parser("train", help="training images/s from the stream vs a pre-rendered in-memory ceiling")
+    tr.add_argument("--preset", action="append", help="network preset (repeatable; default: cpu)")
+    tr.add_argument("--style", default="wikipedia")
+    tr.add_argument("--batch", type=argtypes.batch_size, default=64)
+    tr.add_argument("--seconds", type=argtypes.positive_float, default=20.0, help="timed seconds per loop")
+    tr.add_argument("--generators", type=argtypes.positive_int, default=1)
+    tr.add_argument("--generator-cpus", type=argtypes.positive_float, default=0.5)
+    tr.add_argument("--gpu", action="store_true", help="train on the GPU (bf16, channels_last)")
+    tr.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)")
+    tr.add_argument("--json", help="also write the JSON result here")
+    tr.set_defaults(func=run_train)
+
+
+def run_generator(args: argparse.Namespace) -> None:
+    from synthstream.bench import generator
+    generator.run(args.style, args.threads, args.batch, args.seconds, args.json)
+
+
+def run_stream(args: argparse.Namespace) -> None:
+    from synthstream.bench import stream
+    stream.run(args.actors, args.batch, args.seconds, args.style, args.json, args.address)
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from synthstream.bench import train
+    train.run(args.preset or ["cpu"], args.style, args.batch, args.seconds, args.generators,
+              args.generator_cpus, args.gpu, args.json, args.address)

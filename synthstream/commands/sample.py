@@ -1,0 +1,78 @@
+"""`synthstream sample`: render samples to a labelled grid PNG, a raw .npz, or a labelled folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from synthstream import argtypes
+from synthstream.errors import UserError
+from synthstream.limits import MAX_GRID_TILES
+from synthstream.output import atomic_dir, atomic_write, empty_output_dir, writable_output
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("sample", help="render samples to a labelled grid PNG or a raw .npz")
+    p.add_argument("--style", default="wikipedia", help="built-in style name or path to a style .toml")
+    p.add_argument("-n", type=argtypes.sample_count, default=16, help="number of samples")
+    p.add_argument("--seed", type=argtypes.seed, default=0)
+    p.add_argument("--first-index", type=argtypes.index, default=0, help="global index of the first sample")
+    p.add_argument("--out", required=True, help="grid.png (labels under each tile), batch.npz (arrays), or a "
+                   "folder DIR/ (one PNG per sample + labels.csv, for `synthstream eval`)")
+    p.add_argument("--columns", type=argtypes.positive_int, default=4, help="tiles per row in a PNG grid")
+    p.add_argument("--real", help="directory of real captchas (label = file name) to show beside synthetic")
+    p.add_argument("--threads", type=argtypes.positive_int, help="Numba threads (default: all cores)")
+    p.add_argument("--prior-scale", type=argtypes.positive_float, default=1.0,
+                   help="widen the nuisance prior (see train)")
+    p.set_defaults(func=run)
+
+
+def _write_folder(out: Path, images, texts: list[str]) -> None:
+    """A labelled folder: 000000.png, ... and labels.csv (file,label), as `synthstream eval --data` reads."""
+    # TODO(lead): use synthstream.labelled.write_labelled_folder
+    from PIL import Image
+
+    rows = ["file,label"]
+    for i, (image, text) in enumerate(zip(images, texts)):
+        Image.fromarray(image).save(out / f"{i:06d}.png")
+        rows.append(f"{i:06d}.png,{text}")
+    (out / "labels.csv").write_text("\n".join(rows) + "\n")
+
+
+def _sample_destination(path: str) -> Path:
+    """Check --out before any rendering: an empty (or new) folder, or a writable .png/.npz file."""
+    if not (path.endswith("/") or Path(path).is_dir()):
+        return writable_output(path, (".png", ".npz"))
+    return empty_output_dir(path)
+
+
+def run(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from synthstream.generate import generate
+    from synthstream.render.jit import set_threads
+    from synthstream.style import load_style
+
+    out = _sample_destination(args.out)
+    kind = "folder" if out.is_dir() else out.suffix.lower()
+    if kind == ".png" and args.n > MAX_GRID_TILES:
+        raise UserError(f"-n {args.n}: a PNG grid holds at most {MAX_GRID_TILES} tiles; use an .npz for more")
+    style = load_style(args.style).widened(args.prior_scale)
+    if args.threads:
+        set_threads(args.threads)
+    images, traces = generate(style, args.seed, args.first_index, args.n)
+    texts = traces.texts(style)
+    if kind == "folder":
+        atomic_dir(out, lambda tmp: _write_folder(tmp, images, texts))
+    elif kind == ".npz":
+        arrays = {f: getattr(traces, f) for f in traces.__dataclass_fields__}
+        atomic_write(out, lambda tmp: np.savez_compressed(
+            tmp, images=images, texts=np.array(texts), log_prior=traces.log_prior(style),
+            style=np.array(style.name), alphabet=np.array(style.alphabet), seed=np.uint64(args.seed),
+            fonts=np.array([f.file for f in style.fonts]), **arrays))
+    else:
+        from synthstream.grid import load_real, make_grid
+        real = load_real(args.real, (args.n + args.columns - 1) // args.columns) if args.real else []
+        sheet = make_grid(list(zip(images, texts)), args.columns, real)
+        atomic_write(out, lambda tmp: sheet.save(tmp, format="PNG"))
+    print(f"wrote {args.n} {style.name} samples (seed {args.seed}) to {out}")
