@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
         from synthstream.stream import GeneratorPool, StreamConfig, sample_indices
 
         batch_size = 64
-        pool = GeneratorPool(StreamConfig(style="wikipedia", num_actors=2, batch_size=batch_size))
+        pool = GeneratorPool(StreamConfig(style=load_style("wikipedia"), num_actors=2, batch_size=batch_size))
         stream = pool.stream()
         batches = [stream.next_record_batch() for _ in range(args.batches)]
         actor_nodes = [info["node_id"] for info in pool.actor_info]

@@ -4,6 +4,7 @@ argparse prints as one line naming the flag."""
 from __future__ import annotations
 
 import argparse
+import math
 
 from synthstream.limits import MAX_BATCH, MAX_INDEX, MAX_SAMPLES, MAX_SEED
 
@@ -37,13 +38,27 @@ batch_size = int_range(1, MAX_BATCH)
 sample_count = int_range(1, MAX_SAMPLES)
 
 
-def positive_float(text: str) -> float:
+def _finite_float(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return v
+
+
+def positive_float(text: str) -> float:
+    v = _finite_float(text)
     if not v > 0:
         raise argparse.ArgumentTypeError(f"{v} must be > 0")
+    return v
+
+
+def nonneg_float(text: str) -> float:
+    v = _finite_float(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{v} must be >= 0")
     return v
 
 

@@ -7,6 +7,7 @@ exit status 1, an interrupt exit status 130; never a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from synthstream.commands import COMMANDS
@@ -24,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
     except UserError as e:

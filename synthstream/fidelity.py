@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from synthstream.errors import UserError
-from synthstream.style import Style, resolve_style
+from synthstream.style import Style, load_style
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 STATISTICS = ("background", "ink_level", "contrast", "ink_fraction", "box_width", "box_height", "box_x",
@@ -345,12 +345,12 @@ def fidelity_command(style: str | Style, real_dir: str, json_path: str | None = 
         seed: the synthetic samples' seed and the cross-validation shuffle's (`--seed`).
     Returns: the report (JSON-able dict: style, auc {auc, auc_std, fold_aucs, ...}, statistics, most_different).
     """
-    from synthstream.commands import atomic_write
     from synthstream.grid import make_grid
+    from synthstream.output import atomic_write
 
     if not isinstance(n, int) or n < MIN_IMAGES:
         raise UserError(f"-n {n!r} must be an integer >= {MIN_IMAGES}")
-    style = resolve_style(style)
+    style = style if isinstance(style, Style) else load_style(style)
     out = None
     if out_dir is not None:
         out = Path(out_dir)

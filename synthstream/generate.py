@@ -11,6 +11,7 @@ import functools
 import numpy as np
 
 from synthstream.errors import UserError
+from synthstream.limits import MAX_SAMPLES
 from synthstream.glyphs import glyph_atlas
 from synthstream.render.params import render_params
 from synthstream.render.pipeline import render_batch_kernel
@@ -18,7 +19,6 @@ from synthstream.render.rng import normal_table
 from synthstream.style import Style
 from synthstream.trace import TraceBatch, sample_traces
 
-MAX_BATCH = 1 << 20
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,8 +43,8 @@ def render(style: Style, traces: TraceBatch, out: np.ndarray | None = None) -> n
 
 def generate(style: Style, seed: int, first_index: int, n: int) -> tuple[np.ndarray, TraceBatch]:
     """n fresh samples for global indices [first_index, first_index + n)."""
-    if not isinstance(n, (int, np.integer)) or not 0 < n <= MAX_BATCH:
-        raise UserError(f"batch size n={n!r} must be an integer in [1, {MAX_BATCH}]")
+    if not isinstance(n, (int, np.integer)) or not 0 < n <= MAX_SAMPLES:
+        raise UserError(f"sample count n = {n!r} must be an integer in [1, {MAX_SAMPLES}]")
     if first_index < 0:
         raise UserError(f"first index {first_index} must be >= 0")
     traces = sample_traces(style, seed, first_index, n)

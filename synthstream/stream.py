@@ -34,17 +34,16 @@ import pyarrow as pa
 import ray
 
 from synthstream.batch import TorchBatch, check_version, to_record_batch, to_torch
-from synthstream.errors import UserError
+from synthstream.errors import RunFailed, UserError
+from synthstream.limits import MAX_BATCH, MAX_SEED
 from synthstream.style import Style
 
 MiB = 1 << 20
-MAX_SEED = 2**63             # seeds are in [0, 2**63) everywhere
-MAX_BATCH = 65536
 ACTOR_RESOURCE_SHARE = 0.001  # of `actor_resource` per actor: it pins placement, CPUs bound the count
 METRICS_INTERVAL_S = 1.0     # consumer metrics go to Ray at most this often (each call costs tens of us)
 
 
-class StreamError(RuntimeError):
+class StreamError(RunFailed):
     """The stream cannot deliver: a generator actor failed for good, or rendering raised."""
 
 
@@ -83,7 +82,8 @@ class StreamConfig:
              f"max_batches_in_flight = {self.max_batches_in_flight!r} must be an integer in [1, 1024]"),
             (isinstance(self.max_bytes_in_flight, int) and self.max_bytes_in_flight >= 1 * MiB,
              f"max_bytes_in_flight = {self.max_bytes_in_flight!r} must be at least 1 MiB"),
-            (isinstance(self.seed, int) and 0 <= self.seed < MAX_SEED, f"seed = {self.seed!r} must be in [0, 2**63)"),
+            (isinstance(self.seed, int) and 0 <= self.seed < MAX_SEED,
+             f"seed = {self.seed!r} must be in [0, 2**63)"),
             (self.actor_resource is None or (isinstance(self.actor_resource, str) and self.actor_resource.strip()
                                              and self.actor_resource not in ("CPU", "GPU", "memory")),
              f"actor_resource = {self.actor_resource!r} must name a custom resource"),
@@ -337,11 +337,11 @@ class DataStream:
         elapsed = time.perf_counter() - self._t0 if self._t0 else 0.0
         out = {"rank": self.rank, "position": self.position, "images_delivered": self.delivered,
                "index_errors": self.index_errors,
-                "delivered_images_per_s": self.delivered / elapsed if elapsed else 0.0,
-                "consumer_wait_s": self.wait_s, "wait_share": self.wait_s / elapsed if elapsed else 0.0,
-                "consumer_cpu_ms_per_batch": 1e3 * self.cpu_s / max(self.position - self._start, 1),
-                "queue_depth": len(self._in_flight), "capacity": self.capacity,
-                "bytes_in_flight": len(self._in_flight) * self.batch_bytes}
+               "delivered_images_per_s": self.delivered / elapsed if elapsed else 0.0,
+               "consumer_wait_s": self.wait_s, "wait_share": self.wait_s / elapsed if elapsed else 0.0,
+               "consumer_cpu_ms_per_batch": 1e3 * self.cpu_s / max(self.position - self._start, 1),
+               "queue_depth": len(self._in_flight), "capacity": self.capacity,
+               "bytes_in_flight": len(self._in_flight) * self.batch_bytes}
         if actors:
             out["actors"] = ray.get([a.stats.remote() for a in self.actors])
         return out

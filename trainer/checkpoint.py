@@ -37,8 +37,18 @@ def shipped_models() -> list[str]:
 
 
 def resolve(name_or_path: str) -> Path:
-    """A checkpoint path, a run folder holding checkpoint.pt, or the name of a model shipped with synthstream."""
+    """A checkpoint path, a run folder (its final checkpoint.pt, else the newest checkpoint Ray Train registered
+    there: a run that is still going or was stopped), or the name of a model shipped with synthstream."""
     path = Path(name_or_path)
+    if path.is_dir() and not (path / FILE).exists() and (path / "ray" / "train").is_dir():
+        from ray.train import Result
+
+        try:
+            newest = Result.from_path(str(path / "ray" / "train")).checkpoint
+        except RuntimeError:
+            newest = None
+        if newest is not None:
+            return Path(newest.path) / FILE
     if path.exists():
         return path
     if "/" not in name_or_path and (SHIPPED / f"{name_or_path}.pt").exists():

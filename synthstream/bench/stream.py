@@ -40,7 +40,7 @@ def standalone_rate(style_name: str, threads: int, batch: int, seconds: float) -
 
 
 def stream_rate(style_name: str, actors: int, batch: int, seconds: float) -> dict:
-    pool = GeneratorPool(StreamConfig(style=style_name, num_actors=actors, batch_size=batch))
+    pool = GeneratorPool(StreamConfig(style=load_style(style_name), num_actors=actors, batch_size=batch))
     try:
         stream = pool.stream()
         it = iter(stream)
@@ -63,14 +63,12 @@ def stream_rate(style_name: str, actors: int, batch: int, seconds: float) -> dic
 
 
 @ray.remote(num_cpus=1)
-def _produce_by_value(style_raw: dict, batch: int, queue, first_batch: int, step: int, deadline: float) -> int:
+def _produce_by_value(style, batch: int, queue, first_batch: int, step: int, deadline: float) -> int:
     """Baseline producer: render batches and push the values themselves through a queue actor."""
     from synthstream.batch import to_record_batch
     from synthstream.render.jit import set_threads
-    from synthstream.style import resolve_style
 
     set_threads(1)
-    style = resolve_style(style_raw)
     g, sent = first_batch, 0
     while time.time() < deadline:
         images, traces = generate(style, 0, g * batch, batch)
@@ -89,7 +87,7 @@ def queue_by_value_rate(style_name: str, actors: int, batch: int, seconds: float
     style = load_style(style_name)
     queue = Queue(maxsize=8)
     deadline = time.time() + seconds + 20
-    producers = [_produce_by_value.remote(style.to_raw(), batch, queue, a, actors, deadline) for a in range(actors)]
+    producers = [_produce_by_value.remote(style, batch, queue, a, actors, deadline) for a in range(actors)]
     for _ in range(2 * actors):
         queue.get()
     n, t0 = 0, time.perf_counter()

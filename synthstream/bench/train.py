@@ -56,9 +56,8 @@ def bench_preset(preset: str, style_name: str, batch: int, seconds: float, gener
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     # ceiling: 8 batches rendered once, cycled
-    from synthstream.batch import targets_of, to_record_batch
     images, traces = generate(style, 0, 0, 8 * batch)
-    targets = torch.from_numpy(targets_of(style, to_record_batch(style, images, traces, 0)))
+    targets = torch.from_numpy(traces.classes.astype("int64"))
     images = torch.from_numpy(images)
     cycle = iter(range(10**12))
 
@@ -68,7 +67,7 @@ def bench_preset(preset: str, style_name: str, batch: int, seconds: float, gener
 
     ceiling = _timed_loop(from_memory, model, optimizer, device, use_gpu, seconds)
 
-    pool = GeneratorPool(StreamConfig(style=style_name, batch_size=batch, num_actors=generators,
+    pool = GeneratorPool(StreamConfig(style=style, batch_size=batch, num_actors=generators,
                                       actor_cpus=generator_cpus))
     try:
         stream = iter(pool.stream())

@@ -61,13 +61,15 @@ def run(args: argparse.Namespace) -> None:
     if args.threads:
         set_threads(args.threads)
     images, traces = generate(style, args.seed, args.first_index, args.n)
-    texts = traces.texts(style)
+    texts = traces.texts()
     if kind == "folder":
         atomic_dir(out, lambda tmp: _write_folder(tmp, images, texts))
     elif kind == ".npz":
-        arrays = {f: getattr(traces, f) for f in traces.__dataclass_fields__}
+        arrays = {"keys": traces.keys, "indices": traces.indices, "classes": traces.classes,
+                  **{a: traces.value(a) for a in traces.codec.addresses[:traces.codec.char_start]},
+                  "chars": traces.chars}
         atomic_write(out, lambda tmp: np.savez_compressed(
-            tmp, images=images, texts=np.array(texts), log_prior=traces.log_prior(style),
+            tmp, images=images, texts=np.array(texts), log_prior=traces.log_prior(),
             style=np.array(style.name), alphabet=np.array(style.alphabet), seed=np.uint64(args.seed),
             fonts=np.array([f.file for f in style.fonts]), **arrays))
     else:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from synthstream.batch import targets_of, to_record_batch
 from synthstream.generate import generate
+from synthstream.stream import StreamConfig
 from synthstream.style import load_style
 from trainer import checkpoint
 from trainer.evaluate import evaluate
@@ -27,14 +27,14 @@ def tiny_model(tmp_path_factory):
     torch.set_num_threads(2)
     style = load_style("tiny")
     model = build_model("cpu", style)
-    config = TrainConfig(style="tiny", steps=400, warmup_steps=50)
+    config = TrainConfig(stream=StreamConfig(style=style), steps=400, warmup_steps=50)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     for step in range(config.steps):
         for g in opt.param_groups:
             g["lr"] = config.lr_at(step)
         images, traces = generate(style, 1, step * 64, 64)
-        targets = targets_of(style, to_record_batch(style, images, traces, 1))
-        optimise(model, opt, torch.from_numpy(images), torch.from_numpy(targets), 1.0, autocast_for(False), step)
+        targets = torch.from_numpy(traces.classes.astype(np.int64))
+        optimise(model, opt, torch.from_numpy(images), targets, 1.0, autocast_for(False), step)
     path = tmp_path_factory.mktemp("tiny") / "checkpoint.pt"
     checkpoint.save(path, model=model, optimizer=None, step=400, position=400, config={}, style_raw=style.to_raw(),
                     preset="cpu")

@@ -12,7 +12,7 @@ from synthstream.errors import UserError
 from synthstream.fonts import find_font
 from synthstream.generate import generate
 from synthstream.stream import GeneratorPool, StreamConfig, StreamError, sample_indices
-from synthstream.style import FontSpec, load_style
+from synthstream.style import FontSpec, load_style, parse_style
 
 B = 32
 
@@ -22,7 +22,7 @@ def take(stream, n):
 
 
 def test_slow_consumer_backpressure_and_no_spilling(local_ray):
-    config = StreamConfig(style="wikipedia", batch_size=64, num_actors=2, max_batches_in_flight=3)
+    config = StreamConfig(style=load_style("wikipedia"), batch_size=64, num_actors=2, max_batches_in_flight=3)
     pool = GeneratorPool(config)
     try:
         stream = pool.stream()
@@ -41,7 +41,7 @@ def test_slow_consumer_backpressure_and_no_spilling(local_ray):
 
 
 def test_killed_actor_restarts_and_every_index_arrives_once(local_ray):
-    pool = GeneratorPool(StreamConfig(style="tiny", batch_size=B, num_actors=2, max_batches_in_flight=6))
+    pool = GeneratorPool(StreamConfig(style=load_style("tiny"), batch_size=B, num_actors=2, max_batches_in_flight=6))
     try:
         stream = pool.stream()
         got = take(stream, 4)
@@ -65,25 +65,26 @@ def test_actor_that_cannot_start_fails_fast_with_its_error(local_ray, tmp_path, 
              "latents": {"num_chars": 1, "font_size": 20}}
     t0 = time.time()
     with pytest.raises(StreamError, match="OnlyOnTheDriver.ttf"):
-        GeneratorPool(StreamConfig(style=style, batch_size=8, num_actors=1, max_restarts=0))
+        GeneratorPool(StreamConfig(style=parse_style(style), batch_size=8, num_actors=1, max_restarts=0))
     assert time.time() - t0 < 60
 
 
 def test_more_actors_than_the_cluster_has_cpus(local_ray):
-    with pytest.raises(UserError, match="need 8 CPUs; the Ray cluster has 2"):
-        GeneratorPool(StreamConfig(style="tiny", num_actors=8))
+    with pytest.raises(UserError, match="need CPU 8 \\(the cluster has 2\\); this cluster cannot grow"):
+        GeneratorPool(StreamConfig(style=load_style("tiny"), num_actors=8))
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
-    ({"batch_size": 0}, "batch size"), ({"num_actors": 0}, "actor count"),
-    ({"max_bytes_in_flight": 10}, "at least 1 MiB"), ({"actor_cpus": -1}, "CPUs per actor"),
+    ({"batch_size": 0}, "batch_size = 0"), ({"num_actors": 0}, "num_actors = 0"),
+    ({"max_bytes_in_flight": 10}, "at least 1 MiB"), ({"actor_cpus": -1}, "actor_cpus = -1"),
+    ({"seed": 2**63}, "seed = "), ({"actor_resource": "CPU"}, "custom resource"),
 ])
 def test_bad_config(kwargs, fragment):
     with pytest.raises(UserError, match=fragment):
-        StreamConfig(**kwargs)
+        StreamConfig(style=load_style("tiny"), **kwargs)
 
 
 def test_byte_cap_below_one_batch():
-    config = StreamConfig(style="wikipedia", batch_size=4096, max_bytes_in_flight=2 << 20)
-    with pytest.raises(UserError, match="exceeds the in-flight byte cap"):
-        config.capacity(load_style("wikipedia"))
+    config = StreamConfig(style=load_style("wikipedia"), batch_size=4096, max_bytes_in_flight=2 << 20)
+    with pytest.raises(UserError, match="exceeds max_bytes_in_flight"):
+        config.capacity()
