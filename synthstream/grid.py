@@ -16,23 +16,26 @@ def load_real(directory: str | Path, limit: int, background: float = 255.0,
     """Up to `limit` real captchas (grey uint8, label from labels.csv or the file name), sorted by name.
 
     Files that cannot be read as images are skipped: each is passed to `skipped(path, why)`, by default
-    one `synthstream: skipped ...` line on stderr. A folder with no readable image is a UserError.
+    one `synthstream: skipped ...` line on stderr. A folder with no readable image is one UserError.
     """
     from synthstream.errors import UserError
     from synthstream.labelled import read_labelled_folder
     from trainer.images import UnreadableImage, read_grey
 
-    skipped = skipped or _note_skipped
-    items = []
+    items, problems = [], []
     for path, label in read_labelled_folder(directory, "--real"):
         if len(items) == limit:
             break
         try:
             items.append((read_grey(path, background), label))
         except UnreadableImage as e:
-            skipped(path, str(e))
+            problems.append((path, str(e)))
     if not items:
-        raise UserError(f"--real {str(directory)!r} holds no readable image")
+        path, why = problems[0]
+        more = f"; {len(problems) - 1} more" if len(problems) > 1 else ""
+        raise UserError(f"--real {str(directory)!r} holds no readable image ({path.name}: {why}{more})")
+    for path, why in problems:
+        (skipped or _note_skipped)(path, why)
     return items
 
 
