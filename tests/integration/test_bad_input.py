@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,7 +103,6 @@ def inputs(tmp_path_factory) -> Path:
     import torch
 
     from synthstream.fonts import find_font
-    from synthstream.generate import generate
     from synthstream.style import FontSpec, load_style
     from trainer.checkpoint import save
     from trainer.model import build_model
@@ -114,7 +113,9 @@ def inputs(tmp_path_factory) -> Path:
     save(d / "tiny.pt", model=build_model("cpu", tiny), optimizer=None, step=0, position=0, config={},
          style_raw=tiny.to_raw(), preset="cpu")
     (d / "corrupt.pt").write_bytes(b"PK\x03\x04 not really a zip")
-    image = generate(tiny, seed=1, first_index=0, n=1)[0][0]
+    canvas = Image.new("L", (tiny.width, tiny.height), 230)         # drawn, not rendered: no JIT start-up here
+    ImageDraw.Draw(canvas).text((8, 8), "AB", fill=30)
+    image = np.asarray(canvas)
     for folder in ("good", "bomb", "latin1", "badrows", "real_mixed", "real_none", "empty", "full", "fonts"):
         (d / folder).mkdir()
     for folder in ("good", "bomb", "latin1", "badrows", "real_mixed"):
