@@ -133,6 +133,11 @@ def inputs(tmp_path_factory) -> Path:
     (d / "cjk.toml").write_text(f'name = "cjk"\nalphabet = "AB中"\nfonts = ["DejaVuSans-Bold.ttf"]\n{base}')
     (d / "broken_font.toml").write_text(f'name = "bf"\nalphabet = "AB"\nfonts = ["Broken.ttf"]\n{base}')
     (d / "fonts" / "Broken.ttf").write_bytes(Path(find_font(FontSpec("DejaVuSans-Bold.ttf"))).read_bytes()[:3000])
+    # fill Numba's on-disk cache for `sample --style tiny DIR/` first, so the full-disk row's file-size limit
+    # hits the labelled folder, not the JIT cache (a cache write on a full disk is a traceback inside Numba)
+    subprocess.run([sys.executable, "-m", "synthstream.cli", "sample", "--style", "tiny", "-n", "2", "--out",
+                    f"{d / 'warm'}/"], cwd=d, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True,
+                   capture_output=True)
     return d
 
 
