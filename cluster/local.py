@@ -1,16 +1,18 @@
 """Start or join Ray: an embedded local instance by default, an existing cluster by address.
 
-The embedded instance is a single-machine Ray confined to loopback. What listens where (measured with
-`ss -ltnp`, Ray 2.60): every TCP socket of its processes is on 127.0.0.1 (the gRPC servers of the GCS, the
-raylet, the dashboard agent and every worker and driver show as ::ffff:127.0.0.1 on a dual-stack socket;
-the Prometheus metrics export and the runtime-env agent's HTTP port as 127.0.0.1). It gets there by
-running Ray in its single-machine mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, the mode Ray uses on macOS
-and Windows), in which the node address is 127.0.0.1; other hosts cannot join it. Ray also starts its
-dashboard head (dashboard.py) without its HTTP server: it listens on no TCP port. The object store and
-the raylet also use Unix sockets under the session folder (/tmp/ray/session_*), which only this user can
-open. Ray's token authentication stays on (every RPC needs the token in ~/.ray/auth_token, which is made
-or kept mode 0600). The object store is small (512 MiB unless told) so the stream's in-flight cap stays far
-below its spill threshold.
+The embedded instance is a single-machine Ray confined to loopback: it runs in Ray's single-machine mode
+(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, the mode Ray uses on macOS and Windows), whose node address is
+127.0.0.1, and other hosts cannot join it. What listens where (TCP, `ss -ltnp`, Ray 2.60), all on loopback:
+  - gRPC, on ::ffff:127.0.0.1 (a dual-stack socket bound to 127.0.0.1), random ports: the GCS, the raylet
+    (two), the dashboard agent, this driver and every worker;
+  - HTTP on 127.0.0.1: Prometheus metrics of the dashboard agent (random port), of the dashboard head (44227)
+    and of the autoscaler monitor (44217); the dashboard agent's HTTP API (52365); the runtime-env agent
+    (random port).
+Ray also starts its dashboard head (dashboard.py): with include_dashboard=False it runs without its web UI and
+listens only on its metrics port above. The object store and the raylet also use Unix sockets in the
+session folder (/tmp/ray/session_*). Token authentication stays on (every RPC needs the token in
+~/.ray/auth_token, which is made, or kept, mode 0600). The object store is small (512 MiB unless told) so
+the stream's in-flight cap stays far below its spill threshold.
 
 An embedded Ray does not outlive its driver by more than a few seconds: a small watcher process records
 the driver's Ray processes and, once the driver is gone (even SIGKILLed), ends those still running
