@@ -1,24 +1,52 @@
 """Start or join Ray: an embedded local instance by default, an existing cluster by address.
 
-The embedded instance runs no dashboard server (its agent listens on loopback), keeps Ray's token
-authentication (on by default in this Ray: every RPC needs the token in ~/.ray/auth_token), and has a small
-object store (512 MiB unless told) so the stream's in-flight cap stays far below its spill threshold. Ray's
-own gRPC ports listen on the node's address; Ray maps a 127.0.0.1 node address back to the host's, so they
-cannot be confined to loopback from here (use a firewall or a network namespace for that).
+The embedded instance is a single-machine Ray confined to loopback: it runs in Ray's single-machine mode
+(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, the mode Ray uses on macOS and Windows), whose node address is
+127.0.0.1, and other hosts cannot join it. What listens where (TCP, `ss -ltnp`, Ray 2.60), all on loopback:
+  - gRPC, on ::ffff:127.0.0.1 (a dual-stack socket bound to 127.0.0.1), random ports: the GCS, the raylet
+    (two), the dashboard agent, this driver and every worker;
+  - HTTP on 127.0.0.1: Prometheus metrics of the dashboard agent (random port), of the dashboard head (44227)
+    and of the autoscaler monitor (44217); the dashboard agent's HTTP API (52365); the runtime-env agent
+    (random port).
+Ray also starts its dashboard head (dashboard.py): with include_dashboard=False it runs without its web UI and
+listens only on its metrics port above. The object store and the raylet also use Unix sockets in the
+session folder (/tmp/ray/session_*). Token authentication stays on (every RPC needs the token in
+~/.ray/auth_token, which is made, or kept, mode 0600). The object store is small (512 MiB unless told) so
+the stream's in-flight cap stays far below its spill threshold.
+
+An embedded Ray does not outlive its driver by more than a few seconds: a small watcher process records
+the driver's Ray processes and, once the driver is gone (even SIGKILLed), ends those still running
+(Ray's own agents would otherwise wait a minute or more on the dead GCS before exiting).
+
+Joining a cluster (`address`, or $RAY_ADDRESS) first checks that the address's GCS port accepts a TCP
+connection within `timeout_s` (default $SYNTHSTREAM_CONNECT_TIMEOUT_S, else 30 s), so an unreachable
+address is one line instead of a hang. A cluster's own listening sockets are set where it was started
+(`ray start --node-ip-address ...`), not here.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from synthstream.errors import UserError
 
 DEFAULT_OBJECT_STORE_MB = 512
 MAX_OBJECT_STORE_MB = 1 << 20
+DEFAULT_CONNECT_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_ENV = "SYNTHSTREAM_CONNECT_TIMEOUT_S"
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"    # "0": Ray's single-machine (loopback) mode
+TOKEN_FILE = Path.home() / ".ray" / "auth_token"              # where Ray reads and writes its token
+_watchers: list[subprocess.Popen] = []                         # kept open: their stdin closes when we die
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None,
-            object_store_mb: int = DEFAULT_OBJECT_STORE_MB, quiet: bool = True) -> str:
+            object_store_mb: int = DEFAULT_OBJECT_STORE_MB, quiet: bool = True,
+            timeout_s: float | None = None) -> str:
     """ray.init once; returns "local" or the address joined. `address` or $RAY_ADDRESS joins a cluster."""
     import ray
 
@@ -29,13 +57,193 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
     address = address or os.environ.get("RAY_ADDRESS") or None
     common = dict(logging_level="ERROR" if quiet else "INFO", log_to_driver=not quiet)
     if address:
+        wait_for_gcs(address, connect_timeout(timeout_s))
         try:
             ray.init(address=address, **common)
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise UserError(f"cannot join the Ray cluster at {address!r}: {str(e).splitlines()[0]}") from None
         return address
-    ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb << 20, include_dashboard=False, **common)
+    secure_token_file()
+    before = _child_pids()
+    with _single_machine_mode():
+        ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb << 20, include_dashboard=False, **common)
+    secure_token_file()
+    _watch_driver(sorted(_child_pids() - before))
     return "local"
+
+
+# -- joining: fail fast on an unreachable address -----------------------------------------------------------
+
+def connect_timeout(timeout_s: float | None = None) -> float:
+    """The connect timeout: the argument, else $SYNTHSTREAM_CONNECT_TIMEOUT_S, else 30 s."""
+    if timeout_s is None:
+        text = os.environ.get(CONNECT_TIMEOUT_ENV, "")
+        try:
+            timeout_s = float(text) if text else DEFAULT_CONNECT_TIMEOUT_S
+        except ValueError:
+            raise UserError(f"${CONNECT_TIMEOUT_ENV}={text!r} is not a number of seconds") from None
+    if not timeout_s > 0:
+        raise UserError(f"connect timeout {timeout_s} s must be > 0")
+    return float(timeout_s)
+
+
+def gcs_host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a "HOST:PORT" or "ray://HOST:PORT" address; None for "auto"/"local" (found by Ray)."""
+    if address in ("auto", "local"):
+        return None
+    bare = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = bare.rstrip("/").rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--address {address!r}: expected HOST:PORT, e.g. 10.0.0.5:6379")
+    return host, int(port)
+
+
+def wait_for_gcs(address: str, timeout_s: float) -> None:
+    """Return once the address's port accepts a TCP connection; UserError (one line) after `timeout_s`."""
+    target = gcs_host_port(address)
+    if target is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            with socket.create_connection(target, timeout=max(min(left, 5.0), 0.05)):
+                return
+        except OSError as e:
+            why = e.strerror or type(e).__name__.replace("Error", " error").lower() or str(e)
+            if isinstance(e, socket.gaierror):
+                raise UserError(f"--address {address!r}: unknown host {target[0]!r}") from None
+        if time.monotonic() + 0.5 >= deadline:
+            raise UserError(f"cannot reach the Ray cluster at {address!r} within {timeout_s:g} s ({why}); check "
+                            f"the address and that `ray start --head` runs there (${CONNECT_TIMEOUT_ENV} "
+                            f"sets the wait)")
+        time.sleep(0.5)
+
+
+# -- the embedded instance: loopback, private token, no orphans ---------------------------------------------
+
+class _single_machine_mode:
+    """Run ray.init with Ray's single-machine mode on, for this process and the processes it starts.
+
+    The mode is read from the environment when Ray is imported, and Ray may already be imported here, so
+    the module constant is set too; both are restored afterwards (the node keeps its 127.0.0.1 address).
+    """
+
+    def __enter__(self):
+        from ray._private import ray_constants      # no public switch for this in Ray 2.60
+
+        self._env = os.environ.get(SINGLE_MACHINE_ENV)
+        self._const = ray_constants.ENABLE_RAY_CLUSTER
+        os.environ[SINGLE_MACHINE_ENV] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False
+        return self
+
+    def __exit__(self, *exc):
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = self._const
+        if self._env is None:
+            os.environ.pop(SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[SINGLE_MACHINE_ENV] = self._env
+        return False
+
+
+def secure_token_file(path: Path = TOKEN_FILE) -> None:
+    """Make Ray's token file readable by this user only: create it 0600 if missing, else chmod it 0600.
+
+    Ray would write a missing one with the umask's mode (usually 0644); writing it first, with the same
+    kind of token (32 random bytes as hex), means it is never readable by others, not even for a moment.
+    """
+    import secrets
+
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            if path.stat().st_mode & 0o077:
+                os.chmod(path, 0o600)
+            return
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    except OSError as e:
+        raise UserError(f"cannot secure Ray's token file {str(path)!r}: {e.strerror}") from None
+
+
+def _child_pids() -> set[int]:
+    import psutil      # imported after ray, which provides a copy
+
+    return {p.pid for p in psutil.Process().children()}
+
+
+def _watch_driver(ray_pids: list[int]) -> None:
+    """Start a watcher that ends the Ray processes `ray_pids` (and their descendants) once this driver has
+    gone; it exits by itself once they have all ended (after ray.shutdown)."""
+    if not ray_pids:
+        return
+    import psutil      # Ray's own copy when no other is installed (Ray puts it on sys.path)
+
+    paths = [str(Path(__file__).resolve().parents[1]), str(Path(psutil.__file__).resolve().parents[1])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [*paths, os.environ.get("PYTHONPATH")]))}
+    code = "from cluster.local import _watcher_main; _watcher_main()"
+    watcher = subprocess.Popen([sys.executable, "-c", code, *map(str, ray_pids)], stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                               start_new_session=True)
+    _watchers.append(watcher)
+
+
+def _watcher_main(poll_s: float = 1.0, grace_s: float = 2.0) -> None:
+    """The watcher: every `poll_s`, note the Ray processes (the pids given and their descendants) while its
+    stdin is open; once the driver has gone (stdin closes), SIGTERM those still running, SIGKILL them after
+    `grace_s`. Returns early when every noted process has ended (ray.shutdown did the work)."""
+    import select
+
+    import psutil
+
+    seen: dict[int, psutil.Process] = {}
+    for pid in map(int, sys.argv[1:]):
+        try:
+            seen[pid] = psutil.Process(pid)
+        except psutil.Error:
+            pass
+
+    def running() -> list[psutil.Process]:
+        out = []
+        for p in list(seen.values()):
+            try:
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:   # is_running checks pid reuse
+                    out.append(p)
+            except psutil.Error:
+                pass
+        return out
+
+    while True:
+        alive = running()
+        if not alive:
+            return
+        for p in alive:
+            try:
+                for child in p.children(recursive=True):
+                    seen.setdefault(child.pid, child)
+            except psutil.Error:
+                pass
+        ready, _, _ = select.select([sys.stdin], [], [], poll_s)
+        if ready and not os.read(sys.stdin.fileno(), 1):
+            break                                           # EOF: the driver has exited or was killed
+    alive = running()
+    for p in alive:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, still = psutil.wait_procs(alive, timeout=grace_s)
+    for p in still:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
 
 
 def object_store_stats() -> dict:

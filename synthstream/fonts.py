@@ -2,6 +2,10 @@
 
 Search order: directories in $SYNTHSTREAM_FONT_PATH (os.pathsep-separated), then the system's font
 directories as matplotlib's font manager finds them (fontconfig where present, else the standard dirs).
+
+A found file is then checked with FreeType (through Pillow, which renders the glyphs): a file FreeType
+cannot open is refused naming the file, and so is a font that lacks a glyph for any character of the
+style's alphabet (such characters would render as the font's empty or boxed .notdef glyph, silently).
 """
 
 from __future__ import annotations
@@ -45,3 +49,47 @@ def find_font(spec: FontSpec, style_name: str = "") -> str:
     of = f" (style {style_name!r})" if style_name else ""
     raise UserError(f"font {spec.file!r}{of} not found: {how}, or put the file in a directory listed in "
                     f"SYNTHSTREAM_FONT_PATH")
+
+
+# A character no font maps (U+10FFFF is a Unicode noncharacter), so it always renders as .notdef.
+_NEVER_MAPPED = "\U0010ffff"
+_PROBE_SIZE = 48
+
+
+@functools.lru_cache(maxsize=64)
+def missing_glyphs(path: str, alphabet: str) -> str:
+    """The characters of `alphabet` that the font at `path` has no glyph for (FreeType falls back to .notdef).
+
+    A character is missing when it renders exactly like a never-mapped character: the same bitmap and the
+    same advance. Whitespace is not checked (a real space is as empty as many fonts' .notdef). Raises
+    UserError naming the file if FreeType cannot read it.
+    """
+    from PIL import ImageFont
+
+    try:
+        font = ImageFont.truetype(path, _PROBE_SIZE)
+    except (OSError, ValueError) as e:
+        raise UserError(f"font file {path!r} cannot be read by FreeType ({str(e)[:80]}): it is corrupt or not "
+                        f"a font; reinstall it or remove it") from None
+
+    def rendering(char: str) -> tuple:
+        mask = font.getmask(char)
+        return mask.size, bytes(mask), font.getlength(char)
+
+    try:
+        notdef = rendering(_NEVER_MAPPED)
+        return "".join(c for c in dict.fromkeys(alphabet) if not c.isspace() and rendering(c) == notdef)
+    except (OSError, ValueError) as e:
+        raise UserError(f"font file {path!r} cannot be rendered by FreeType ({str(e)[:80]})") from None
+
+
+def checked_font(spec: FontSpec, alphabet: str, style_name: str = "") -> str:
+    """find_font, then refuse a file FreeType cannot read or one lacking glyphs for the style's alphabet."""
+    path = find_font(spec, style_name)
+    missing = missing_glyphs(path, alphabet)
+    if missing:
+        of = f"style {style_name!r}: " if style_name else ""
+        raise UserError(f"{of}font {path!r} has no glyph for {len(missing)} of the alphabet's characters: "
+                        f"{missing!r} ({', '.join(f'U+{ord(c):04X}' for c in missing[:8])}); choose a font "
+                        f"that covers them or drop them from the alphabet")
+    return path

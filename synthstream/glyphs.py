@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from synthstream.fonts import find_font
+from synthstream.fonts import checked_font
 from synthstream.style import Style
 
 
@@ -53,6 +53,6 @@ def _atlas(font_paths: tuple[str, ...], sizes: tuple[int, ...], alphabet: str, e
 
 
 def glyph_atlas(style: Style) -> GlyphAtlas:
-    """The style's atlas, built once per process (fonts are looked up, and missing ones reported, here)."""
-    paths = tuple(find_font(f, style.name) for f in style.fonts)
+    """The style's atlas, built once per process (fonts are looked up and checked, and problems reported, here)."""
+    paths = tuple(checked_font(f, style.alphabet, style.name) for f in style.fonts)
     return _atlas(paths, tuple(style.font_sizes), style.alphabet, style.params["layout"]["embolden"])

@@ -11,16 +11,37 @@ LABEL_H = 14
 PAD = 4
 
 
-def load_real(directory: str | Path, limit: int) -> list[tuple[np.ndarray, str]]:
-    """Up to `limit` real captchas (grey uint8, label from the file name), sorted by name."""
-    d = Path(directory)
-    if not d.is_dir():
-        from synthstream.errors import UserError
-        raise UserError(f"--real {directory!r} is not a directory")
-    items = []
-    for path in sorted(d.glob("*.png"))[:limit]:
-        items.append((np.asarray(Image.open(path).convert("L")), path.stem))
+def load_real(directory: str | Path, limit: int, background: float = 255.0,
+              skipped=None) -> list[tuple[np.ndarray, str]]:
+    """Up to `limit` real captchas (grey uint8, label from labels.csv or the file name), sorted by name.
+
+    Files that cannot be read as images are skipped: each is passed to `skipped(path, why)`, by default
+    one `synthstream: skipped ...` line on stderr. A folder with no readable image is one UserError.
+    """
+    from synthstream.errors import UserError
+    from synthstream.labelled import read_labelled_folder
+    from trainer.images import UnreadableImage, read_grey
+
+    items, problems = [], []
+    for path, label in read_labelled_folder(directory, "--real"):
+        if len(items) == limit:
+            break
+        try:
+            items.append((read_grey(path, background), label))
+        except UnreadableImage as e:
+            problems.append((path, str(e)))
+    if not items:
+        path, why = problems[0]
+        more = f"; {len(problems) - 1} more" if len(problems) > 1 else ""
+        raise UserError(f"--real {str(directory)!r} holds no readable image ({path.name}: {why}{more})")
+    for path, why in problems:
+        (skipped or _note_skipped)(path, why)
     return items
+
+
+def _note_skipped(path: Path, why: str) -> None:
+    import sys
+    print(f"synthstream: skipped --real file {str(path)!r}: {why}", file=sys.stderr)
 
 
 def make_grid(tiles: list[tuple[np.ndarray, str]], columns: int, real: list[tuple[np.ndarray, str]] = ()) -> Image.Image:

@@ -4,7 +4,7 @@ from PIL import Image
 
 from synthstream.errors import UserError
 from synthstream.style import load_style
-from trainer.images import load_labelled_dir, load_paths
+from trainer.images import MAX_PIXELS, background_level, load_image, load_labelled_dir, load_paths, to_grey
 
 WIKI = load_style("wikipedia")
 
@@ -43,3 +43,125 @@ def test_empty_or_missing_folder(tmp_path):
         load_labelled_dir(str(tmp_path), WIKI)
     with pytest.raises(UserError, match="is not a directory"):
         load_labelled_dir(str(tmp_path / "nope"), WIKI)
+
+
+# -- conversion by value range and alpha (defect: 16-bit read near-white, transparent background read black) --
+
+TINY = load_style("tiny")
+
+
+def _reference_grey() -> np.ndarray:
+    from synthstream.generate import generate
+    images, _ = generate(TINY, seed=5, first_index=0, n=1)
+    return images[0]
+
+
+def _versions(g: np.ndarray, tmp_path) -> dict[str, object]:
+    """The same captcha saved as 8-bit grey, 16-bit grey, RGB, palette, LA and RGBA with a transparent
+    background (ink of alpha a over nothing, so that compositing on the style's background gives g back)."""
+    bg = background_level(TINY)
+    ink_alpha = np.where(g <= bg, np.rint(255 * (1 - g / bg)), 255).astype(np.uint8)
+    ink_level = np.where(g <= bg, 0, g).astype(np.uint8)
+    rgb = np.repeat(g[..., None], 3, axis=2)
+    made = {
+        "grey8.png": Image.fromarray(g),
+        "grey16.png": Image.fromarray(g.astype(np.uint16) * 257),
+        "rgb.png": Image.fromarray(rgb),
+        "palette.png": Image.fromarray(g).convert("P"),
+        "la.png": Image.fromarray(np.stack([ink_level, ink_alpha], axis=2), "LA"),
+        "rgba.png": Image.fromarray(np.dstack([np.repeat(ink_level[..., None], 3, axis=2), ink_alpha]), "RGBA"),
+    }
+    paths = {}
+    for name, im in made.items():
+        im.save(tmp_path / name)
+        paths[name] = tmp_path / name
+    assert Image.open(paths["grey16.png"]).mode.startswith("I") and Image.open(paths["palette.png"]).mode == "P"
+    return paths
+
+
+def test_bit_depths_palettes_and_alpha_read_as_the_same_grey(tmp_path):
+    g = _reference_grey()
+    for name, path in _versions(g, tmp_path).items():
+        item = load_image(path, TINY)
+        assert item.image is not None and item.note == "", (name, item.note)
+        diff = np.abs(item.image.astype(int) - g.astype(int))
+        assert diff.max() <= 1 and diff.mean() < 0.5, f"{name}: differs by up to {diff.max()} grey levels"
+
+
+def test_every_version_of_one_image_gives_the_same_map(tmp_path):
+    import torch
+
+    from trainer.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model("cpu", TINY).eval()
+    g = _reference_grey()
+    items = load_paths([str(p) for p in _versions(g, tmp_path).values()], TINY)
+    images = np.stack([g] + [it.image for it in items])
+    greedy, _ = model.decode(torch.from_numpy(images))       # the network's MAP trace, one row per version
+    assert (greedy == greedy[0]).all(), greedy
+
+
+def test_wide_and_float_greys_are_scaled_by_their_range():
+    ramp = np.linspace(0, 1, 256)[None, :]
+    expected = np.rint(ramp * 255).astype(np.uint8)
+    assert (to_grey(Image.fromarray((ramp * 65535).astype(np.uint16))) == expected).all()       # I;16
+    assert (to_grey(Image.fromarray((ramp * 65535).astype(np.int32), "I")) == expected).all()    # I, 16-bit values
+    assert (to_grey(Image.fromarray(ramp.astype(np.float32), "F")) == expected).all()            # F in 0..1
+    assert (to_grey(Image.fromarray(expected.astype(np.int32), "I")) == expected).all()          # I, 8-bit values
+
+
+# -- images too large to decode (defect: a 20000x20000 PNG raised a traceback and stopped `eval`) ----------
+
+def _png_header_only(path, width: int, height: int) -> None:
+    """A PNG that declares width x height but holds almost no data: what a decompression bomb looks like
+    before it is decoded (enough for Image.open, which reads the header only)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+def test_huge_images_are_refused_before_decoding_one_line_each(tmp_path):
+    bomb, big = tmp_path / "bomb.png", tmp_path / "big.png"
+    _png_header_only(bomb, 20000, 20000)          # above Pillow's own bomb limit: DecompressionBombError
+    _png_header_only(big, 5000, 5000)             # below Pillow's limit, above ours
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((50, 200), 255, np.uint8)).save(good)
+    items = load_paths([str(bomb), str(big), str(good)], WIKI)
+    assert items[0].image is None and items[0].note.startswith("too large")
+    assert items[1].image is None and items[1].note == f"too large (5000x5000 pixels; at most {MAX_PIXELS} are read)"
+    assert items[2].image is not None
+
+
+def test_a_labelled_folder_with_a_bomb_still_loads_the_rest(tmp_path):
+    _png_header_only(tmp_path / "bomb.png", 20000, 20000)
+    Image.fromarray(np.full((50, 200), 255, np.uint8)).save(tmp_path / "abcdefgh.png")
+    items = {it.path.name: it for it in load_labelled_dir(str(tmp_path), WIKI)}
+    assert items["bomb.png"].image is None and items["bomb.png"].note.startswith("too large")
+    assert items["abcdefgh.png"].image is not None
+
+
+def test_real_folder_skips_what_is_not_an_image(tmp_path):
+    from synthstream.grid import load_real
+
+    for name in ("abcdefgh", "ijklmnop"):
+        Image.fromarray(np.full((50, 200), 128, np.uint8)).save(tmp_path / f"{name}.png")
+    (tmp_path / "broken.png").write_text("not a png")
+    (tmp_path / "dir.png").mkdir()
+    (tmp_path / "readme.txt").write_text("notes")
+    skipped = []
+    real = load_real(tmp_path, 10, skipped=lambda path, why: skipped.append((path.name, why)))
+    assert [label for _, label in real] == ["abcdefgh", "ijklmnop"]
+    assert skipped == [("broken.png", "not an image")]
+    assert len(load_real(tmp_path, 1, skipped=lambda *a: None)) == 1
+    for p in tmp_path.glob("*.png"):
+        if p.is_file() and p.name != "broken.png":
+            p.unlink()
+    with pytest.raises(UserError, match="--real .* holds no readable image"):
+        load_real(tmp_path, 10, skipped=lambda *a: None)

@@ -1,0 +1,145 @@
+"""The embedded local Ray: loopback only, a private token file, no processes left after its driver dies,
+and a prompt one-line failure for an unreachable cluster. Each test runs its own driver in a subprocess."""
+
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from cluster.local import gcs_host_port, secure_token_file, wait_for_gcs
+from synthstream.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+DRIVER = textwrap.dedent("""
+    import json, os, sys, time
+    import psutil, ray
+    from cluster.local import connect, TOKEN_FILE
+
+    connect(num_cpus=1)
+    ray.get(ray.remote(lambda: 1).remote())        # a worker process too
+    time.sleep(3)                                  # let the agents and metrics exporters open their ports
+    me = psutil.Process()
+    names = {p.pid: p.name() for p in [me, *me.children(recursive=True)]}
+    listening = {}
+    for c in psutil.net_connections("inet"):       # what `ss -ltnp` shows, for this driver's processes
+        if c.status == psutil.CONN_LISTEN and c.pid in names:
+            listening.setdefault(f"{c.pid} {names[c.pid]}", []).append(f"{c.laddr.ip} {c.laddr.port}")
+    print(json.dumps({"listening": listening, "token_mode": oct(TOKEN_FILE.stat().st_mode & 0o777),
+                      "token_path": str(TOKEN_FILE), "node_ip": ray.util.get_node_ip_address(),
+                      "pids": [p.pid for p in me.children(recursive=True)]}), flush=True)
+    if sys.argv[1] == "shutdown":
+        ray.shutdown()
+        print(json.dumps({"after_shutdown": [p.pid for p in me.children(recursive=True)]}), flush=True)
+    else:
+        time.sleep(600)
+""")
+
+
+def _start_driver(mode: str, home: Path) -> subprocess.Popen:
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.Popen([sys.executable, "-c", DRIVER, mode], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+
+
+def _alive(pids) -> list[int]:
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _wait_gone(pids, seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return _alive(pids)
+
+
+def _is_loopback(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip.split("%")[0])
+    if getattr(addr, "ipv4_mapped", None):
+        addr = addr.ipv4_mapped
+    return addr.is_loopback
+
+
+def test_embedded_ray_listens_on_loopback_and_keeps_its_token_private(tmp_path):
+    driver = _start_driver("shutdown", tmp_path)
+    try:
+        report = json.loads(driver.stdout.readline())
+        after = json.loads(driver.stdout.readline())
+        assert driver.wait(timeout=60) == 0
+    finally:
+        driver.kill()
+    sockets = [(proc, addr) for proc, addrs in report["listening"].items() for addr in addrs]
+    assert len(sockets) >= 8, report           # GCS, raylet, agents, workers: something was measured
+    exposed = [(proc, addr) for proc, addr in sockets if not _is_loopback(addr.split()[0])]
+    assert exposed == [], f"listening beyond loopback: {exposed}"
+    assert report["node_ip"] == "127.0.0.1"
+    assert report["token_path"] == str(tmp_path / ".ray" / "auth_token") and report["token_mode"] == "0o600"
+    assert _wait_gone(report["pids"] + after["after_shutdown"], 10) == []   # the watcher leaves with Ray
+
+
+def test_a_sigkilled_driver_leaves_no_ray_process(tmp_path):
+    driver = _start_driver("sleep", tmp_path)
+    try:
+        pids = json.loads(driver.stdout.readline())["pids"]
+        assert len(_alive(pids)) >= 5        # gcs, raylet, agents, dashboard head, monitors, worker, watcher
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    left = _wait_gone(pids, 10)
+    names = []
+    for pid in left:
+        try:
+            names.append(psutil.Process(pid).name())
+            psutil.Process(pid).kill()           # do not leak them into the rest of the suite
+        except psutil.Error:
+            pass
+    assert left == [], f"still running 10 s after the driver was killed: {names}"
+
+
+def test_token_file_is_made_private(tmp_path):
+    token = tmp_path / ".ray" / "auth_token"
+    secure_token_file(token)
+    assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
+    first = token.read_text()
+    token.chmod(0o644)
+    secure_token_file(token)
+    assert token.stat().st_mode & 0o777 == 0o600 and token.read_text() == first     # kept, only chmod-ed
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "192.0.2.1:6379"])    # refused; TEST-NET (no route/dropped)
+def test_an_unreachable_cluster_fails_within_the_timeout_in_one_line(address):
+    start = time.monotonic()
+    with pytest.raises(UserError) as e:
+        wait_for_gcs(address, 2.0)
+    took = time.monotonic() - start
+    assert took < 4.0
+    msg = str(e.value)
+    assert msg.count("\n") == 0 and f"cannot reach the Ray cluster at {address!r} within 2 s" in msg
+
+
+def test_addresses_are_checked_before_connecting():
+    assert gcs_host_port("10.0.0.5:6379") == ("10.0.0.5", 6379)
+    assert gcs_host_port("ray://head:10001") == ("head", 10001)
+    assert gcs_host_port("[::1]:6379") == ("::1", 6379)
+    assert gcs_host_port("auto") is None
+    for bad in ("nohost", "host:port", "host:0", ":6379"):
+        with pytest.raises(UserError, match="expected HOST:PORT"):
+            gcs_host_port(bad)
+    with pytest.raises(UserError, match="unknown host"):
+        wait_for_gcs("no-such-host.invalid:6379", 2.0)
