@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FONT_PACKAGES="$(sed -e 's/#.*//' cluster/font-packages.txt | xargs)"   # the one list (also read by deploy/Dockerfile)
+DEBIAN_PACKAGES="$(sed -e 's/#.*//' cluster/debian-packages.txt | xargs)"   # the one list (also read by deploy/Dockerfile)
 if command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then
     missing=""
-    for p in $FONT_PACKAGES; do
+    for p in $DEBIAN_PACKAGES; do
         dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
     done
     if [ -n "$missing" ]; then
@@ -20,8 +20,8 @@ if command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
     fi
 else
-    echo "setup: no apt-get here; install the fonts FreeMono/FreeSans (GNU FreeFont), URW base35 (Nimbus)," \
-         "Noto Sans, DejaVu and Courier Prime yourself, or point SYNTHSTREAM_FONT_PATH at a folder holding them" >&2
+    echo "setup: no apt-get here; install the packages of cluster/debian-packages.txt (fonts FreeMono/FreeSans, URW base35," \
+         "Noto Sans, DejaVu, Courier Prime; the wamerican word list), or point SYNTHSTREAM_FONT_PATH and SYNTHSTREAM_WORDS_PATH at folders holding them" >&2
 fi
 
 PY="${PYTHON:-python3}"

@@ -14,9 +14,16 @@ from synthstream.commands import COMMANDS
 from synthstream.errors import RunFailed, UserError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (`synthstream train: error: ...`) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: every module in `synthstream.commands.COMMANDS` registers its subcommand."""
-    parser = argparse.ArgumentParser(prog="synthstream", description=__doc__.splitlines()[0])
+    parser = Parser(prog="synthstream", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(subparsers)

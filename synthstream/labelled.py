@@ -39,15 +39,15 @@ def write_labelled_folder(out: str | Path, images: Sequence[np.ndarray] | np.nda
     """
     from PIL import Image
 
+    from synthstream.output import atomic_dir
+
     out = Path(out)
     if len(images) != len(texts):
         raise ValueError(f"{len(images)} images but {len(texts)} labels")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {str(out)!r} exists and is not an empty folder")
-    parent = out.parent if str(out.parent) else Path(".")
-    tmp = None
-    try:
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".partial"))
+
+    def fill(tmp: Path) -> None:
         rows = []
         for i, (image, text) in enumerate(zip(images, texts)):
             name = f"{i:06d}.png"
@@ -57,18 +57,8 @@ def write_labelled_folder(out: str | Path, images: Sequence[np.ndarray] | np.nda
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(HEADER)
             writer.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)       # mkdtemp makes 0700; give the folder the usual permissions
-        os.replace(tmp, out)                # POSIX rename: atomic, and allowed over an empty folder
-        tmp = None
-    except OSError as e:
-        raise UserError(f"cannot write the labelled folder {str(out)!r}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    atomic_dir(out, fill)
     return out
 
 

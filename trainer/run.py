@@ -80,32 +80,32 @@ def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bo
         progress: bool | None = None, connect_timeout_s: float | None = None) -> dict:
     """Train, or continue the run in `out`. `progress`: a progress bar (True), log lines (False), or a bar
     only on a terminal (None). Raises UserError for bad input, RunFailed when training fails."""
+    from cluster.local import connect
+
     storage = RunStorage(out)
     held = check_out_dir(storage, config, resume)
     if held is not None and held.get("finished_step", -1) >= config.steps and storage.exists("report.json"):
         log.info("%s already finished at step %d; nothing to do", storage.describe(), held["finished_step"])
         return json.loads(storage.read_bytes("report.json"))
+    connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))    # before any write
     storage.make()
     guard = lock(storage)
     try:
-        return _train(config, storage, held, address, progress, connect_timeout_s)
+        return _train(config, storage, held, progress)
     finally:
         unlock(guard)
 
 
-def _train(config: TrainConfig, storage: RunStorage, held: dict | None, address: str | None,
-           progress: bool | None, connect_timeout_s: float | None) -> dict:
+def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress: bool | None) -> dict:
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from cluster.local import connect
     from synthstream.stream import GeneratorPool
 
     if held is None:
         storage.write_bytes(RUN_FILE, json.dumps({"identity": config.identity()}, indent=1).encode())
 
-    connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))
     worker_cpus, threads = plan_workers(config)
     pool = GeneratorPool(config.stream)
     metrics_log = MetricsLog(storage)

@@ -8,7 +8,8 @@ from pathlib import Path
 from synthstream import argtypes
 from synthstream.errors import UserError
 from synthstream.limits import MAX_GRID_TILES
-from synthstream.output import atomic_dir, atomic_write, empty_output_dir, writable_output
+from synthstream.labelled import write_labelled_folder
+from synthstream.output import atomic_write, empty_output_dir, writable_output
 
 
 def register(subparsers) -> None:
@@ -25,18 +26,6 @@ def register(subparsers) -> None:
     p.add_argument("--prior-scale", type=argtypes.positive_float, default=1.0,
                    help="widen the nuisance prior (see train)")
     p.set_defaults(func=run)
-
-
-def _write_folder(out: Path, images, texts: list[str]) -> None:
-    """A labelled folder: 000000.png, ... and labels.csv (file,label), as `synthstream eval --data` reads."""
-    # TODO(lead): use synthstream.labelled.write_labelled_folder
-    from PIL import Image
-
-    rows = ["file,label"]
-    for i, (image, text) in enumerate(zip(images, texts)):
-        Image.fromarray(image).save(out / f"{i:06d}.png")
-        rows.append(f"{i:06d}.png,{text}")
-    (out / "labels.csv").write_text("\n".join(rows) + "\n")
 
 
 def _sample_destination(path: str) -> Path:
@@ -63,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
     images, traces = generate(style, args.seed, args.first_index, args.n)
     texts = traces.texts()
     if kind == "folder":
-        atomic_dir(out, lambda tmp: _write_folder(tmp, images, texts))
+        write_labelled_folder(out, images, texts)
     elif kind == ".npz":
         arrays = {"keys": traces.keys, "indices": traces.indices, "classes": traces.classes,
                   **{a: traces.value(a) for a in traces.codec.addresses[:traces.codec.char_start]},
@@ -74,7 +63,9 @@ def run(args: argparse.Namespace) -> None:
             fonts=np.array([f.file for f in style.fonts]), **arrays))
     else:
         from synthstream.grid import load_real, make_grid
-        real = load_real(args.real, (args.n + args.columns - 1) // args.columns) if args.real else []
+        from trainer.images import background_level
+        real = load_real(args.real, (args.n + args.columns - 1) // args.columns,
+                         background=background_level(style)) if args.real else []
         sheet = make_grid(list(zip(images, texts)), args.columns, real)
         atomic_write(out, lambda tmp: sheet.save(tmp, format="PNG"))
     print(f"wrote {args.n} {style.name} samples (seed {args.seed}) to {out}")

@@ -24,7 +24,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
-FONT_PACKAGES = ROOT / "cluster" / "font-packages.txt"
+FONT_PACKAGES = ROOT / "cluster" / "debian-packages.txt"
 KUBERAY = ROOT / "deploy" / "kuberay"
 TARGETS = ["base", "overlays/cpu-small", "overlays/gpu"]
 CRDS = ROOT.parent / "shared" / "schemas" / "kuberay"
@@ -95,14 +95,18 @@ def test_dockerfile_installs_exactly_the_font_list():
     named_here = [w for r in runs for w in r.split() if w.startswith("fonts-") or w == "fontconfig"]
     assert not named_here, f"Dockerfile names packages itself ({named_here}); they belong in {FONT_PACKAGES}"
     setup = (ROOT / "cluster" / "setup.sh").read_text()
-    assert "cluster/font-packages.txt" in setup and not re.search(r"\bfonts-[a-z]", setup)
+    assert "cluster/debian-packages.txt" in setup and not re.search(r"\bfonts-[a-z]", setup)
 
 
-def test_every_style_font_package_is_in_the_list():
+def test_every_style_font_and_word_list_package_is_in_the_list():
     listed = set(font_packages())
     for path in sorted((ROOT / "synthstream" / "styles").glob("*.toml")):
-        for font in tomllib.loads(path.read_text()).get("fonts", []):
+        style = tomllib.loads(path.read_text())
+        for font in style.get("fonts", []):
             assert font.get("package") in listed, f"{path.name}: {font} not in {FONT_PACKAGES.name}"
+        word_list = style.get("text", {}).get("word_list")
+        if word_list:
+            assert word_list.get("package") in listed, f"{path.name}: {word_list} not in {FONT_PACKAGES.name}"
 
 
 def test_dockerfile_runs_as_non_root_and_smokes_the_console_script():
