@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
         ray.init(address=cluster.address, logging_level="ERROR")
     try:
         from synthstream.stream import GeneratorPool, StreamConfig, sample_indices
+        from synthstream.style import load_style
 
         batch_size = 64
         pool = GeneratorPool(StreamConfig(style=load_style("wikipedia"), num_actors=2, batch_size=batch_size))

@@ -7,6 +7,7 @@ config, the style (raw dict) and the preset name. A checkpoint names its style, 
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -67,11 +68,39 @@ def load(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, not a zip, unsafe pickle...
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()            # torch colours its refusals
+        first = (text.splitlines() or [type(e).__name__])[0]
+        if "weights_only" in text or "Unsupported global" in text:
+            first = "it holds Python objects beyond tensors and plain types, which are never loaded"
         raise UserError(f"checkpoint {str(path)!r} cannot be read ({first[:160]})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or "model" not in state:
         raise UserError(f"checkpoint {str(path)!r} is not a synthstream checkpoint (format {FORMAT})")
+    problem = _problem(state)
+    if problem:
+        raise UserError(f"checkpoint {str(path)!r} is damaged: {problem}")
     return state
+
+
+def _problem(state: dict) -> str:
+    """What is wrong with a checkpoint's contents ("" if nothing): style, preset, network shape, weights."""
+    from synthstream.style import parse_style
+    from trainer.model import PRESETS
+
+    if not isinstance(state.get("style"), dict):
+        return "it names no style"
+    try:
+        parse_style(state["style"], "checkpoint")
+    except UserError as e:
+        return f"its style is invalid ({e})"
+    if state.get("net") is None and state.get("preset") not in PRESETS:
+        return f"unknown preset {state.get('preset')!r}"
+    weights = state["model"]
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        return "its weights are not a state dict of tensors"
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        return f"non-finite weights in {bad[0]}" + (f" and {len(bad) - 1} more tensors" if len(bad) > 1 else "")
+    return ""
 
 
 def _plain(value):

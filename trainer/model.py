@@ -198,5 +198,10 @@ def model_from_checkpoint(state: dict) -> tuple[ProposalNet, Style]:
     net = PRESETS[state["preset"]] if raw is None else NetConfig(
         **{**raw, "conv": tuple((int(c), bool(p)) for c, p in raw["conv"]), "fc": tuple(raw["fc"])})
     model = ProposalNet(net, LatentSpace.of(style), (style.height, style.width))
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:                       # missing/unexpected keys, wrong shapes
+        from synthstream.errors import UserError
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise UserError(f"checkpoint weights do not fit its network ({first[:160]})") from None
     return model.eval(), style

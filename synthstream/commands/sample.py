@@ -28,6 +28,38 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+NPZ_CHUNK = 8192        # samples rendered per step when writing an .npz
+
+
+def _write_npz(path: str, style, seed: int, first_index: int, n: int) -> None:
+    """An .npz of n samples: `images` uint8 [n, H, W] streamed into the archive chunk by chunk (bounded memory),
+    then the traces (class indices per address, keys, indices, texts, log prior) and the style's name."""
+    import zipfile
+
+    import numpy as np
+
+    from synthstream.generate import generate
+    from synthstream.trace import sample_traces
+
+    traces = sample_traces(style, seed, first_index, n)        # latents only: small next to the pixels
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        with zf.open("images.npy", "w", force_zip64=True) as f:
+            header = {"descr": "|u1", "fortran_order": False, "shape": (n, style.height, style.width)}
+            np.lib.format.write_array_header_1_0(f, header)
+            for start in range(0, n, NPZ_CHUNK):
+                images, _ = generate(style, seed, first_index + start, min(NPZ_CHUNK, n - start))
+                f.write(images.tobytes())
+        codec = traces.codec
+        arrays = {"keys": traces.keys, "indices": traces.indices, "classes": traces.classes,
+                  **{a: traces.value(a) for a in codec.addresses[:codec.char_start]}, "chars": traces.chars,
+                  "texts": np.array(traces.texts()), "log_prior": traces.log_prior(), "style": np.array(style.name),
+                  "alphabet": np.array(style.alphabet), "seed": np.uint64(seed),
+                  "fonts": np.array([f.file for f in style.fonts])}
+        for name, value in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+
+
 def _sample_destination(path: str) -> Path:
     """Check --out before any rendering: an empty (or new) folder, or a writable .png/.npz file."""
     if not (path.endswith("/") or Path(path).is_dir()):
@@ -49,18 +81,14 @@ def run(args: argparse.Namespace) -> None:
     style = load_style(args.style).widened(args.prior_scale)
     if args.threads:
         set_threads(args.threads)
+    if kind == ".npz":                      # any size: rendered and written in chunks, never all in memory
+        atomic_write(out, lambda tmp: _write_npz(tmp, style, args.seed, args.first_index, args.n))
+        print(f"wrote {args.n} {style.name} samples (seed {args.seed}) to {out}")
+        return
     images, traces = generate(style, args.seed, args.first_index, args.n)
     texts = traces.texts()
     if kind == "folder":
         write_labelled_folder(out, images, texts)
-    elif kind == ".npz":
-        arrays = {"keys": traces.keys, "indices": traces.indices, "classes": traces.classes,
-                  **{a: traces.value(a) for a in traces.codec.addresses[:traces.codec.char_start]},
-                  "chars": traces.chars}
-        atomic_write(out, lambda tmp: np.savez_compressed(
-            tmp, images=images, texts=np.array(texts), log_prior=traces.log_prior(),
-            style=np.array(style.name), alphabet=np.array(style.alphabet), seed=np.uint64(args.seed),
-            fonts=np.array([f.file for f in style.fonts]), **arrays))
     else:
         from synthstream.grid import load_real, make_grid
         from trainer.images import background_level

@@ -95,3 +95,35 @@ def test_export_is_half_size_and_still_loads(tmp_path):
     again, _ = model_from_checkpoint(checkpoint.load(slim))
     x = torch.zeros(2, 32, 48, dtype=torch.uint8)
     torch.testing.assert_close(again.embed_image(x), model.embed_image(x), rtol=1e-2, atol=1e-2)
+
+
+def _tampered(tmp_path, change) -> str:
+    from synthstream.style import load_style
+    from trainer.model import build_model
+    model = build_model("cpu", load_style("tiny"))
+    path = tmp_path / "t.pt"
+    checkpoint.save(path, model=model, optimizer=None, step=1, position=1, config={},
+                    style_raw=load_style("tiny").to_raw(), preset="cpu")
+    state = torch.load(path, weights_only=True)
+    change(state)
+    torch.save(state, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda s: s.pop("style"), "names no style"),
+    (lambda s: s["style"].update(height=-3), "style is invalid"),
+    (lambda s: s.update(net=None, preset="huge"), "unknown preset 'huge'"),
+    (lambda s: s["model"].update({k: v * float("nan") for k, v in list(s["model"].items())[:1]}), "non-finite"),
+])
+def test_tampered_checkpoints_are_one_line(tmp_path, change, fragment):
+    with pytest.raises(UserError, match=fragment):
+        checkpoint.load(_tampered(tmp_path, change))
+
+
+def test_weights_of_the_wrong_shape_are_one_line(tmp_path):
+    from trainer.model import model_from_checkpoint
+    path = _tampered(tmp_path, lambda s: s["model"].update(
+        {k: torch.zeros(3) for k in list(s["model"])[:1]}))
+    with pytest.raises(UserError, match="do not fit its network"):
+        model_from_checkpoint(checkpoint.load(path))

@@ -140,3 +140,17 @@ def test_sample_folder_is_written_whole(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png", "000002.png", "labels.csv"]
     assert [p.name for p in tmp_path.iterdir()] == ["set"]           # no temporary folder left behind
     assert (out / "labels.csv").read_text().startswith("file,label\n000000.png,")
+
+
+def test_npz_is_written_in_chunks_and_equals_one_batch(tmp_path, monkeypatch):
+    import numpy as np
+
+    from synthstream.commands import sample as sample_command
+    from synthstream.generate import generate
+    from synthstream.style import load_style
+    monkeypatch.setattr(sample_command, "NPZ_CHUNK", 7)          # 50 samples in 8 chunks
+    assert cli.main(["sample", "--style", "tiny", "-n", "50", "--seed", "3", "--out", str(tmp_path / "x.npz")]) == 0
+    d = np.load(tmp_path / "x.npz")
+    images, traces = generate(load_style("tiny"), 3, 0, 50)
+    np.testing.assert_array_equal(d["images"], images)
+    assert d["texts"].tolist() == traces.texts() and d["classes"].tolist() == traces.classes.tolist()
