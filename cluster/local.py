@@ -33,13 +33,13 @@ import sys
 import time
 from pathlib import Path
 
+from cluster.ray_private import object_store_stats, single_machine_mode  # noqa: F401 (re-exported)
 from synthstream.errors import UserError
 
 DEFAULT_OBJECT_STORE_MB = 512
 MAX_OBJECT_STORE_MB = 1 << 20
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_ENV = "SYNTHSTREAM_CONNECT_TIMEOUT_S"
-SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"    # "0": Ray's single-machine (loopback) mode
 TOKEN_FILE = Path.home() / ".ray" / "auth_token"              # where Ray reads and writes its token
 _watchers: list[subprocess.Popen] = []                         # kept open: their stdin closes when we die
 
@@ -65,7 +65,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
         return address
     secure_token_file()
     before = _child_pids()
-    with _single_machine_mode():
+    with single_machine_mode():
         ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb << 20, include_dashboard=False, **common)
     secure_token_file()
     _watch_driver(sorted(_child_pids() - before))
@@ -122,33 +122,6 @@ def wait_for_gcs(address: str, timeout_s: float) -> None:
 
 
 # -- the embedded instance: loopback, private token, no orphans ---------------------------------------------
-
-class _single_machine_mode:
-    """Run ray.init with Ray's single-machine mode on, for this process and the processes it starts.
-
-    The mode is read from the environment when Ray is imported, and Ray may already be imported here, so
-    the module constant is set too; both are restored afterwards (the node keeps its 127.0.0.1 address).
-    """
-
-    def __enter__(self):
-        from ray._private import ray_constants      # no public switch for this in Ray 2.60
-
-        self._env = os.environ.get(SINGLE_MACHINE_ENV)
-        self._const = ray_constants.ENABLE_RAY_CLUSTER
-        os.environ[SINGLE_MACHINE_ENV] = "0"
-        ray_constants.ENABLE_RAY_CLUSTER = False
-        return self
-
-    def __exit__(self, *exc):
-        from ray._private import ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = self._const
-        if self._env is None:
-            os.environ.pop(SINGLE_MACHINE_ENV, None)
-        else:
-            os.environ[SINGLE_MACHINE_ENV] = self._env
-        return False
-
 
 def secure_token_file(path: Path = TOKEN_FILE) -> None:
     """Make Ray's token file readable by this user only: create it 0600 if missing, else chmod it 0600.
@@ -244,16 +217,3 @@ def _watcher_main(poll_s: float = 1.0, grace_s: float = 2.0) -> None:
             p.kill()
         except psutil.Error:
             pass
-
-
-def object_store_stats() -> dict:
-    """Cluster-wide object store figures: bytes spilled/restored so far and bytes in the store now."""
-    import ray
-    from ray._private import internal_api  # the `ray memory --stats-only` source; no public API yet
-
-    reply = internal_api.get_memory_info_reply(internal_api.get_state_from_address(ray.get_runtime_context()
-                                                                                    .gcs_address))
-    s = reply.store_stats
-    return {"spilled_bytes": int(s.spilled_bytes_total), "spilled_objects": int(s.spilled_objects_total),
-            "restored_bytes": int(s.restored_bytes_total), "object_store_bytes_used": int(s.object_store_bytes_used),
-            "object_store_bytes_avail": int(s.object_store_bytes_avail)}

@@ -1,0 +1,55 @@
+"""The only module that reaches into `ray._private`: each function says why, and which public route would
+replace it once Ray offers one. Tests exercise both (tests/integration/test_local_ray.py,
+tests/integration/test_stream_faults.py), so a Ray upgrade that moves them fails loudly here.
+"""
+
+from __future__ import annotations
+
+import os
+
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"    # "0": Ray's single-machine (loopback) mode
+
+
+class single_machine_mode:
+    """Run ray.init with Ray's single-machine mode on (every server on 127.0.0.1), for this process and the
+    processes it starts. Private: Ray 2.60 has no public switch; `ray start --node-ip-address` cannot confine
+    an embedded instance to loopback.
+
+    The mode is read from the environment when Ray is imported, and Ray may already be imported here, so
+    the module constant is set too; both are restored afterwards (the node keeps its 127.0.0.1 address).
+    """
+
+    def __enter__(self):
+        from ray._private import ray_constants      # no public switch for this in Ray 2.60
+
+        self._env = os.environ.get(SINGLE_MACHINE_ENV)
+        self._const = ray_constants.ENABLE_RAY_CLUSTER
+        os.environ[SINGLE_MACHINE_ENV] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False
+        return self
+
+    def __exit__(self, *exc):
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = self._const
+        if self._env is None:
+            os.environ.pop(SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[SINGLE_MACHINE_ENV] = self._env
+        return False
+
+
+def object_store_stats() -> dict:
+    """Cluster-wide object store figures: bytes spilled/restored so far and bytes in the store now.
+
+    Private: `ray memory --stats-only` prints the same figures (public CLI, text only); the public state API
+    (`ray.util.state`) has no spill counters in Ray 2.60. Replace this with it when it gains them."""
+    import ray
+    from ray._private import internal_api  # the `ray memory --stats-only` source; no public API yet
+
+    reply = internal_api.get_memory_info_reply(internal_api.get_state_from_address(ray.get_runtime_context()
+                                                                                    .gcs_address))
+    s = reply.store_stats
+    return {"spilled_bytes": int(s.spilled_bytes_total), "spilled_objects": int(s.spilled_objects_total),
+            "restored_bytes": int(s.restored_bytes_total), "object_store_bytes_used": int(s.object_store_bytes_used),
+            "object_store_bytes_avail": int(s.object_store_bytes_avail)}
