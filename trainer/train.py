@@ -35,6 +35,9 @@ class TrainConfig:
     workers: int = 1
     worker_cpus: float | None = None
     """CPUs per training worker; None: what the generators leave of the cluster's CPUs now, split evenly."""
+    torch_threads: int | None = None
+    """Intra-op threads per worker; None: the worker's CPUs rounded up. 1 is faster on a host shared with other
+    work (OpenMP threads that wait for each other lose most of their time there)."""
     steps: int = 500
     lr: float = 2e-3
     warmup_steps: int = 50
@@ -59,6 +62,9 @@ class TrainConfig:
             raise UserError(f"lr = {self.lr!r} must be in (0, 1)")
         if self.worker_cpus is not None and not 0 < self.worker_cpus <= 1024:
             raise UserError(f"worker_cpus = {self.worker_cpus!r} must be in (0, 1024]")
+        if self.torch_threads is not None and not (isinstance(self.torch_threads, int)
+                                                   and 1 <= self.torch_threads <= 1024):
+            raise UserError(f"torch_threads = {self.torch_threads!r} must be an integer in [1, 1024]")
         if not isinstance(self.max_failures, int) or self.max_failures < 0:
             raise UserError(f"max_failures = {self.max_failures!r} must be an integer >= 0")
         self.val_every = min(self.val_every, self.steps)
@@ -82,7 +88,8 @@ class TrainConfig:
         s = self.stream
         return {"style": s.style.name, "seed": s.seed, "batch_size": s.batch_size, "generators": s.num_actors,
                 "generator_cpus": s.actor_cpus, "generator_resource": s.actor_resource, "preset": self.preset,
-                "workers": self.workers, "worker_cpus": self.worker_cpus, "steps": self.steps, "lr": self.lr,
+                "workers": self.workers, "worker_cpus": self.worker_cpus, "torch_threads": self.torch_threads,
+                "steps": self.steps, "lr": self.lr,
                 "warmup_steps": self.warmup_steps, "grad_clip": self.grad_clip, "weight_decay": self.weight_decay,
                 "val_every": self.val_every, "val_size": self.val_size, "use_gpu": self.use_gpu,
                 "compile": self.compile, "max_failures": self.max_failures}
@@ -278,4 +285,4 @@ def plan_workers(config: TrainConfig) -> tuple[float, int]:
                 f"{config.workers + config.stream.num_actors * config.stream.actor_cpus:g} CPUs; the Ray cluster "
                 f"has {cpus:g} (set worker_cpus explicitly on a cluster that autoscales)")
         per_worker = math.floor(per_worker * 4) / 4                # tidy quarter-CPUs
-    return per_worker, max(1, math.ceil(per_worker - 1e-9))
+    return per_worker, config.torch_threads or max(1, math.ceil(per_worker - 1e-9))

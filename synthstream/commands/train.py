@@ -20,6 +20,8 @@ def register(subparsers) -> None:
     t.add_argument("--worker-cpus", type=argtypes.positive_float,
                    help="CPUs per training worker (default: what the generators leave of the cluster now; set it "
                         "on a cluster that autoscales)")
+    t.add_argument("--torch-threads", type=argtypes.positive_int,
+                   help="intra-op threads per training worker (default: its CPUs; 1 is faster on a busy host)")
     t.add_argument("--resource-wait", type=argtypes.nonneg_float, default=None, metavar="SECONDS",
                    help="wait this long for an autoscaling cluster to add the nodes the run needs (default: 0 on "
                         "the embedded Ray, 600 when joining a cluster)")
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace) -> None:
                           actor_cpus=args.generator_cpus, actor_resource=args.generator_resource,
                           resource_wait_s=wait)
     config = TrainConfig(stream=stream, preset=args.preset, workers=args.workers, worker_cpus=args.worker_cpus,
+                         torch_threads=args.torch_threads,
                          steps=args.steps, lr=args.lr, val_every=args.val_every, val_size=args.val_size,
                          max_failures=args.max_failures, use_gpu=args.gpu, compile=args.compile)
     report = run_training(config, args.out, address=args.address, resume=args.resume,
