@@ -381,9 +381,9 @@ def _advertised(group: dict) -> dict:
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_training_fits_the_cluster_it_starts_with(target):
-    """What trainer.train.plan_resources will find: generator actors on the group advertising their resource,
-    each training worker's CPUs (and GPU) on one pod of another group."""
+def test_training_fits_the_cluster_it_can_grow_to(target):
+    """Generator actors fit on the group advertising their resource, each training worker's CPUs (and GPU) on
+    one pod of another group, when the autoscaler has added every pod (maxReplicas); groups may start at 0."""
     (job,) = [d for d in ray_resources(target) if d["metadata"]["name"] == "synthstream-train"]
     args = entrypoint(job)
     groups = dict(ray_groups(job))
@@ -392,14 +392,14 @@ def test_training_fits_the_cluster_it_starts_with(target):
     assert len(gen) == 1, "exactly one worker group advertises the generator resource"
     (gen,) = gen
     assert _advertised(gen)[args.generator_resource] == _group_cpus(gen)
-    assert gen["replicas"] * (_group_cpus(gen) // args.generator_cpus) >= args.generators
-    total = sum(g["replicas"] * _group_cpus(g) for g in groups.values())
-    per_worker = (total - args.generators * args.generator_cpus) / args.workers
+    assert gen["maxReplicas"] * (_group_cpus(gen) // args.generator_cpus) >= args.generators
+    per_worker = args.worker_cpus
+    assert per_worker is not None and args.resource_wait > 0, "a job on an autoscaling cluster sizes its workers"
     trainers = [g for g in groups.values() if g is not gen]
-    slots = sum(g["replicas"] * (_group_cpus(g) // per_worker) for g in trainers if _group_cpus(g) >= per_worker)
+    slots = sum(g["maxReplicas"] * (_group_cpus(g) // per_worker) for g in trainers if _group_cpus(g) >= per_worker)
     assert per_worker >= 1 and slots >= args.workers, (per_worker, slots)
     if args.gpu:
-        gpus = sum(g["replicas"] * quantity(g["template"]["spec"]["containers"][0]["resources"]["limits"]
+        gpus = sum(g["maxReplicas"] * quantity(g["template"]["spec"]["containers"][0]["resources"]["limits"]
                                             .get("nvidia.com/gpu", 0)) for g in trainers)
         assert gpus >= args.workers
 
