@@ -71,3 +71,11 @@ def positive_int_list(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: every count must be >= 1")
     return values
+
+
+def custom_resource(text: str) -> str:
+    """The name of a custom Ray resource (not CPU, GPU or memory)."""
+    name = text.strip()
+    if not name or name in ("CPU", "GPU", "memory", "object_store_memory"):
+        raise argparse.ArgumentTypeError(f"{text!r} must name a custom resource, not one of Ray's own")
+    return name

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     t.add_argument("--workers", type=argtypes.positive_int, default=1, help="Ray Train workers (DDP ranks)")
     t.add_argument("--generators", type=argtypes.positive_int, default=1, help="generator actors")
     t.add_argument("--generator-cpus", type=argtypes.positive_float, default=0.5, help="CPUs per generator actor")
-    t.add_argument("--generator-resource", metavar="NAME",
+    t.add_argument("--generator-resource", metavar="NAME", type=argtypes.custom_resource,
                    help="a custom Ray resource generator actors also require, to pin them to the nodes that "
                         "advertise it (e.g. a CPU worker group started with --resources='{\"NAME\": 1}')")
     t.add_argument("--worker-cpus", type=argtypes.positive_float,

@@ -80,12 +80,24 @@ ROWS = [
     Row("export-unknown-suffix", ["export", "--checkpoint", "{D}/tiny.pt", "--out", "{O}/x.bin"],
         2, ERR + r"--out .*: expected a file ending in \.pt"),
     Row("bench-bad-actor-list", ["bench", "stream", "--actors", "a,b"], 2, ERR + r"--actors 'a,b': expected"),
-    # -- defects being fixed in files outside this branch's scope ---------------------------------------------
-    Row("bad-seed-is-argparse-usage", ["sample", "--seed", "-1", "--out", "{O}/x.png"], 2, ERR + r".*--seed",
-        xfail="argparse errors print the usage and 'synthstream sample: error:' (cli.py)"),
+    Row("bad-seed-is-one-line", ["sample", "--seed", "-1", "--out", "{O}/x.png"], 2,
+        r"synthstream sample: error: argument --seed: .*"),
+    Row("seed-too-large", ["sample", "--seed", str(2**63), "--out", "{O}/x.png"], 2,
+        r"synthstream sample: error: argument --seed: .*< 2\*\*63"),
     Row("sample-folder-on-a-full-disk", ["sample", "--style", "tiny", "-n", "64", "--out", "{O}/set/"],
-        2, ERR + r".*set", fsize_limit=600,
-        xfail="sample DIR/ leaves a partial PNG; commands.py should call synthstream.labelled.write_labelled_folder"),
+        2, ERR + r".*set", fsize_limit=600),
+    Row("checkpoint-without-a-style", ["infer", "{D}/good/AB.png", "--checkpoint", "{D}/nostyle.pt"],
+        2, ERR + r"checkpoint .*nostyle\.pt' is damaged: it names no style"),
+    Row("checkpoint-with-nan-weights", ["infer", "{D}/good/AB.png", "--checkpoint", "{D}/nan.pt"],
+        2, ERR + r"checkpoint .*nan\.pt' is damaged: non-finite weights"),
+    Row("train-into-a-folder-of-user-files", ["train", "--style", "tiny", "--steps", "5", "--out", "{D}/full"],
+        2, ERR + r"--out .* holds files that are not a synthstream run \(keep\.txt\)"),
+    Row("train-into-a-run-with-other-settings", ["train", "--style", "tiny", "--steps", "5", "--out", "{D}/run"],
+        2, ERR + r"--out .* holds a run with other settings \(.*style.*\)"),
+    Row("train-generator-resource-not-custom", ["train", "--generator-resource", "CPU", "--out", "{O}/r"],
+        2, r"synthstream train: error: argument --generator-resource: .*custom resource"),
+    Row("train-negative-resource-wait", ["train", "--resource-wait", "-1", "--out", "{O}/r"],
+        2, r"synthstream train: error: argument --resource-wait: .*must be >= 0"),
 ]
 
 
@@ -113,6 +125,12 @@ def inputs(tmp_path_factory) -> Path:
     save(d / "tiny.pt", model=build_model("cpu", tiny), optimizer=None, step=0, position=0, config={},
          style_raw=tiny.to_raw(), preset="cpu")
     (d / "corrupt.pt").write_bytes(b"PK\x03\x04 not really a zip")
+    state = torch.load(d / "tiny.pt", weights_only=True)
+    torch.save({k: v for k, v in state.items() if k != "style"}, d / "nostyle.pt")
+    first = next(iter(state["model"]))
+    torch.save({**state, "model": {**state["model"], first: state["model"][first] * float("nan")}}, d / "nan.pt")
+    (d / "run").mkdir()
+    (d / "run" / "run.json").write_text('{"identity": {"style": "another style"}}')
     canvas = Image.new("L", (tiny.width, tiny.height), 230)         # drawn, not rendered: no JIT start-up here
     ImageDraw.Draw(canvas).text((8, 8), "AB", fill=30)
     image = np.asarray(canvas)

@@ -88,5 +88,5 @@ def test_images_look_like_captchas():
 
 @pytest.mark.parametrize("n", [0, -3, 2**40])
 def test_bad_batch_size(n):
-    with pytest.raises(UserError, match="batch size"):
+    with pytest.raises(UserError, match="sample count n = "):
         generate(load_style("tiny"), 0, 0, n)
