@@ -14,7 +14,7 @@ import functools
 import os
 from pathlib import Path
 
-from synthstream.errors import UserError
+from synthstream.errors import UserError, not_installed
 from synthstream.style import FontSpec
 
 _FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
@@ -44,11 +44,7 @@ def find_font(spec: FontSpec, style_name: str = "") -> str:
     path = _user_fonts().get(spec.file) or _system_fonts().get(spec.file)
     if path:
         return path
-    how = f"install the Debian package {spec.package} (apt-get install {spec.package})" if spec.package else \
-        "install it"
-    of = f" (style {style_name!r})" if style_name else ""
-    raise UserError(f"font {spec.file!r}{of} not found: {how}, or put the file in a directory listed in "
-                    f"SYNTHSTREAM_FONT_PATH")
+    raise not_installed("font", spec.file, spec.package, style_name, "SYNTHSTREAM_FONT_PATH")
 
 
 # A character no font maps (U+10FFFF is a Unicode noncharacter), so it always renders as .notdef.

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthstream.errors import UserError
+from synthstream.errors import UserError, not_installed
 
 DICT_DIRS = ("/usr/share/dict",)
 
@@ -48,11 +48,7 @@ def find_word_list(spec: WordListSpec, style_name: str = "") -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    how = f"install the Debian package {spec.package} (apt-get install {spec.package})" if spec.package else \
-        "install it"
-    of = f" (style {style_name!r})" if style_name else ""
-    raise UserError(f"word list {spec.file!r}{of} not found: {how}, or put the file in a directory listed in "
-                    f"SYNTHSTREAM_WORDS_PATH")
+    raise not_installed("word list", spec.file, spec.package, style_name, "SYNTHSTREAM_WORDS_PATH")
 
 
 @functools.lru_cache(maxsize=8)
