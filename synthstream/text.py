@@ -52,8 +52,9 @@ def find_word_list(spec: WordListSpec, style_name: str = "") -> Path:
 
 
 @functools.lru_cache(maxsize=8)
-def _read_words(path: str, alphabet: str, case: str, lo: int, hi: int) -> tuple[tuple[str, ...], str]:
-    """Usable words (sorted by length, then text) and the sha256 of that vocabulary."""
+def _read_words(path: str, alphabet: str, case: str, lo: int, hi: int, stamp: tuple) -> tuple[tuple[str, ...], str]:
+    """Usable words (sorted by length, then text) and the sha256 of that vocabulary (`stamp`: the file's size and
+    mtime, so an edited file is read again)."""
     try:
         raw = Path(path).read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -163,7 +164,8 @@ def text_prior(style) -> TextPrior:
     spec = WordListSpec(*t["word_list"])
     path = find_word_list(spec, style.name)
     lo, hi = t["word_length"]
-    vocab, digest = _read_words(str(path), style.alphabet, t["case"], lo, hi)
+    stat = path.stat()
+    vocab, digest = _read_words(str(path), style.alphabet, t["case"], lo, hi, (stat.st_size, stat.st_mtime_ns))
     if not vocab:
         raise UserError(f"style {style.name!r}: word list {str(path)!r} has no word of {lo}-{hi} characters "
                         f"from the alphabet")
