@@ -84,7 +84,9 @@ def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bo
 
     storage = RunStorage(out)
     held = check_out_dir(storage, config, resume)
-    if held is not None and held.get("finished_step", -1) >= config.steps and storage.exists("report.json"):
+    finished = held is not None and storage.exists("report.json") and (
+        held.get("finished_step", -1) >= config.steps or (config.max_seconds and "finished_step" in held))
+    if finished:
         log.info("%s already finished at step %d; nothing to do", storage.describe(), held["finished_step"])
         return json.loads(storage.read_bytes("report.json"))
     connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))    # before any write

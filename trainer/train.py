@@ -39,6 +39,9 @@ class TrainConfig:
     """Intra-op threads per worker; None: the worker's CPUs rounded up. 1 is faster on a host shared with other
     work (OpenMP threads that wait for each other lose most of their time there)."""
     steps: int = 500
+    max_seconds: float | None = None
+    """A wall-clock budget for the training loop: it validates, checkpoints and stops once spent (the lr schedule
+    then runs on the larger of the step and time fractions). None: `steps` alone."""
     lr: float = 2e-3
     warmup_steps: int = 50
     grad_clip: float = 1.0
@@ -65,15 +68,17 @@ class TrainConfig:
         if self.torch_threads is not None and not (isinstance(self.torch_threads, int)
                                                    and 1 <= self.torch_threads <= 1024):
             raise UserError(f"torch_threads = {self.torch_threads!r} must be an integer in [1, 1024]")
+        if self.max_seconds is not None and not 0 < self.max_seconds <= 30 * 86400:
+            raise UserError(f"max_seconds = {self.max_seconds!r} must be in (0, 30 days]")
         if not isinstance(self.max_failures, int) or self.max_failures < 0:
             raise UserError(f"max_failures = {self.max_failures!r} must be an integer >= 0")
         self.val_every = min(self.val_every, self.steps)
 
-    def lr_at(self, step: int) -> float:
-        """Linear warm-up, then cosine decay to 5% of lr."""
+    def lr_at(self, step: int, time_fraction: float = 0.0) -> float:
+        """Linear warm-up, then cosine decay to 5% of lr over the steps (or the time budget, if that runs first)."""
         if step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
-        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        progress = max((step - self.warmup_steps) / max(1, self.steps - self.warmup_steps), time_fraction)
         return self.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
     def identity(self) -> dict:
@@ -89,7 +94,7 @@ class TrainConfig:
         return {"style": s.style.name, "seed": s.seed, "batch_size": s.batch_size, "generators": s.num_actors,
                 "generator_cpus": s.actor_cpus, "generator_resource": s.actor_resource, "preset": self.preset,
                 "workers": self.workers, "worker_cpus": self.worker_cpus, "torch_threads": self.torch_threads,
-                "steps": self.steps, "lr": self.lr,
+                "steps": self.steps, "max_seconds": self.max_seconds, "lr": self.lr,
                 "warmup_steps": self.warmup_steps, "grad_clip": self.grad_clip, "weight_decay": self.weight_decay,
                 "val_every": self.val_every, "val_size": self.val_size, "use_gpu": self.use_gpu,
                 "compile": self.compile, "max_failures": self.max_failures}
@@ -241,9 +246,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
         validation = images.to(device), targets.to(device)
     timer, recent_loss = StepTimer(), []
     autocast = autocast_for(config.use_gpu)
+    budget = TimeBudget(config.max_seconds, world)
     while state.step < config.steps:
         for group in state.optimizer.param_groups:
-            group["lr"] = config.lr_at(state.step)
+            group["lr"] = config.lr_at(state.step, budget.fraction())
         t0 = time.perf_counter()
         batch = next(batches)
         t_data = time.perf_counter() - t0
@@ -256,7 +262,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
             recent_loss.append(loss.item())                # host sync, once per log interval
             if plan.tracker is not None:
                 plan.tracker.update.remote({"step": state.step, "loss": recent_loss[-1], **timer.figures(world)})
-        if state.step % config.val_every == 0 or state.step == config.steps:
+        spent = state.step % config.log_every == 0 and budget.spent(device)     # all ranks agree
+        if state.step % config.val_every == 0 or state.step == config.steps or spent:
             s = stream.stats(actors=False)
             metrics = {"step": state.step, "train_loss": float(np.mean(recent_loss)) if recent_loss else float("nan"),
                        "lr": config.lr_at(state.step - 1), "restored_from_step": state.restored_from_step,
@@ -266,7 +273,30 @@ def train_loop_per_worker(loop_config: dict) -> None:
             validate_and_checkpoint(plan, state, metrics, validation, lead)
             timer.reset()
             recent_loss = []
+            if spent:
+                break
     stream.close()
+
+
+class TimeBudget:
+    """A wall-clock budget for the loop; `spent` is agreed by every rank (one all-reduce per call)."""
+
+    def __init__(self, seconds: float | None, world_size: int) -> None:
+        self.seconds, self.world_size, self.t0 = seconds, world_size, time.monotonic()
+
+    def fraction(self) -> float:
+        return (time.monotonic() - self.t0) / self.seconds if self.seconds else 0.0
+
+    def spent(self, device) -> bool:
+        if not self.seconds:
+            return False
+        over = self.fraction() >= 1.0
+        if self.world_size > 1:
+            import torch.distributed as dist
+            flag = torch.tensor([int(over)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            over = bool(flag.item())
+        return over
 
 
 def plan_workers(config: TrainConfig) -> tuple[float, int]:

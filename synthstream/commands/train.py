@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     t.add_argument("--prior-scale", type=argtypes.positive_float, default=1.0,
                    help="widen every nuisance range of the style this many times (1 = as written)")
     t.add_argument("--steps", type=argtypes.positive_int, default=500)
+    t.add_argument("--max-minutes", type=argtypes.positive_float,
+                   help="a wall-clock budget: validate, checkpoint and stop once it is spent")
     t.add_argument("--batch-size", type=argtypes.batch_size, default=64, help="per worker")
     t.add_argument("--lr", type=argtypes.positive_float, default=2e-3)
     t.add_argument("--seed", type=argtypes.seed, default=0)
@@ -65,7 +67,8 @@ def run(args: argparse.Namespace) -> None:
                           resource_wait_s=wait)
     config = TrainConfig(stream=stream, preset=args.preset, workers=args.workers, worker_cpus=args.worker_cpus,
                          torch_threads=args.torch_threads,
-                         steps=args.steps, lr=args.lr, val_every=args.val_every, val_size=args.val_size,
+                         steps=args.steps, lr=args.lr,
+                         max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes, val_every=args.val_every, val_size=args.val_size,
                          max_failures=args.max_failures, use_gpu=args.gpu, compile=args.compile)
     report = run_training(config, args.out, address=args.address, resume=args.resume,
                           progress=False if args.no_progress else None)
