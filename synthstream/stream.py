@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -249,7 +249,7 @@ class GeneratorPool:
             self.shutdown()
             raise StreamError(f"a generator actor failed to start: {_cause(e)}") from None
 
-    def stream(self, *, rank: int = 0, world_size: int = 1, start: int = 0) -> "DataStream":
+    def stream(self, *, rank: int = 0, world_size: int = 1, start: int = 0) -> DataStream:
         return DataStream(self.config, self.actors, rank=rank, world_size=world_size, start=start)
 
     def stats(self) -> list[dict]:
@@ -427,8 +427,8 @@ def _cause(e: BaseException) -> str:
 def traces_at(style: Style, seed: int, indices: np.ndarray):
     """The prior's traces for any global sample indices (`sample_traces` for a non-contiguous set): the same
     (seed, index) gives the same trace whichever call draws it."""
-    from synthstream.trace import TraceBatch, codec_of
     from synthstream.render.rng import sample_keys
+    from synthstream.trace import TraceBatch, codec_of
 
     keys = sample_keys(seed, indices)
     codec = codec_of(style)

@@ -13,7 +13,7 @@ On the CPU the same calls are a no-op: the batch's own tensors come back, no cop
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -41,7 +41,7 @@ class DeviceFeed:
         self._exhausted = False
         self._side = torch.cuda.Stream(self.device) if self.cuda else None
 
-    def __iter__(self) -> "DeviceFeed":
+    def __iter__(self) -> DeviceFeed:
         return self
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:

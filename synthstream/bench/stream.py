@@ -18,9 +18,9 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import ray
@@ -74,7 +74,7 @@ class StorePeak:
                 pass
             self._stop.wait(self.interval_s)
 
-    def __enter__(self) -> "StorePeak":
+    def __enter__(self) -> StorePeak:
         self._thread.start()
         return self
 
@@ -175,7 +175,7 @@ def _dataloader(style: Style, actors: int, batch: int) -> tuple[Consumer, Callab
         return b["image"], b["index"]
 
     def close():
-        it._shutdown_workers()      # noqa: SLF001 - stop the workers now rather than at garbage collection
+        it._shutdown_workers()
     return Consumer(next_batch), close, {"multiprocessing_context": "spawn"}
 
 
