@@ -3,17 +3,22 @@ own bounded queue of object refs. Training data never touches disk.
 
 Design
 ------
-* **Who renders what.** Consumer rank r of W reads its k-th batch as global batch g = k * W + r, which holds
-  sample indices [g * B, (g + 1) * B). So the ranks' shards are disjoint, no index is produced twice, and the
-  whole stream replays from (seed, rank, W, k): a resumed consumer starts at its saved k.
+* **Who renders what.** Consumer rank r of W reads its k-th training batch as global batch g = k * W + r,
+  which holds sample indices [g * B, (g + 1) * B). So the ranks' shards are disjoint, no index is produced
+  twice, and the whole stream replays from (seed, rank, W, k): a resumed consumer starts at its saved k.
+* **Objects are larger than training batches.** Each Ray object (one actor call) holds m = object_size / B
+  consecutive training batches of one rank (k .. k + m - 1), rendered in one call and sliced zero-copy by the
+  consumer: the per-object fixed costs (task, object, transfer) are paid once per m batches. Which samples
+  training batch k holds does not depend on m, so `object_size` is a performance knob only: resuming, the
+  shard arithmetic and the exactly-once check stay in sample units whatever it is.
 * **The queue is refs only, and lives in the consumer.** A `DataStream` keeps a deque of at most `capacity`
-  ObjectRefs of batches it has asked for (capacity = min(max_batches_in_flight, max_bytes_in_flight // batch
-  bytes)). It asks actor g % A for batch g; the actor's return value goes to the object store on the actor's
+  ObjectRefs of objects it has asked for (capacity = min(max_batches_in_flight, max_bytes_in_flight // object
+  bytes)). It asks actor o % A for its object o; the actor's return value goes to the object store on the actor's
   node, and the pixels move once, store to consumer, when the consumer `ray.get`s its head ref. No queue
   actor ever holds pixels (`ray.util.queue.Queue` would copy every batch through one actor; see the
   benchmark). When the deque is full the consumer asks for nothing more, so producers idle: backpressure.
   After a batch is handed out its ref is dropped, so the store frees it once the consumer's tensors go.
-* **Memory.** In flight per consumer <= capacity * batch bytes (+ the batch in use), by default a few tens of
+* **Memory.** In flight per consumer <= capacity * object bytes (+ the object in use), by default a few tens of
   MB against a 512 MiB store: far below Ray's spill threshold. `object_store_stats()["spilled_bytes"]`
   (cluster/local.py) or `ray memory --stats-only` on a cluster shows it stays 0.
 * **Faults.** Actors restart (`max_restarts`) and Ray retries their pending calls (`max_task_retries`); a
@@ -26,8 +31,8 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -35,11 +40,13 @@ import ray
 
 from synthstream.batch import TorchBatch, check_version, to_record_batch, to_torch
 from synthstream.errors import RunFailed, UserError
-from synthstream.limits import MAX_BATCH, MAX_SEED
+from synthstream.limits import MAX_BATCH, MAX_SAMPLES, MAX_SEED
 from synthstream.style import Style
 
 MiB = 1 << 20
+OBJECT_TARGET_BYTES = 8 * MiB  # default object size: the smallest multiple of batch_size reaching this
 ACTOR_RESOURCE_SHARE = 0.001  # of `actor_resource` per actor: it pins placement, CPUs bound the count
+MAX_OBJECT = min(MAX_SAMPLES, 1 << 20)  # samples per object at most
 METRICS_INTERVAL_S = 1.0     # consumer metrics go to Ray at most this often (each call costs tens of us)
 
 
@@ -57,7 +64,12 @@ class StreamConfig:
     num_actors: int = 2
     actor_cpus: float = 1.0
     """CPUs Ray reserves for each generator actor; Numba gets max(1, floor(actor_cpus)) threads."""
+    object_size: int | None = None
+    """Samples per Ray object (one actor call), a multiple of batch_size; the consumer slices objects into
+    training batches without copying. None: the smallest multiple reaching OBJECT_TARGET_BYTES (8 MiB),
+    within max_bytes_in_flight / 2. Larger objects amortise per-object costs; smaller ones start sooner."""
     max_batches_in_flight: int = 8
+    """Objects (of object_size samples) a consumer keeps requested ahead."""
     max_bytes_in_flight: int = 256 * MiB
     max_restarts: int = 3
     actor_resource: str | None = None
@@ -82,6 +94,12 @@ class StreamConfig:
              f"max_batches_in_flight = {self.max_batches_in_flight!r} must be an integer in [1, 1024]"),
             (isinstance(self.max_bytes_in_flight, int) and self.max_bytes_in_flight >= 1 * MiB,
              f"max_bytes_in_flight = {self.max_bytes_in_flight!r} must be at least 1 MiB"),
+            (self.object_size is None or (isinstance(self.object_size, int) and self.object_size >= 1
+                                          and isinstance(self.batch_size, int) and self.batch_size >= 1
+                                          and self.object_size % self.batch_size == 0
+                                          and self.object_size <= MAX_OBJECT),
+             f"object_size = {self.object_size!r} must be a multiple of batch_size ({self.batch_size!r}) "
+             f"in [batch_size, {MAX_OBJECT}], or unset to choose it by bytes"),
             (isinstance(self.seed, int) and 0 <= self.seed < MAX_SEED,
              f"seed = {self.seed!r} must be in [0, 2**63)"),
             (self.actor_resource is None or (isinstance(self.actor_resource, str) and self.actor_resource.strip()
@@ -94,19 +112,38 @@ class StreamConfig:
             if not ok:
                 raise UserError(message)
 
-    def batch_bytes(self) -> int:
-        """Bytes of one batch in the object store (pixels + ~8 bytes per latent and metadata)."""
+    def sample_bytes(self) -> int:
+        """Bytes of one sample in the object store (pixels + ~8 bytes per latent and column)."""
         from synthstream.trace import codec_of
 
         s = self.style
-        return self.batch_size * (s.height * s.width + 8 * (codec_of(s).steps + 4)) + 16384
+        return s.height * s.width + 8 * (codec_of(s).steps + 4)
+
+    def batch_bytes(self) -> int:
+        """Bytes of one training batch in the object store."""
+        return self.batch_size * self.sample_bytes() + 16384
+
+    def batches_per_object(self) -> int:
+        """m: training batches per Ray object (object_size / batch_size, or chosen by bytes)."""
+        if self.object_size is not None:
+            return self.object_size // self.batch_size
+        per_batch = self.batch_size * self.sample_bytes()
+        wanted = -(-OBJECT_TARGET_BYTES // per_batch)                       # ceil
+        room = (self.max_bytes_in_flight // 2 - 16384) // per_batch          # keep >= 2 objects in the byte cap
+        return max(1, min(wanted, room, MAX_OBJECT // self.batch_size))
+
+    def object_bytes(self) -> int:
+        """Bytes of one Ray object in the store."""
+        return self.batches_per_object() * self.batch_size * self.sample_bytes() + 16384
 
     def capacity(self) -> int:
-        """Refs a consumer keeps in flight: the batch cap, lowered to honour the byte cap."""
-        by_bytes = self.max_bytes_in_flight // self.batch_bytes()
+        """Object refs a consumer keeps in flight: the object cap, lowered to honour the byte cap."""
+        by_bytes = self.max_bytes_in_flight // self.object_bytes()
         if by_bytes < 1:
-            raise UserError(f"one batch ({self.batch_bytes() / MiB:.1f} MiB) exceeds max_bytes_in_flight "
-                            f"({self.max_bytes_in_flight / MiB:.1f} MiB); lower batch_size or raise the cap")
+            what = "one batch" if self.batches_per_object() == 1 else f"one object ({self.object_size} samples)"
+            raise UserError(f"{what} ({self.object_bytes() / MiB:.1f} MiB) exceeds max_bytes_in_flight "
+                            f"({self.max_bytes_in_flight / MiB:.1f} MiB); lower batch_size or object_size, or "
+                            f"raise the cap")
         return max(1, min(self.max_batches_in_flight, by_bytes))
 
     def actor_bundle(self) -> dict[str, float]:
@@ -123,13 +160,13 @@ class GeneratorActor:
     def __init__(self, style: Style, seed: int, batch_size: int, threads: int) -> None:
         from ray.util import metrics
 
-        from synthstream.generate import generate
+        from synthstream.generate import generate, render
         from synthstream.render.jit import set_threads
 
         self.threads = set_threads(threads)       # Numba would otherwise start one thread per host core
         self.style = style
         self.seed, self.batch_size = seed, batch_size
-        self._generate = generate
+        self._render = render
         generate(self.style, seed, 0, 2)          # pay JIT/cache load and the glyph atlas now, not in batch 1
         self.images, self.busy_s, self.started = 0, 0.0, time.time()
         self._rendered = metrics.Counter("synthstream_images_rendered", "images rendered by generator actors",
@@ -143,13 +180,16 @@ class GeneratorActor:
         return {"node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(),
                 "actor_id": ctx.get_actor_id(), "threads": self.threads}
 
-    def render(self, global_batch: int) -> pa.RecordBatch:
+    def render(self, first_batch: int, count: int = 1, stride: int = 1) -> pa.RecordBatch:
+        """One object: global batches first_batch + i * stride (i < count), in that order, in one call."""
         t0 = time.perf_counter()
-        images, traces = self._generate(self.style, self.seed, global_batch * self.batch_size, self.batch_size)
-        batch = to_record_batch(self.style, images, traces, self.seed)
+        starts = (first_batch + stride * np.arange(count, dtype=np.int64)) * self.batch_size
+        indices = (starts[:, None] + np.arange(self.batch_size, dtype=np.int64)).ravel()
+        traces = traces_at(self.style, self.seed, indices)
+        batch = to_record_batch(self.style, self._render(self.style, traces), traces, self.seed)
         self.busy_s += time.perf_counter() - t0
-        self.images += self.batch_size
-        self._rendered.inc(self.batch_size, tags=self._tags)
+        self.images += len(indices)
+        self._rendered.inc(len(indices), tags=self._tags)
         self._rate.set(self.images / max(self.busy_s, 1e-9), tags=self._tags)
         return batch
 
@@ -209,7 +249,7 @@ class GeneratorPool:
             self.shutdown()
             raise StreamError(f"a generator actor failed to start: {_cause(e)}") from None
 
-    def stream(self, *, rank: int = 0, world_size: int = 1, start: int = 0) -> "DataStream":
+    def stream(self, *, rank: int = 0, world_size: int = 1, start: int = 0) -> DataStream:
         return DataStream(self.config, self.actors, rank=rank, world_size=world_size, start=start)
 
     def stats(self) -> list[dict]:
@@ -233,7 +273,8 @@ class DataStream:
     """One consumer's shard of the stream: `for batch in stream` yields `TorchBatch`es in batch order.
 
     Picklable before iteration starts (config + actor handles), so it can be built by the driver and used
-    inside a Ray Train worker. `position` is the next batch number k; pass it back as `start` to resume.
+    inside a Ray Train worker. `position` is the next training batch number k; pass it back as `start` to
+    resume (objects are re-cut from there, so any `object_size` resumes any other).
 
     Raises:
         StreamError: from iteration, when a batch cannot be produced.
@@ -249,15 +290,20 @@ class DataStream:
         self.rank, self.world_size, self.position, self._start = rank, world_size, start, start
         self.style = config.style
         self.capacity = config.capacity()
+        self.per_object = config.batches_per_object()
         self.batch_bytes = config.batch_bytes()
+        self.object_bytes = config.object_bytes()
         self.index_errors = 0                      # batches whose sample indices were not the expected range
-        self._in_flight: collections.deque = collections.deque()
+        self._in_flight: collections.deque = collections.deque()   # (first k, ObjectRef)
         self._next_to_submit = start
+        self._object: pa.RecordBatch | None = None  # the object being sliced, and its first batch number
+        self._object_first = start
         self.wait_s, self.cpu_s, self.delivered, self._t0 = 0.0, 0.0, 0, None
+        self.first_batch_s: float | None = None    # from the first request to the first batch in hand
         self._metrics, self._last_export = None, 0.0
 
     def __getstate__(self) -> dict:
-        assert not self._in_flight, "hand a DataStream to another process before iterating it"
+        assert not self._in_flight and self._object is None, "hand a DataStream to another process before iterating it"
         state = self.__dict__.copy()
         state["_metrics"] = None
         return state
@@ -267,32 +313,44 @@ class DataStream:
 
     def _top_up(self) -> None:
         while len(self._in_flight) < self.capacity:
-            g = self.global_batch(self._next_to_submit)
-            self._in_flight.append(self.actors[g % len(self.actors)].render.remote(g))
-            self._next_to_submit += 1
+            k, m = self._next_to_submit, self.per_object
+            o = (k // m) * self.world_size + self.rank             # this object's number across all ranks
+            ref = self.actors[o % len(self.actors)].render.remote(self.global_batch(k), m, self.world_size)
+            self._in_flight.append((k, ref))
+            self._next_to_submit += m
+
+    def _next_object(self) -> None:
+        self._top_up()
+        k, ref = self._in_flight.popleft()
+        t0 = time.perf_counter()
+        try:
+            obj = ray.get(ref)
+        except ray.exceptions.RayError as e:
+            raise StreamError(f"batch {self.global_batch(k)} failed: {_cause(e)}") from None
+        finally:
+            self.wait_s += time.perf_counter() - t0
+        del ref                                    # the consumer's last reference: the store frees it with obj
+        if k == self._start:
+            check_version(obj)                     # once per stream: producers and consumer must agree
+        self._object, self._object_first = obj, k
+        self._top_up()                             # refill before the caller starts its step
 
     def next_record_batch(self) -> pa.RecordBatch:
-        """The next Arrow batch of this shard (blocks while it renders)."""
+        """The next Arrow batch of this shard (blocks while it renders); a zero-copy slice of an object."""
         cpu0 = time.thread_time()
         if self._t0 is None:
             self._t0 = time.perf_counter()
-        self._top_up()
-        ref = self._in_flight.popleft()
-        t0 = time.perf_counter()
-        try:
-            batch = ray.get(ref)
-        except ray.exceptions.RayError as e:
-            raise StreamError(f"batch {self.global_batch(self.position)} failed: {_cause(e)}") from None
-        finally:
-            t1 = time.perf_counter()
-            self.wait_s += t1 - t0
-        del ref                                    # the consumer's last reference: the store may free it
-        if self.position == self._start:
-            check_version(batch)                   # once per stream: producers and consumer must agree
+        if self._object is None or self.position - self._object_first >= self.per_object:
+            self._object = None                    # drop the used object before waiting on the next
+            self._next_object()
+        B = self.config.batch_size
+        batch = self._object.slice((self.position - self._object_first) * B, B)
         self._account(batch)
-        self._top_up()                             # refill before the caller starts its step
         self.position += 1
         self.delivered += batch.num_rows
+        t1 = time.perf_counter()
+        if self.first_batch_s is None:
+            self.first_batch_s = t1 - self._t0
         if t1 - self._last_export >= METRICS_INTERVAL_S:
             self._export_metrics()
             self._last_export = t1
@@ -300,7 +358,8 @@ class DataStream:
         return batch
 
     def _account(self, batch: pa.RecordBatch) -> None:
-        """Exactly-once bookkeeping: batch k of this rank must hold indices [g B, (g + 1) B), g = global batch."""
+        """Exactly-once bookkeeping in sample units: training batch k of this rank must hold indices
+        [g B, (g + 1) B), g = its global batch, whatever object it came in."""
         index = batch.column("index")
         first = self.global_batch(self.position) * self.config.batch_size
         if (batch.num_rows != self.config.batch_size or index[0].as_py() != first
@@ -327,7 +386,7 @@ class DataStream:
         depth, in_flight, wait, delivered = self._metrics
         tags = {"rank": str(self.rank)}
         depth.set(len(self._in_flight), tags=tags)
-        in_flight.set(len(self._in_flight) * self.batch_bytes, tags=tags)
+        in_flight.set(len(self._in_flight) * self.object_bytes, tags=tags)
         wait.set(self.wait_s, tags=tags)
         delivered.inc(self.delivered - self._last_delivered, tags=tags)
         self._last_delivered = self.delivered
@@ -340,8 +399,10 @@ class DataStream:
                "delivered_images_per_s": self.delivered / elapsed if elapsed else 0.0,
                "consumer_wait_s": self.wait_s, "wait_share": self.wait_s / elapsed if elapsed else 0.0,
                "consumer_cpu_ms_per_batch": 1e3 * self.cpu_s / max(self.position - self._start, 1),
+               "time_to_first_batch_s": self.first_batch_s,
                "queue_depth": len(self._in_flight), "capacity": self.capacity,
-               "bytes_in_flight": len(self._in_flight) * self.batch_bytes}
+               "object_size": self.per_object * self.config.batch_size,
+               "bytes_in_flight": len(self._in_flight) * self.object_bytes}
         if actors:
             out["actors"] = ray.get([a.stats.remote() for a in self.actors])
         return out
@@ -349,8 +410,10 @@ class DataStream:
     def close(self, drain_timeout_s: float = 10.0) -> None:
         """Let the batches in flight finish (so no actor is killed mid-call), then drop their refs."""
         if self._in_flight:
-            ray.wait(list(self._in_flight), num_returns=len(self._in_flight), timeout=drain_timeout_s)
+            refs = [ref for _, ref in self._in_flight]
+            ray.wait(refs, num_returns=len(refs), timeout=drain_timeout_s)
         self._in_flight.clear()
+        self._object = None
 
 
 def _cause(e: BaseException) -> str:
@@ -359,6 +422,17 @@ def _cause(e: BaseException) -> str:
     text = str(cause).strip().splitlines()
     last = [ln for ln in text if ln.strip()][-1] if text else type(cause).__name__
     return last.strip()
+
+
+def traces_at(style: Style, seed: int, indices: np.ndarray):
+    """The prior's traces for any global sample indices (`sample_traces` for a non-contiguous set): the same
+    (seed, index) gives the same trace whichever call draws it."""
+    from synthstream.render.rng import sample_keys
+    from synthstream.trace import TraceBatch, codec_of
+
+    keys = sample_keys(seed, indices)
+    codec = codec_of(style)
+    return TraceBatch(codec, codec.sample(keys), keys, indices)
 
 
 def sample_indices(batches: list[pa.RecordBatch]) -> np.ndarray:

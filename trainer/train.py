@@ -227,6 +227,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     import ray.train.torch
 
     from synthstream.stream import DataStream
+    from trainer.feed import DeviceFeed
 
     plan: WorkerPlan = loop_config["plan"]
     config = plan.config
@@ -238,7 +239,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     state = build_state(config)
 
     stream = DataStream(config.stream, plan.actors, rank=rank, world_size=world, start=state.position)
-    batches = iter(stream)
+    batches = DeviceFeed(stream, device)           # pinned buffers + side-stream copy on GPU; no-op on CPU
     lead = rank == 0
     validation = None
     if lead:
@@ -251,11 +252,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
         for group in state.optimizer.param_groups:
             group["lr"] = config.lr_at(state.step, budget.fraction())
         t0 = time.perf_counter()
-        batch = next(batches)
+        images, targets = next(batches)
         t_data = time.perf_counter() - t0
-        images = batch.images.to(device, non_blocking=True)
-        loss = optimise(state.model, state.optimizer, images, batch.targets.to(device, non_blocking=True),
-                        config.grad_clip, autocast, state.step)
+        loss = optimise(state.model, state.optimizer, images, targets, config.grad_clip, autocast, state.step)
         state.step, state.position = state.step + 1, state.position + 1
         timer.record(t0, t_data, images.shape[0])
         if lead and (state.step % config.log_every == 0 or state.step == config.steps):

@@ -9,6 +9,14 @@ import argparse
 from synthstream import argtypes
 
 
+def stream_seconds(text: str) -> float:
+    """--seconds of `bench stream`: a finite number >= 0.5 (anything shorter times nothing but start-up)."""
+    v = argtypes.positive_float(text)
+    if v < 0.5:
+        raise argparse.ArgumentTypeError(f"{v:g} s is too short to time anything; use at least 0.5")
+    return v
+
+
 def register(subparsers) -> None:
     bench = subparsers.add_parser("bench", help="throughput benchmarks (table + JSON, baseline in the same run)")
     bsub = bench.add_subparsers(dest="bench", required=True)
@@ -21,11 +29,17 @@ def register(subparsers) -> None:
     g.add_argument("--json", help="also write the JSON result here")
     g.set_defaults(func=run_generator)
 
-    st = bsub.add_parser("stream", help="images/s delivered by N generator actors vs standalone and a by-value queue")
+    st = bsub.add_parser("stream", help="images/s delivered by N generator actors vs Ray Data, a torch DataLoader "
+                                        "and a by-value queue on the same CPUs")
     st.add_argument("--actors", type=argtypes.positive_int_list, default=[1, 2],
                     help="comma-separated actor counts, e.g. 1,2")
-    st.add_argument("--batch", type=argtypes.batch_size, default=256)
-    st.add_argument("--seconds", type=argtypes.positive_float, default=30.0, help="timed seconds per actor count")
+    st.add_argument("--batch", type=argtypes.positive_int_list, default=[256],
+                    help="training batch size(s), comma-separated, e.g. 64,256")
+    st.add_argument("--seconds", type=stream_seconds, default=30.0,
+                    help="timed seconds per method and actor count (>= 0.5)")
+    st.add_argument("--methods", type=lambda t: [m.strip() for m in t.split(",") if m.strip()],
+                    help="comma-separated subset of synthstream,synthstream_batch_objects,raydata,dataloader,queue")
+    st.add_argument("--plot", help="PNG of delivered rate vs actors and batch (default: beside --json)")
     st.add_argument("--style", default="wikipedia")
     st.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)")
     st.add_argument("--json", help="also write the JSON result here")
@@ -51,7 +65,7 @@ def run_generator(args: argparse.Namespace) -> None:
 
 def run_stream(args: argparse.Namespace) -> None:
     from synthstream.bench import stream
-    stream.run(args.actors, args.batch, args.seconds, args.style, args.json, args.address)
+    stream.run(args.actors, args.batch, args.seconds, args.style, args.json, args.address, args.methods, args.plot)
 
 
 def run_train(args: argparse.Namespace) -> None:

@@ -22,7 +22,8 @@ def take(stream, n):
 
 
 def test_slow_consumer_backpressure_and_no_spilling(local_ray):
-    config = StreamConfig(style=load_style("wikipedia"), batch_size=64, num_actors=2, max_batches_in_flight=3)
+    config = StreamConfig(style=load_style("wikipedia"), batch_size=64, num_actors=2, max_batches_in_flight=3,
+                          object_size=64)
     pool = GeneratorPool(config)
     try:
         stream = pool.stream()

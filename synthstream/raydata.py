@@ -1,0 +1,87 @@
+"""The generator as a Ray Data dataset, for pipelines that mix synthetic and real data in Ray Data.
+
+    ds = read_synthstream(load_style("wikipedia"), seed=0, start=0, stop=100_000, concurrency=2)
+    for batch in ds.iter_torch_batches(batch_size=256, dtypes=None): ...
+
+Rows have the stream's Arrow schema (`synthstream.batch`): `image` (a fixed-shape uint8 tensor column, kept
+Arrow-native), `text`, one column per traced address, `log_prob`, `seed`, `index`. Row i is sample
+`start + i` of `seed`, byte-identical to `generate(style, seed, start + i, 1)` wherever it renders. This is
+how Ray Data users would express the generator (a range of block numbers mapped by a stateful class UDF on
+`concurrency` actors); `synthstream bench stream` times it against `synthstream.stream`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pyarrow as pa
+
+from synthstream.errors import UserError
+from synthstream.limits import MAX_INDEX
+from synthstream.style import Style
+
+DEFAULT_ROWS_PER_BLOCK = 1024
+MAX_BLOCKS = 1 << 16          # Ray Data plans one read task per block
+
+
+class RenderBlocks:
+    """Ray Data callable class: a batch of block numbers -> the rows of those blocks (one actor, warm JIT)."""
+
+    def __init__(self, style: Style, seed: int, start: int, stop: int, rows_per_block: int, threads: int = 1):
+        from synthstream.generate import generate
+        from synthstream.render.jit import set_threads
+
+        set_threads(threads)
+        self.style, self.seed, self.start, self.stop, self.rows = style, seed, start, stop, rows_per_block
+        self._generate = generate
+        generate(style, seed, 0, 2)                          # JIT cache load and glyph atlas, once per actor
+
+    def __call__(self, blocks: pa.Table) -> pa.Table:
+        from synthstream.batch import to_record_batch
+
+        parts = []
+        for b in blocks.column("id").to_pylist():
+            first = self.start + b * self.rows
+            images, traces = self._generate(self.style, self.seed, first, min(self.rows, self.stop - first))
+            parts.append(to_record_batch(self.style, images, traces, self.seed))
+        return pa.Table.from_batches(parts)
+
+
+def read_synthstream(style: Style, seed: int = 0, start: int = 0, stop: int = 1 << 20, *,
+                     rows_per_block: int = DEFAULT_ROWS_PER_BLOCK, concurrency: int = 1,
+                     num_cpus: float = 1.0):
+    """A `ray.data.Dataset` of samples [start, stop) of `seed`, rendered by `concurrency` actors of
+    `num_cpus` CPUs each, `rows_per_block` rows per block.
+
+    Raises:
+        UserError: a bad range, block size or concurrency (one line naming the argument).
+    """
+    import ray.data
+
+    if not isinstance(style, Style):
+        raise UserError(f"style must be a synthstream.style.Style (load_style(...)), not {type(style).__name__}")
+    if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop <= MAX_INDEX):
+        raise UserError(f"start = {start!r}, stop = {stop!r}: need 0 <= start < stop <= {MAX_INDEX}")
+    if not (isinstance(rows_per_block, int) and 1 <= rows_per_block <= 1 << 20):
+        raise UserError(f"rows_per_block = {rows_per_block!r} must be an integer in [1, 2**20]")
+    if not (isinstance(concurrency, int) and concurrency >= 1):
+        raise UserError(f"concurrency = {concurrency!r} must be a positive integer")
+    blocks = math.ceil((stop - start) / rows_per_block)
+    if blocks > MAX_BLOCKS:
+        raise UserError(f"[start, stop) makes {blocks} blocks of rows_per_block = {rows_per_block}; at most "
+                        f"{MAX_BLOCKS}: raise rows_per_block or read a shorter range")
+    # one block number per input block, so each UDF call renders one block and Ray Data streams it on
+    return ray.data.range(blocks, override_num_blocks=blocks).map_batches(
+        RenderBlocks, fn_constructor_args=(style, seed, start, stop, rows_per_block, max(1, int(num_cpus))),
+        batch_size=1, batch_format="pyarrow", zero_copy_batch=True, concurrency=concurrency, num_cpus=num_cpus)
+
+
+def quiet_ray_data() -> None:
+    """No progress bars from Ray Data (benchmarks and tests print their own figures)."""
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
