@@ -42,6 +42,7 @@ from synthstream.batch import TorchBatch, check_version, to_record_batch, to_tor
 from synthstream.errors import RunFailed, UserError
 from synthstream.limits import MAX_BATCH, MAX_SAMPLES, MAX_SEED
 from synthstream.style import Style
+from synthstream.trace import traces_at
 
 MiB = 1 << 20
 OBJECT_TARGET_BYTES = 8 * MiB  # default object size: the smallest multiple of batch_size reaching this
@@ -422,17 +423,6 @@ def _cause(e: BaseException) -> str:
     text = str(cause).strip().splitlines()
     last = [ln for ln in text if ln.strip()][-1] if text else type(cause).__name__
     return last.strip()
-
-
-def traces_at(style: Style, seed: int, indices: np.ndarray):
-    """The prior's traces for any global sample indices (`sample_traces` for a non-contiguous set): the same
-    (seed, index) gives the same trace whichever call draws it."""
-    from synthstream.render.rng import sample_keys
-    from synthstream.trace import TraceBatch, codec_of
-
-    keys = sample_keys(seed, indices)
-    codec = codec_of(style)
-    return TraceBatch(codec, codec.sample(keys), keys, indices)
 
 
 def sample_indices(batches: list[pa.RecordBatch]) -> np.ndarray:

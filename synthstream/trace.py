@@ -264,7 +264,13 @@ class TraceBatch:
 
 def sample_traces(style: Style, seed: int, first_index: int, n: int) -> TraceBatch:
     """Draw n traces from the style's prior for global indices first_index .. first_index + n - 1."""
-    indices = np.arange(first_index, first_index + n, dtype=np.int64)
+    return traces_at(style, seed, np.arange(first_index, first_index + n, dtype=np.int64))
+
+
+def traces_at(style: Style, seed: int, indices: np.ndarray) -> TraceBatch:
+    """The prior's traces for any global sample indices: the same (seed, index) gives the same trace whichever
+    call draws it."""
+    indices = np.asarray(indices, np.int64)
     keys = sample_keys(seed, indices)
     codec = codec_of(style)
     return TraceBatch(codec, codec.sample(keys), keys, indices)

@@ -265,7 +265,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         if state.step % config.val_every == 0 or state.step == config.steps or spent:
             s = stream.stats(actors=False)
             metrics = {"step": state.step, "train_loss": float(np.mean(recent_loss)) if recent_loss else float("nan"),
-                       "lr": config.lr_at(state.step - 1), "restored_from_step": state.restored_from_step,
+                       "lr": config.lr_at(state.step - 1, budget.fraction()),
+                       "restored_from_step": state.restored_from_step,
                        "stream/samples": s["images_delivered"], "stream/index_errors": s["index_errors"],
                        "worker_node": ray.util.get_node_ip_address(),
                        **timer.figures(world)}

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> None:
     report = run_training(config, args.out, address=args.address, resume=args.resume,
                           progress=False if args.no_progress else None)
     final = report["final"]
-    print(f"{report['style']} / {report['preset']}: {report['steps']} steps in {report['wall_s']:.0f} s; "
+    print(f"{report['style']} / {report['preset']}: {final.get('step', 0)} steps in {report['wall_s']:.0f} s; "
           f"validation whole-string accuracy {final.get('val/string_accuracy', float('nan')):.3f}, "
           f"per-character {final.get('val/acc/char', float('nan')):.3f}; "
           f"{final.get('images_per_s', 0):.0f} training images/s, data wait "
