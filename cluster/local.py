@@ -62,6 +62,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
             ray.init(address=address, **common)
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise UserError(f"cannot join the Ray cluster at {address!r}: {str(e).splitlines()[0]}") from None
+        _stop_on_sigterm()
         return address
     secure_token_file()
     before = _child_pids()
@@ -69,7 +70,23 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
         ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb << 20, include_dashboard=False, **common)
     secure_token_file()
     _watch_driver(sorted(_child_pids() - before))
+    _stop_on_sigterm()
     return "local"
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (`ray job stop`, a pod's shutdown) raises `Stopped` in the main thread, like Ctrl-C, instead of
+    Ray's handler dumping a native stack: the CLI ends with one line, and the run continues on the next try."""
+    import signal
+    import threading
+
+    from synthstream.errors import Stopped
+
+    def stop(signum, frame):
+        raise Stopped("stopped by SIGTERM")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
 
 
 # -- joining: fail fast on an unreachable address -----------------------------------------------------------

@@ -11,7 +11,7 @@ import logging
 import sys
 
 from synthstream.commands import COMMANDS
-from synthstream.errors import RunFailed, UserError
+from synthstream.errors import RunFailed, Stopped, UserError
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunFailed as e:
         print(f"synthstream: error: {e}", file=sys.stderr)
         return 1
+    except Stopped as e:
+        print(f"synthstream: {e}", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("synthstream: interrupted", file=sys.stderr)
         return 130

@@ -5,6 +5,10 @@ class UserError(ValueError):
     """Bad input from the user: a style, a file, an argument. The message says what to do."""
 
 
+class Stopped(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM): exit status 143, one line."""
+
+
 class RunFailed(RuntimeError):
     """A run that started and then failed (training diverged, workers died past their restart budget): the
     CLI prints one line and exits 1."""

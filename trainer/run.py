@@ -108,7 +108,13 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
     if held is None:
         storage.write_bytes(RUN_FILE, json.dumps({"identity": config.identity()}, indent=1).encode())
 
+    from cluster.capacity import ensure_resources
+
     worker_cpus, threads = plan_workers(config)
+    worker = {"CPU": worker_cpus, **({"GPU": 1.0} if config.use_gpu else {})}
+    ensure_resources([worker] * config.workers + [config.stream.actor_bundle()] * config.stream.num_actors,
+                     wait_s=config.stream.resource_wait_s, what=f"{config.workers} training workers and "
+                     f"{config.stream.num_actors} generators")
     pool = GeneratorPool(config.stream)
     metrics_log = MetricsLog(storage)
     try:

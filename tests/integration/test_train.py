@@ -107,7 +107,7 @@ def cli(*args):
     (["--preset", "huge"], "unknown preset 'huge'; available: paper, cpu, gpu"),
     (["--style", "nope"], "unknown style 'nope'"),
     (["--workers", "3"], "need at least"),
-    (["--gpu"], "needs 1 GPUs"),
+    (["--gpu"], "need GPU 1 (the cluster has 0); this cluster cannot grow"),
 ])
 def test_train_cli_bad_input(tmp_path, args, fragment):
     r = cli("--out", str(tmp_path / "o"), "--steps", "5", *args)
@@ -120,5 +120,34 @@ def test_resume_from_a_corrupt_checkpoint(tmp_path):
     out.mkdir()
     (out / "checkpoint.pt").write_bytes(b"garbage")
     r = cli("--out", str(out), "--steps", "5", "--resume")
-    assert r.returncode == 2 and "cannot be read" in r.stderr and "Traceback" not in r.stderr
-    assert (out / "checkpoint.pt").read_bytes() == b"garbage"
+    assert r.returncode == 2 and "not a synthstream run" in r.stderr and "Traceback" not in r.stderr
+    assert (out / "checkpoint.pt").read_bytes() == b"garbage" and {p.name for p in out.iterdir()} == {"checkpoint.pt"}
+
+
+def test_a_killed_driver_is_continued_by_the_same_command(tmp_path):
+    """SIGKILL the driver (its embedded Ray goes with it) after the first checkpoint; the same command then
+    continues from that checkpoint, and metrics.csv holds each validation step once."""
+    out = tmp_path / "run"
+    args = ["--style", "tiny", "--steps", "60", "--val-every", "10", "--batch-size", "32", "--no-progress",
+            "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "synthstream.cli", "train", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while not _has_checkpoint(out) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)                               # the driver alone
+        proc.wait()
+        r = cli(*args)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)                         # anything of it that lingered
+        except ProcessLookupError:
+            pass
+    assert r.returncode == 0, r.stderr
+    final = json.loads((out / "report.json").read_text())["final"]
+    assert final["step"] == 60 and final["restored_from_step"] >= 10
+    with (out / "metrics.csv").open() as f:
+        steps = [int(float(row["step"])) for row in csv.DictReader(f)]
+    assert steps == sorted(set(steps)) and steps[-1] == 60
