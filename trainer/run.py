@@ -77,9 +77,10 @@ def check_out_dir(storage: RunStorage, config: TrainConfig, resume: bool) -> dic
 
 
 def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bool = False,
-        progress: bool | None = None, connect_timeout_s: float | None = None) -> dict:
+        progress: bool | None = None, connect_timeout_s: float | None = None, callbacks: list | None = None) -> dict:
     """Train, or continue the run in `out`. `progress`: a progress bar (True), log lines (False), or a bar
-    only on a terminal (None). Raises UserError for bad input, RunFailed when training fails."""
+    only on a terminal (None). `callbacks`: Ray Train callbacks for the run (a sweep's trial passes Tune's
+    `TuneReportCallback`). Raises UserError for bad input, RunFailed when training fails."""
     from cluster.local import connect
 
     storage = RunStorage(out)
@@ -93,12 +94,13 @@ def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bo
     storage.make()
     guard = lock(storage)
     try:
-        return _train(config, storage, held, progress)
+        return _train(config, storage, held, progress, callbacks)
     finally:
         unlock(guard)
 
 
-def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress: bool | None) -> dict:
+def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress: bool | None,
+           callbacks: list | None = None) -> dict:
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -126,7 +128,7 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
                                          resources_per_worker={"CPU": worker_cpus}),
             run_config=RunConfig(name=RUN_NAME, storage_path=storage.ray_storage_path,
                                  failure_config=FailureConfig(max_failures=config.max_failures),
-                                 checkpoint_config=CheckpointConfig(num_to_keep=2)))
+                                 checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=callbacks))
         t0 = time.time()
         outcome: dict = {}
         fit = threading.Thread(target=lambda: outcome.update(result=_fit(trainer)), daemon=True)

@@ -1,0 +1,151 @@
+"""Sweeps on Ray Tune: bad spaces refused before anything starts (no Ray), a 2x2 grid completes, ASHA stops a
+hopeless trial early, and a SIGKILLed sweep driver resumes without re-running finished trials."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from synthstream.errors import UserError
+from trainer import checkpoint
+from trainer.sweep import SweepConfig, check_space, load_space, parse_space, sweep
+
+ROOT = Path(__file__).resolve().parents[2]
+# tiny trials: 1 generator at 0.25 CPU + 1 worker at 0.75 CPU, so two fit at once on 2 CPUs
+TINY = {"style": "tiny", "steps": 20, "val_every": 10, "val_size": 64, "batch_size": 16, "warmup_steps": 5,
+        "generator_cpus": 0.25, "worker_cpus": 0.75}
+
+
+def write_space(path: Path, search: dict, **train) -> Path:
+    def value(v):
+        return json.dumps(v)
+
+    lines = ["[train]"] + [f"{k} = {value(v)}" for k, v in {**TINY, **train}.items()] + ["[search]"]
+    for name, (kind, values) in search.items():
+        lines.append(f'"{name}" = {{ {kind} = {value(values)} }}')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# -- bad spaces: one line naming the dotted field, before Ray or any trial ------------------------------------
+
+BAD = [
+    ({"train": {"lrr": 1e-3}, "search": {"lr": {"choice": [1e-3]}}}, "train.lrr: unknown option"),
+    ({"search": {"lr": {"choice": []}}}, "search.lr.choice: is empty"),
+    ({"search": {"lr": {"uniform": [1e-2, 1e-3]}}}, "search.lr.uniform: lo 0.01 > hi 0.001"),
+    ({"search": {"lr": {"loguniform": [0, 1e-3]}}}, "search.lr.loguniform: lo 0 must be > 0"),
+    ({"search": {"lr": {"normal": [0, 1]}}}, "search.lr.normal: unknown kind"),
+    ({"search": {"batch_size": {"randint": [8.5, 16]}}}, "search.batch_size.randint"),
+    ({"search": {"lr": {"choice": [1e-3, 2.0]}}}, "search.lr = 2.0: lr = 2.0 must be in (0, 1)"),
+    ({"search": {"preset": {"grid": ["cpu", "huge"]}}}, "search.preset = 'huge': preset 'huge' is unknown"),
+    ({"search": {"batch_size": {"uniform": [16, 32]}}}, "search.batch_size = 16.0: batch_size = 16.0 must be"),
+    ({"search": {"warp.elastic_alpha": {"uniform": [-5.0, 4.0]}}}, "search.warp.elastic_alpha = -5.0"),
+    ({"search": {"warp.elastik": {"choice": [1.0]}}}, "field warp.elastik"),
+    ({"search": {"wrap.elastic_alpha": {"choice": [1.0]}}}, "search.wrap.elastic_alpha: unknown style section"),
+    ({"search": {"style": {"choice": ["tiny", "nosuch"]}}}, "search.style = 'nosuch': unknown style"),
+    ({"search": {"prior_scale": {"grid": [1.0, 20.0]}}}, "search.prior_scale = 20.0: prior scale 20.0"),
+    ({"search": {"seed": {"choice": [1, 2]}}}, "search.seed: each trial's stream seed"),
+    ({"train": {"lr": 1e-3}, "search": {"lr": {"choice": [1e-3]}}}, "search.lr: also set in [train]"),
+    ({"train": {"steps": "many"}, "search": {"lr": {"choice": [1e-3]}}}, "train.steps: 'many' must be an integer"),
+    ({"train": {"val_size": 0}, "search": {"lr": {"choice": [1e-3]}}}, "[train]: val_size = 0 must be"),
+    ({"train": {}}, "search: no dimensions"),
+]
+
+
+@pytest.mark.parametrize("raw, message", BAD, ids=[m.split(":")[0] for _, m in BAD])
+def test_a_bad_space_is_refused_naming_its_field(raw, message):
+    with pytest.raises(UserError) as e:
+        check_space(parse_space(raw, "s.toml"))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_sweep_settings_are_refused(tmp_path):
+    space = parse_space({"search": {"lr": {"choice": [1e-3]}}})
+    with pytest.raises(UserError, match="needs --eval-data"):
+        SweepConfig(space=space, metric="eval/exact_rate", scheduler="none")
+    with pytest.raises(UserError, match="ASHA cannot stop"):
+        SweepConfig(space=space, metric="eval/exact_rate", eval_data=str(tmp_path))
+    with pytest.raises(UserError, match="--metric 'val/nothing' is not reported"):
+        sweep(SweepConfig(space=space, metric="val/nothing"), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_cli_refuses_a_bad_space_in_one_line(tmp_path):
+    space = write_space(tmp_path / "s.toml", {"lr": ("uniform", [0.1, 0.01])})
+    p = subprocess.run([sys.executable, "-m", "synthstream", "sweep", "--space", str(space), "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
+    assert "search.lr.uniform: lo 0.1 > hi 0.01" in p.stderr and not (tmp_path / "out").exists()
+
+
+# -- real sweeps on the local Ray --------------------------------------------------------------------------------
+
+def rows(out: Path) -> list[dict]:
+    with (out / "results.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_2x2_grid_completes(local_ray, tmp_path):
+    space = load_space(write_space(tmp_path / "grid.toml", {"lr": ("grid", [1e-3, 3e-3]),
+                                                            "prior_scale": ("grid", [1.0, 1.5])}))
+    out = tmp_path / "out"
+    best = sweep(SweepConfig(space=space, scheduler="none"), str(out))
+    table = rows(out)
+    assert len(table) == 4 and {r["status"] for r in table} == {"finished"}
+    assert {(float(r["lr"]), float(r["prior_scale"])) for r in table} == {(a, b) for a in (1e-3, 3e-3)
+                                                                          for b in (1.0, 1.5)}
+    assert all(int(r["steps_run"]) == 20 and float(r["wall_s"]) > 0 for r in table)
+    seeds = {json.loads((out / "trials" / r["trial_id"] / "run.json").read_text())["identity"]["seed"] for r in table}
+    assert len(seeds) == 4                                                  # each trial its own stream
+    assert {"results.csv", "best.json", "best.pt", "sweep.png", "sweep.json", "tune", "trials"} <= \
+        {p.name for p in out.iterdir()}
+    assert json.loads((out / "best.json").read_text())["trial_id"] == best["trial_id"]
+    assert checkpoint.load(out / "best.pt")["step"] == 20 and checkpoint.load(out / "best.pt")["optimizer"] is None
+
+
+def test_asha_stops_a_hopeless_trial_early(local_ray, tmp_path):
+    # one at a time: the good lr reaches each rung first, then the near-zero lr is below its cutoff at step 10
+    space = load_space(write_space(tmp_path / "asha.toml", {"lr": ("grid", [5e-3, 1e-9])}, steps=40))
+    out = tmp_path / "out"
+    best = sweep(SweepConfig(space=space, metric="train_loss", max_concurrent=1), str(out))
+    by_lr = {float(r["lr"]): r for r in rows(out)}
+    assert by_lr[5e-3]["status"] == "finished" and int(by_lr[5e-3]["steps_run"]) == 40
+    assert by_lr[1e-9]["status"] == "stopped" and int(by_lr[1e-9]["steps_run"]) < 40
+    assert by_lr[1e-9]["stopped_early"] == "True" and best["params"]["lr"] == 5e-3
+
+
+def test_a_killed_sweep_driver_resumes_without_rerunning_finished_trials(tmp_path):
+    space = write_space(tmp_path / "kill.toml", {"lr": ("grid", [1e-3, 3e-3])})
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "synthstream", "sweep", "--space", str(space), "--out", str(out),
+               "--scheduler", "none", "--max-concurrent", "1"]
+    driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:          # the first trial finished and the second has started
+            runs = sorted((out / "trials").glob("*")) if (out / "trials").is_dir() else []
+            if len(runs) == 2 and (runs[0] / "report.json").exists() and (runs[1] / "run.json").exists():
+                break
+            assert driver.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.5)
+        else:
+            pytest.fail("the sweep did not reach its second trial")
+    finally:
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+    first = runs[0] / "checkpoint.pt"
+    finished_at = first.stat().st_mtime_ns
+    assert not (out / "results.csv").exists()
+
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "continuing the sweep" in again.stderr
+    table = rows(out)
+    assert len(table) == 2 and {r["status"] for r in table} == {"finished"}
+    assert first.stat().st_mtime_ns == finished_at                  # the finished trial was not trained again
+    assert len(list((out / "trials").iterdir())) == 2                # and no trial was added

@@ -1,0 +1,695 @@
+"""Training sweeps on Ray Tune: `synthstream sweep --space SPACE.toml ...` (and `sweep(SweepConfig(...), out)`).
+
+A space file holds the fixed training options (`[train]`, the `synthstream train` flags with underscores) and
+the search dimensions (`[search]`), each one table with one kind: `choice`, `grid` (every value, in each of
+the `trials` samples), `uniform`, `loguniform` (`[lo, hi]`) or `randint` (`[lo, hi]`, both included), over
+any train option or any style field by its dotted name (`warp.elastic_alpha`):
+
+    [train]
+    style = "tiny"
+    steps = 200
+    [search]
+    lr = { loguniform = [3e-4, 1e-2] }
+    prior_scale = { grid = [1.0, 1.5] }
+    "warp.elastic_alpha" = { uniform = [4.0, 8.0] }
+
+Every value a dimension can take (each choice, each end of a range) is turned into the training config the
+train command would build before any trial starts, so a bad space is one UserError naming its dotted field.
+
+How a trial runs (the composition Ray documents for Tune with Train V2): a Tune *function* trial calls
+`trainer.run.run` with its own run folder (`OUT/trials/<trial id>`), which builds the generator pool and the
+`TorchTrainer` exactly as `synthstream train` does, with Tune's `TuneReportCallback` among the Ray Train
+callbacks: rank 0's report (every `val_every` steps: validation metrics, checkpoint path) reaches Tune, so
+ASHA can stop a poor trial at a validation. Each trial's stream has its own seed (`train.seed` + the trial's
+number). Resources: a trial's placement group has an empty head bundle (the trial function only waits) and
+one bundle per generator actor, which the actors the trial creates land in (Tune's placement groups capture
+child actors); the Ray Train workers are placed by Ray Train in their own placement group, so
+`max_concurrent_trials` is capped at what the cluster fits whole (generators + workers per trial): trials
+never hold half of what they need while waiting on each other.
+
+Output folder (a local path or a pyarrow URI): sweep.json (the sweep's identity), tune/ (Tune's experiment:
+re-running the same command after the driver died restores it, finished trials are not run again and a
+trial cut off mid-way continues from its newest checkpoint), trials/<id>/ (each trial's training run),
+results.csv, best.json, best.pt (the best trial's model, exported), sweep.png (the metric against each swept
+parameter).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomllib
+from ray.tune import Callback
+
+from synthstream.errors import RunFailed, UserError
+from trainer.storage import RunStorage, lock, unlock
+
+log = logging.getLogger("synthstream.sweep")
+
+SWEEP_FILE = "sweep.json"
+TUNE_NAME = "tune"
+KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
+STYLE_SECTIONS = ("latents", "layout", "warp", "ink", "clutter", "text")
+EVAL_METRIC = "eval/exact_rate"
+EVAL_PARTICLES = 100
+ASHA_REDUCTION = 2
+
+# The train options a space may set, with the sweep's defaults (`synthstream train`'s, except worker_cpus:
+# a trial cannot take "what the generators leave of the cluster", it shares the cluster with other trials).
+# kind: str, str? (or none), int, float, bool.
+TRAIN_OPTIONS: dict[str, tuple[str, Any]] = {
+    "style": ("str", "tiny"), "prior_scale": ("float", 1.0), "preset": ("str", "cpu"),
+    "workers": ("int", 1), "worker_cpus": ("float", 1.0), "generators": ("int", 1),
+    "generator_cpus": ("float", 0.5), "generator_resource": ("str?", None),
+    "steps": ("int", 500), "batch_size": ("int", 64), "lr": ("float", 2e-3), "warmup_steps": ("int", 50),
+    "weight_decay": ("float", 1e-4), "grad_clip": ("float", 1.0), "seed": ("int", 0),
+    "val_every": ("int", 100), "val_size": ("int", 512), "max_failures": ("int", 3),
+    "gpu": ("bool", False), "compile": ("bool", False),
+}
+NOT_SEARCHABLE = {"seed": "each trial's stream seed is train.seed + its trial number; set train.seed instead"}
+
+
+# -- the space ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Dimension:
+    """One search dimension: `name` (a train option or a dotted style field), its kind and its values
+    (choice/grid) or its inclusive [lo, hi] range."""
+
+    name: str
+    kind: str
+    values: tuple
+
+    def domain(self):
+        from ray import tune
+
+        if self.kind == "choice":
+            return tune.choice(list(self.values))
+        if self.kind == "grid":
+            return tune.grid_search(list(self.values))
+        lo, hi = self.values
+        if self.kind == "uniform":
+            return tune.uniform(lo, hi)
+        if self.kind == "loguniform":
+            return tune.loguniform(lo, hi)
+        return tune.randint(lo, hi + 1)              # Tune's upper bound is exclusive; ours is included
+
+    def probes(self) -> list:
+        """Every value to check before the sweep starts: each choice, or both ends of the range."""
+        if self.kind in ("choice", "grid"):
+            return list(self.values)
+        lo, hi = self.values
+        return [float(lo), float(hi)] if self.kind in ("uniform", "loguniform") else [lo, hi]
+
+    @property
+    def log_scale(self) -> bool:
+        return self.kind == "loguniform"
+
+    def to_raw(self) -> dict:
+        return {self.kind: list(self.values)}
+
+
+@dataclass(frozen=True)
+class Space:
+    """A parsed space file: fixed options and search dimensions (see the module doc)."""
+
+    source: str
+    fixed: dict
+    dimensions: tuple[Dimension, ...]
+
+    def param_space(self) -> dict:
+        return {d.name: d.domain() for d in self.dimensions}
+
+    def options(self, params: dict) -> dict:
+        """A trial's options: defaults, then the fixed ones, then its sampled parameters."""
+        return {**{k: v for k, (_, v) in TRAIN_OPTIONS.items()}, **self.fixed, **params}
+
+    def grid_points(self) -> int:
+        return math.prod(len(d.values) for d in self.dimensions if d.kind == "grid")
+
+    def identity(self) -> dict:
+        return {"train": self.fixed, "search": {d.name: d.to_raw() for d in self.dimensions}}
+
+    def max_option(self, name: str) -> Any:
+        """The largest value an option takes in any trial (for resources)."""
+        for d in self.dimensions:
+            if d.name == name:
+                return max(d.probes())
+        return self.options({})[name]
+
+
+def load_space(path: str | Path) -> Space:
+    """Read and check a space file's structure. Raises UserError naming the dotted field."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--space {str(path)!r} does not exist")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"--space {str(path)!r}: not valid TOML: {e}") from None
+    return parse_space(raw, str(p.resolve()), base=p.resolve().parent)
+
+
+def parse_space(raw: dict, source: str = "<space>", base: Path | None = None) -> Space:
+    """The structure of a space dict (as read from TOML); values are checked by `check_space`."""
+    def bad(where: str, why: str) -> UserError:
+        return UserError(f"space {source}: {where}: {why}")
+
+    extra = sorted(set(raw) - {"train", "search"})
+    if extra:
+        raise bad(extra[0], "unknown table; a space has [train] (fixed options) and [search] (dimensions)")
+    fixed, search = raw.get("train", {}), raw.get("search", {})
+    for name, table in (("train", fixed), ("search", search)):
+        if not isinstance(table, dict):
+            raise bad(name, "must be a table")
+    if not search:
+        raise bad("search", "no dimensions; add at least one, e.g. lr = { loguniform = [1e-4, 1e-2] }")
+    fixed = {name: _option_value(f"train.{name}", name, value, bad) for name, value in fixed.items()}
+    dimensions = []
+    for name, spec in search.items():
+        where = f"search.{name}"
+        _check_option_name(where, name, bad)
+        if name in NOT_SEARCHABLE:
+            raise bad(where, NOT_SEARCHABLE[name])
+        if name in fixed:
+            raise bad(where, "also set in [train]; an option is either fixed or searched")
+        if not isinstance(spec, dict) or len(spec) != 1:
+            raise bad(where, f"must be a table with one of {', '.join(KINDS)}, e.g. {{ choice = [1, 2] }}")
+        (kind, values), = spec.items()
+        if kind not in KINDS:
+            raise bad(f"{where}.{kind}", f"unknown kind; one of {', '.join(KINDS)}")
+        if not isinstance(values, list):
+            raise bad(f"{where}.{kind}", "must be a list")
+        if kind in ("choice", "grid"):
+            if not values:
+                raise bad(f"{where}.{kind}", "is empty; give at least one value")
+            values = [_option_value(f"{where}.{kind}", name, v, bad) for v in values]
+            if len({json.dumps(v) for v in values}) != len(values):
+                raise bad(f"{where}.{kind}", f"{values!r} repeats a value")
+        else:
+            values = _range(f"{where}.{kind}", kind, values, bad)
+        dimensions.append(Dimension(name, kind, tuple(values)))
+    if base is not None:               # style files relative to the space file; trials run in other folders
+        fixed = {k: _absolute_style(v, base) if k == "style" else v for k, v in fixed.items()}
+        dimensions = [Dimension(d.name, d.kind, tuple(_absolute_style(v, base) for v in d.values))
+                      if d.name == "style" else d for d in dimensions]
+    return Space(source=source, fixed=fixed, dimensions=tuple(dimensions))
+
+
+def _check_option_name(where: str, name: str, bad) -> None:
+    if "." in name:
+        section = name.split(".", 1)[0]
+        if section not in STYLE_SECTIONS:
+            raise bad(where, f"unknown style section {section!r}; style fields are one of "
+                             f"{', '.join(STYLE_SECTIONS)} then a field, e.g. warp.elastic_alpha")
+    elif name not in TRAIN_OPTIONS:
+        raise bad(where, f"unknown option; known: {', '.join(TRAIN_OPTIONS)}, or a style field such as "
+                         f"warp.elastic_alpha")
+
+
+def _option_value(where: str, name: str, value: Any, bad) -> Any:
+    """A value's type for its option (the option's range is checked by building the config)."""
+    _check_option_name(where, name, bad)
+    if "." in name:
+        return value                                   # the style parser checks style fields
+    kind = TRAIN_OPTIONS[name][0]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = {"str": isinstance(value, str), "str?": isinstance(value, str), "bool": isinstance(value, bool),
+          "int": isinstance(value, int) and not isinstance(value, bool),
+          "float": number and math.isfinite(value)}[kind]
+    if not ok:
+        what = {"str": "a string", "str?": "a string", "bool": "true or false", "int": "an integer",
+                "float": "a finite number"}[kind]
+        raise bad(where, f"{value!r} must be {what}")
+    return value
+
+
+def _range(where: str, kind: str, values: list, bad) -> list:
+    if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                   for v in values):
+        raise bad(where, f"{values!r} must be [lo, hi], two finite numbers")
+    lo, hi = values
+    if lo > hi:
+        raise bad(where, f"lo {lo!r} > hi {hi!r}")
+    if kind == "loguniform" and lo <= 0:
+        raise bad(where, f"lo {lo!r} must be > 0 for a log scale")
+    if kind == "randint" and not all(isinstance(v, int) for v in values):
+        raise bad(where, f"{values!r} must be two integers")
+    return values
+
+
+def _absolute_style(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and (value.endswith(".toml") or "/" in value):
+        return str((base / value).resolve())
+    return value
+
+
+# -- options -> a training config -------------------------------------------------------------------------------
+
+def train_config(options: dict, seed: int | None = None):
+    """The TrainConfig `synthstream train` would build from these options (style fields applied before the
+    prior is widened). Raises UserError as the train command would."""
+    from synthstream.stream import StreamConfig
+    from synthstream.style import load_style, parse_style
+    from trainer.train import TrainConfig
+
+    style = load_style(options["style"])
+    fields = {k: v for k, v in options.items() if "." in k}
+    if fields:
+        raw = style.to_raw()
+        for name, value in fields.items():
+            section, key = name.split(".", 1)
+            raw.setdefault(section, {})[key] = value
+        style = parse_style(raw, style.source)
+    style = style.widened(float(options["prior_scale"]))
+    if options["warmup_steps"] < 0:
+        raise UserError(f"warmup_steps = {options['warmup_steps']!r} must be >= 0")
+    if not options["grad_clip"] > 0:
+        raise UserError(f"grad_clip = {options['grad_clip']!r} must be > 0")
+    if options["weight_decay"] < 0:
+        raise UserError(f"weight_decay = {options['weight_decay']!r} must be >= 0")
+    stream = StreamConfig(style=style, seed=options["seed"] if seed is None else seed,
+                          batch_size=options["batch_size"], num_actors=options["generators"],
+                          actor_cpus=options["generator_cpus"], actor_resource=options["generator_resource"])
+    return TrainConfig(stream=stream, preset=options["preset"], workers=options["workers"],
+                       worker_cpus=options["worker_cpus"], steps=options["steps"], lr=options["lr"],
+                       warmup_steps=options["warmup_steps"], weight_decay=options["weight_decay"],
+                       grad_clip=options["grad_clip"], val_every=options["val_every"], val_size=options["val_size"],
+                       max_failures=options["max_failures"], use_gpu=options["gpu"], compile=options["compile"])
+
+
+def check_space(space: Space) -> list[str]:
+    """Build the config of every value each dimension can take (the others at their first value), so a value
+    the train command would refuse fails now, naming its field. Returns the metrics every trial reports."""
+    from synthstream.trace import codec_of
+
+    try:
+        base = train_config(space.options({}))
+    except UserError as e:
+        raise UserError(f"space {space.source}: [train]: {e}") from None
+    for d in space.dimensions:
+        for value in d.probes():
+            try:
+                train_config(space.options({d.name: value}))
+            except UserError as e:
+                raise UserError(f"space {space.source}: search.{d.name} = {value!r}: {e}") from None
+    codec = codec_of(base.stream.style)
+    return (["val/loss", "val/string_accuracy", "val/acc/char", "train_loss"]
+            + [f"val/acc/{a}" for a in codec.addresses])
+
+
+# -- the sweep --------------------------------------------------------------------------------------------------
+
+@dataclass(kw_only=True)
+class SweepConfig:
+    """One sweep. Errors name these fields; the CLI maps them to its flags."""
+
+    space: Space
+    metric: str = "val/string_accuracy"
+    mode: str | None = None
+    """max or min; None: min for a loss, else max."""
+    trials: int = 1
+    """Tune's num_samples: random dimensions are drawn this many times; a grid runs whole in each sample."""
+    scheduler: str = "asha"
+    max_concurrent: int | None = None
+    """Trials at once; None: as many as the cluster fits whole. Never more than that."""
+    eval_data: str | None = None
+    """A labelled folder: each trial ends by measuring its exact-string rate there (metric eval/exact_rate)."""
+
+    def __post_init__(self) -> None:
+        if self.mode is None:
+            self.mode = "min" if "loss" in self.metric else "max"
+        if self.mode not in ("max", "min"):
+            raise UserError(f"--mode {self.mode!r} must be max or min")
+        if self.scheduler not in ("asha", "none"):
+            raise UserError(f"--scheduler {self.scheduler!r} must be asha or none")
+        if not isinstance(self.trials, int) or self.trials < 1:
+            raise UserError(f"--trials {self.trials!r} must be a positive integer")
+        if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int) or self.max_concurrent < 1):
+            raise UserError(f"--max-concurrent {self.max_concurrent!r} must be a positive integer")
+        if self.metric == EVAL_METRIC and self.eval_data is None:
+            raise UserError(f"--metric {EVAL_METRIC} needs --eval-data DIR (a labelled folder)")
+        if self.metric == EVAL_METRIC and self.scheduler == "asha":
+            raise UserError(f"--metric {EVAL_METRIC} is measured once, when a trial ends, so ASHA cannot stop "
+                            f"trials on it: add --scheduler none, or stop on a validation metric such as "
+                            f"val/string_accuracy")
+
+    def identity(self) -> dict:
+        """What must match for a later command to continue this sweep."""
+        return {"space": self.space.identity(), "metric": self.metric, "mode": self.mode, "trials": self.trials,
+                "scheduler": self.scheduler, "eval_data": self.eval_data}
+
+    def total_trials(self) -> int:
+        return self.trials * self.space.grid_points()
+
+
+@dataclass
+class TrialPlan:
+    """What every trial gets (through the object store)."""
+
+    space: Space
+    out: str                          # the sweep's --out
+    eval_data: str | None = None
+
+    def run_folder(self, trial_id: str) -> str:
+        return _join(self.out, f"trials/{trial_id}")
+
+
+def trial_number(trial_id: str) -> int:
+    """The trial's number within the sweep (Tune ids end in `_00003`), stable across a restore."""
+    tail = trial_id.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else zlib.crc32(trial_id.encode())
+
+
+def run_trial(params: dict, plan: TrialPlan) -> None:
+    """A Tune function trial: one training run in its own folder, reporting to Tune through Ray Train's
+    callback; then, with eval data, the exact-string rate there."""
+    import ray.tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from trainer.run import run as run_training
+
+    trial_id = ray.tune.get_context().get_trial_id()
+    options = plan.space.options(params)
+    config = train_config(options, seed=options["seed"] + trial_number(trial_id))
+    out = plan.run_folder(trial_id)
+    report = run_training(config, out, progress=False, callbacks=[TuneReportCallback()])
+    final = {k: v for k, v in report["final"].items() if isinstance(v, (int, float))}
+    if plan.eval_data:
+        final[EVAL_METRIC] = evaluate_run(out, plan.eval_data)
+    ray.tune.report(final)           # the final figures again (and eval): also when the run had already finished
+
+
+def evaluate_run(out: str, eval_data: str) -> float:
+    """Exact-string rate of a run's final model on a labelled folder (q, EVAL_PARTICLES samples)."""
+    from trainer.checkpoint import load
+    from trainer.evaluate import evaluate
+    from trainer.images import load_labelled_dir
+    from trainer.model import model_from_checkpoint
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "checkpoint.pt"
+        path.write_bytes(RunStorage(out).read_bytes("checkpoint.pt"))
+        model, style = model_from_checkpoint(load(path))
+    items = load_labelled_dir(eval_data, style)
+    report, _ = evaluate(model, style, items, method="proposal", particles=EVAL_PARTICLES, bandwidth=None)
+    return report["exact_rate"]
+
+
+class SweepProgress(Callback):
+    """The progress view: one log line per trial event, with the counts of running, pending, ended and failed
+    trials (an ended trial's line says whether it finished or was stopped early)."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+
+    @staticmethod
+    def _counts(trials) -> str:
+        from collections import Counter
+
+        c = Counter(t.status for t in trials)
+        return (f"[{c.get('RUNNING', 0)} running, {c.get('PENDING', 0)} pending, {c.get('TERMINATED', 0)} ended, "
+                f"{c.get('ERROR', 0)} failed]")
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        params = " ".join(f"{k}={_short(v)}" for k, v in trial.config.items())
+        log.info("%s trial %s started: %s", self._counts(trials), trial.trial_id, params)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        log.info("%s trial %s step %s: %s = %s", self._counts(trials), trial.trial_id, result.get("step"),
+                 self.metric, _short(result.get(self.metric, "-")))
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result = trial.last_result or {}
+        log.info("%s trial %s ended at step %s: %s = %s", self._counts(trials), trial.trial_id, result.get("step"),
+                 self.metric, _short(result.get(self.metric, "-")))
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        log.info("%s trial %s failed (re-run the same command to retry it): %s", self._counts(trials),
+                 trial.trial_id, trial.error_file or "")
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _join(out: str, name: str) -> str:
+    if "://" in out:
+        return out.rstrip("/") + "/" + name
+    return str(Path(out).expanduser().resolve() / name)
+
+
+def trial_resources(space: Space) -> tuple[list[dict], dict[str, float]]:
+    """A trial's placement-group bundles (an empty head for the trial function, one per generator actor) and
+    everything one trial holds at once, Ray Train's workers included."""
+    generators, gen_cpus = space.max_option("generators"), space.max_option("generator_cpus")
+    workers, worker_cpus = space.max_option("workers"), space.max_option("worker_cpus")
+    gpu = any(space.options({d.name: v})["gpu"] for d in space.dimensions for v in d.probes()) \
+        or space.options({})["gpu"]
+    bundles = [{}] + [{"CPU": float(gen_cpus)} for _ in range(generators)]
+    whole = {"CPU": generators * gen_cpus + workers * worker_cpus}
+    if gpu:
+        whole["GPU"] = float(workers)
+    return bundles, whole
+
+
+def concurrency(whole: dict[str, float], asked: int | None) -> int:
+    """Trials that fit in the cluster at once (never more than asked). Raises UserError if none fits."""
+    import ray
+
+    have = ray.cluster_resources()
+    fits = min(int(have.get(k, 0.0) / v + 1e-9) if v > 0 else 10**6 for k, v in whole.items())
+    if fits < 1:
+        need = ", ".join(f"{k} {v:g} (the cluster has {have.get(k, 0.0):g})" for k, v in sorted(whole.items()))
+        raise UserError(f"one trial needs {need}: lower generators/generator_cpus/workers/worker_cpus in the space")
+    if asked is not None and asked > fits:
+        log.info("--max-concurrent %d: the cluster fits %d trials at once (%s each); running %d", asked, fits,
+                 ", ".join(f"{k} {v:g}" for k, v in whole.items()), fits)
+    return min(fits, asked) if asked is not None else fits
+
+
+def check_out_dir(storage: RunStorage, config: SweepConfig) -> bool:
+    """True when `out` holds this sweep (to continue); False when new. Refuses anything else, untouched."""
+    if storage.kind() == "file":
+        raise UserError(f"--out {storage.describe()!r} exists and is not a directory")
+    names = [n for n in storage.names() if n != ".lock"]
+    if SWEEP_FILE not in names:
+        if names:
+            raise UserError(f"--out {storage.describe()!r} holds files that are not a synthstream sweep "
+                            f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}); choose an empty or new "
+                            f"folder (nothing was changed)")
+        return False
+    try:
+        held = json.loads(storage.read_bytes(SWEEP_FILE))["identity"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"--out {storage.describe(SWEEP_FILE)!r} cannot be read ({e})") from None
+    mine = json.loads(json.dumps(config.identity()))
+    differ = [k for k in sorted(set(mine) | set(held)) if mine.get(k) != held.get(k)]
+    if differ:
+        raise UserError(f"--out {storage.describe()!r} holds a sweep with other settings ({', '.join(differ)} "
+                        f"differ); use the same command to continue it, or another folder (nothing was changed)")
+    return True
+
+
+def sweep(config: SweepConfig, out: str, *, address: str | None = None,
+          connect_timeout_s: float | None = None) -> dict:
+    """Run (or continue) a sweep into `out`; returns best.json's content. Raises UserError for a bad space or
+    folder before any trial starts, RunFailed when no trial produced the metric."""
+    from cluster.local import connect
+
+    metrics = check_space(config.space)
+    if config.eval_data is not None:
+        config.eval_data = _check_eval_data(config.eval_data, config.space)
+        metrics.append(EVAL_METRIC)
+    if config.metric not in metrics:
+        raise UserError(f"--metric {config.metric!r} is not reported by these trials; choose one of "
+                        f"{', '.join(metrics[:4] + ([EVAL_METRIC] if EVAL_METRIC in metrics else []))}, ...")
+    storage = RunStorage(out)
+    resuming = check_out_dir(storage, config)
+    connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))   # before any write
+    bundles, whole = trial_resources(config.space)
+    at_once = concurrency(whole, config.max_concurrent)
+    storage.make()
+    guard = lock(storage)
+    try:
+        if not resuming:
+            storage.write_bytes(SWEEP_FILE, json.dumps({"identity": config.identity()}, indent=1).encode())
+        t0 = time.time()
+        results = _fit(config, storage, bundles, at_once, resuming)
+        return _write_outputs(config, storage, results, time.time() - t0)
+    finally:
+        unlock(guard)
+
+
+def _check_eval_data(eval_data: str, space: Space) -> str:
+    from synthstream.labelled import read_labelled_folder
+    from synthstream.style import load_style
+    from trainer.images import outside_support
+
+    rows = read_labelled_folder(eval_data, "--eval-data")
+    style = load_style(space.options({d.name: d.probes()[0] for d in space.dimensions})["style"])
+    if all(outside_support(label, style) for _, label in rows):
+        raise UserError(f"--eval-data {eval_data!r}: no label there is a string style {style.name!r} can draw")
+    return str(Path(eval_data).resolve())
+
+
+def _trainable(config: SweepConfig, storage: RunStorage, bundles: list[dict]):
+    from ray import tune
+
+    plan = TrialPlan(space=config.space, out=storage.out if storage.local is None else str(storage.local),
+                     eval_data=config.eval_data)
+    return tune.with_resources(tune.with_parameters(run_trial, plan=plan),
+                               tune.PlacementGroupFactory(bundles, strategy="PACK"))
+
+
+def _trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def _fit(config: SweepConfig, storage: RunStorage, bundles: list[dict], at_once: int, resuming: bool):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    experiment = _join(storage.out, TUNE_NAME)
+    trainable = _trainable(config, storage, bundles)
+    if resuming and tune.Tuner.can_restore(experiment):
+        log.info("continuing the sweep in %s (finished trials are kept)", storage.describe())
+        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        space = config.space
+        steps = [space.options({d.name: v})["steps"] for d in space.dimensions for v in d.probes()]
+        val_every = [space.options({d.name: v})["val_every"] for d in space.dimensions for v in d.probes()]
+        scheduler = (ASHAScheduler(time_attr="step", metric=config.metric, mode=config.mode, max_t=max(steps),
+                                   grace_period=min(min(val_every), min(steps)), reduction_factor=ASHA_REDUCTION)
+                     if config.scheduler == "asha" else FIFOScheduler())
+        tuner = tune.Tuner(
+            trainable, param_space=space.param_space(),
+            tune_config=tune.TuneConfig(num_samples=config.trials, scheduler=scheduler,
+                                        trial_dirname_creator=_trial_dirname,
+                                        # the concurrency cap lives here: Tune ignores max_concurrent_trials
+                                        # when it is given a BasicVariantGenerator
+                                        search_alg=BasicVariantGenerator(random_state=space.options({})["seed"],
+                                                                         max_concurrent=at_once)),
+            run_config=tune.RunConfig(name=TUNE_NAME, storage_path=storage.out if storage.local is None
+                                      else str(storage.local), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=0),
+                                      callbacks=[SweepProgress(config.metric)]))
+        log.info("sweep: %d trials, %d at once, into %s", config.total_trials(), at_once, storage.describe())
+    return tuner.fit()
+
+
+# -- outputs ----------------------------------------------------------------------------------------------------
+
+def _rows(config: SweepConfig, results) -> list[dict]:
+    rows = []
+    for r in results:
+        m = r.metrics or {}
+        params = {d.name: (r.config or {}).get(d.name) for d in config.space.dimensions}
+        planned = config.space.options({k: v for k, v in params.items() if v is not None})["steps"]
+        step = int(m.get("step") or 0)
+        status = "failed" if r.error else ("finished" if step >= planned else "stopped")
+        trial_id = m.get("trial_id") or Path(r.path).name.removeprefix("trial_")
+        row = {"trial_id": trial_id, **params, "status": status, "steps_run": step,
+               "steps": planned, "stopped_early": status == "stopped", "wall_s": round(m.get("time_total_s", 0.0), 1)}
+        for key in (config.metric, "val/string_accuracy", "val/acc/char", "val/loss", "train_loss", EVAL_METRIC):
+            if key in m:
+                row[key] = m[key]
+        if r.error:
+            row["error"] = str(r.error).strip().splitlines()[-1][:200] if str(r.error).strip() else type(r.error).__name__
+        rows.append(row)
+    return sorted(rows, key=lambda row: row["trial_id"])
+
+
+def _write_outputs(config: SweepConfig, storage: RunStorage, results, wall_s: float) -> dict:
+    rows = _rows(config, results)
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fields, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    storage.write_bytes("results.csv", text.getvalue().encode())
+    _plot(config, storage, rows)
+    scored = [r for r in rows if isinstance(r.get(config.metric), (int, float)) and math.isfinite(r[config.metric])]
+    if not scored:
+        raise RunFailed(f"no trial reported {config.metric} ({sum(r['status'] == 'failed' for r in rows)} of "
+                        f"{len(rows)} failed; see {storage.describe('results.csv')}); re-run the same command to "
+                        f"retry the failed ones")
+    sign = 1 if config.mode == "max" else -1
+    best = max(scored, key=lambda r: sign * r[config.metric])
+    run = TrialPlan(config.space, storage.out if storage.local is None else str(storage.local)).run_folder(
+        best["trial_id"])
+    _export_best(run, storage)
+    summary = {"metric": config.metric, "mode": config.mode, "value": best[config.metric],
+               "trial_id": best["trial_id"], "params": {d.name: best[d.name] for d in config.space.dimensions},
+               "options": config.space.options({d.name: best[d.name] for d in config.space.dimensions}),
+               "seed": config.space.options({})["seed"] + trial_number(best["trial_id"]),
+               "row": best, "run": run, "model": storage.describe("best.pt"),
+               "trials": {s: sum(r["status"] == s for r in rows) for s in ("finished", "stopped", "failed")},
+               "wall_s": wall_s}
+    storage.write_bytes("best.json", json.dumps(summary, indent=2, default=str).encode())
+    return summary
+
+
+def _export_best(run: str, storage: RunStorage) -> None:
+    """The best trial's newest checkpoint (its final one if it finished), exported to best.pt."""
+    from ray.train import Result
+
+    from trainer.checkpoint import FILE, export
+
+    trial = RunStorage(run)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / FILE, Path(tmp) / "best.pt"
+        if trial.exists(FILE):
+            src.write_bytes(trial.read_bytes(FILE))
+        else:                                   # stopped early: Ray Train's newest registered checkpoint
+            checkpoint = Result.from_path(trial.ray_storage_path + "/train").checkpoint
+            if checkpoint is None:
+                raise RunFailed(f"the best trial ({run}) left no checkpoint")
+            with checkpoint.as_directory() as d:
+                src.write_bytes((Path(d) / FILE).read_bytes())
+        export(src, dst)
+        storage.upload_file(dst, "best.pt")
+
+
+def _plot(config: SweepConfig, storage: RunStorage, rows: list[dict]) -> None:
+    """sweep.png: the metric against each swept parameter; stopped trials hollow, failed ones left out."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dims = config.space.dimensions
+    fig, axes = plt.subplots(1, len(dims), figsize=(3.6 * len(dims), 3.2), squeeze=False)
+    for ax, d in zip(axes[0], dims):
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in d.values)
+        labels = [] if numeric else [json.dumps(v) for v in d.values]
+        if labels:
+            ax.set_xticks(range(len(labels)), [t.strip('"')[-24:] for t in labels], rotation=20, fontsize=7)
+        for status, style in (("finished", {"color": "C0"}), ("stopped", {"facecolors": "none", "edgecolors": "C1"})):
+            pts = [(r[d.name], r[config.metric]) for r in rows
+                   if r["status"] == status and isinstance(r.get(config.metric), (int, float))]
+            if not pts:
+                continue
+            xs = [labels.index(json.dumps(x)) for x, _ in pts] if labels else [x for x, _ in pts]
+            ax.scatter(xs, [y for _, y in pts], label=status, **style)
+        if d.log_scale:
+            ax.set_xscale("log")
+        ax.set_xlabel(d.name)
+        ax.set_ylabel(config.metric)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{config.metric} ({config.mode}) per trial; stopped = ended early by ASHA", fontsize=9)
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, dpi=100, format="png")
+    plt.close(fig)
+    storage.write_bytes("sweep.png", png.getvalue())
