@@ -299,7 +299,7 @@ class Job:
                 next_look = time.time() + 1.0
                 try:
                     self.placement = self.cluster.placement()
-                except Exception:  # noqa: BLE001 - the state API is busy; next tick
+                except Exception:  # noqa: BLE001, S110 - the state API is busy; next tick
                     pass
             if on_tick is not None:
                 on_tick(self)
@@ -418,7 +418,7 @@ def run_node_loss(cluster: NetnsRayCluster, out: Path, steps: int, val_every: in
                 where = cluster.placement()
                 if len(where["generators"]) == 2 and state["lost"] not in where["generators"]:
                     state["after"] = where
-            except Exception:  # noqa: BLE001 - the state API is busy; next tick
+            except Exception:  # noqa: BLE001, S110 - the state API is busy; next tick
                 pass
 
     status = job.follow(timeout_s, watch)
@@ -466,16 +466,22 @@ def print_table(result: dict) -> None:
     for name, r in result.items():
         stream = r.get("stream") or {}
         where = f"{','.join(stream.get('generator_hosts', []))} / {','.join(stream.get('worker_hosts', []))}"
-        notes = {"refused": lambda: (r.get("error_lines") or ["(no error line)"])[-1][:90],
-                 "zero": lambda: f"hosts joined {_g(r.get('workers_join_started_s'))} s after submit, first "
-                                 f"progress at {_g(r.get('first_progress_s'))} s",
-                 "retry": lambda: f"stopped after step {r['first_job'].get('stopped_after_step')}, restored from "
-                                  f"{r.get('restored_from_step')}",
-                 "loss": lambda: f"{r.get('cut')} {r.get('lost_host')}: recovery {_g(r.get('recovery_s'))} s, img/s "
-                                 f"{_g(r.get('images_per_s_before'))} -> {_g(r.get('images_per_s_after'))}"}[name]()
+        notes = _notes(name, r)
         cells = (name, r.get("status"), r.get("wall_s"), r.get("string_accuracy"), where if stream else "",
                  stream.get("samples"), stream.get("index_errors"), notes)
         print("| " + " | ".join(_g(v) for v in cells) + " |")
+
+
+def _notes(name: str, r: dict) -> str:
+    if name == "refused":
+        return (r.get("error_lines") or ["(no error line)"])[-1][:90]
+    if name == "zero":
+        return (f"hosts joined {_g(r.get('workers_join_started_s'))} s after submit, first progress at "
+                f"{_g(r.get('first_progress_s'))} s")
+    if name == "retry":
+        return f"stopped after step {r['first_job'].get('stopped_after_step')}, restored from {r.get('restored_from_step')}"
+    return (f"{r.get('cut')} {r.get('lost_host')}: recovery {_g(r.get('recovery_s'))} s, img/s "
+            f"{_g(r.get('images_per_s_before'))} -> {_g(r.get('images_per_s_after'))}")
 
 
 def _g(v) -> str:

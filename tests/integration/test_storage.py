@@ -22,8 +22,8 @@ STEPS, BATCH = 20, 32
 
 def config(**kw) -> TrainConfig:
     stream = StreamConfig(style=load_style("tiny"), batch_size=BATCH, num_actors=1, actor_cpus=0.5)
-    return TrainConfig(stream=stream, **{**dict(preset="cpu", steps=STEPS, val_every=10, val_size=64, log_every=5),
-                                         **kw})
+    base = {"preset": "cpu", "steps": STEPS, "val_every": 10, "val_size": 64, "log_every": 5}
+    return TrainConfig(stream=stream, **{**base, **kw})
 
 
 def _tree(fs: pafs.FileSystem, root: str) -> dict[str, int]:
