@@ -8,6 +8,7 @@ a process here can reach every host and nothing else changes on the machine. No 
     hosts.create()
     hosts.popen("h1", ["python", "-m", "http.server"])   # runs inside host h1's namespace
     hosts.cut("h2")                            # link down: h2 drops off the network, its processes live on
+    hosts.reconnect("h2")                      # link up again
     hosts.teardown()                           # idempotent: kills every process in our namespaces, deletes all
 
 Everything this module makes carries PREFIX, and `teardown` removes exactly that (also leftovers of an
@@ -131,6 +132,10 @@ class NetnsHosts:
     def cut(self, name: str) -> None:
         """Take host `name` off the network (its veth link down): a partition, as a pulled cable."""
         _run(["ip", "link", "set", self.hosts[name].veth, "down"])
+
+    def reconnect(self, name: str) -> None:
+        """Undo `cut`: host `name`'s link up again."""
+        _run(["ip", "link", "set", self.hosts[name].veth, "up"])
 
     def kill(self, name: str) -> None:
         """Power host `name` off: SIGKILL every process in its namespace."""

@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from cluster.capacity import ensure_resources, release_request
 from synthstream.errors import RunFailed, UserError
 from trainer import checkpoint
 from trainer.storage import RunStorage, lock, unlock
@@ -104,23 +105,25 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from synthstream.stream import GeneratorPool
 
+    worker_cpus, threads = plan_workers(config)
+    asked_autoscaler = _ensure_capacity(config, worker_cpus)       # may wait for an autoscaler; before writing
     if held is None:
         storage.write_bytes(RUN_FILE, json.dumps({"identity": config.identity()}, indent=1).encode())
 
-    from cluster.capacity import ensure_resources
-
-    worker_cpus, threads = plan_workers(config)
-    worker = {"CPU": worker_cpus, **({"GPU": 1.0} if config.use_gpu else {})}
-    ensure_resources([worker] * config.workers + [config.stream.actor_bundle()] * config.stream.num_actors,
-                     wait_s=config.stream.resource_wait_s, what=f"{config.workers} training workers and "
-                     f"{config.stream.num_actors} generators")
-    pool = GeneratorPool(config.stream)
+    try:
+        pool = GeneratorPool(config.stream)
+    except BaseException:
+        if asked_autoscaler:
+            release_request()
+        raise
     metrics_log = MetricsLog(storage)
     try:
-        tracker = ray.remote(num_cpus=0)(ProgressTracker).remote()
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        tracker = ray.remote(num_cpus=0, scheduling_strategy=here)(ProgressTracker).remote()   # dies with us only
         plan = WorkerPlan(config=config, actors=pool.actors, threads=threads, tracker=tracker)
         trainer = TorchTrainer(
             train_loop_per_worker, train_loop_config={"plan": plan},
@@ -141,6 +144,8 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
     finally:
         pool.shutdown()
         metrics_log.close()
+        if asked_autoscaler:
+            release_request()
     result = outcome["result"]
     if isinstance(result, Exception):
         raise RunFailed(f"training failed: {_one_line(result)} (re-run the same command to continue from the "
@@ -160,6 +165,16 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
                                              indent=1).encode())
     metrics_log.plot()
     return report
+
+
+def _ensure_capacity(config: TrainConfig, worker_cpus: float) -> bool:
+    """The generators and the training workers together, so that one request to the autoscaler covers both
+    kinds of node and a refusal names everything missing. True if the autoscaler was asked."""
+    stream = config.stream
+    worker = {"CPU": worker_cpus, **({"GPU": 1.0} if config.use_gpu else {})}
+    return ensure_resources([stream.actor_bundle()] * stream.num_actors + [worker] * config.workers,
+                            wait_s=stream.resource_wait_s,
+                            what=f"{stream.num_actors} generator actors and {config.workers} training workers")
 
 
 def _fit(trainer):
