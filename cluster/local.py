@@ -163,7 +163,7 @@ def secure_token_file(path: Path = TOKEN_FILE) -> None:
 
 
 def _child_pids() -> set[int]:
-    import psutil      # imported after ray, which provides a copy
+    import psutil  # imported after ray, which provides a copy
 
     return {p.pid for p in psutil.Process().children()}
 
@@ -173,7 +173,7 @@ def _watch_driver(ray_pids: list[int]) -> None:
     gone; it exits by itself once they have all ended (after ray.shutdown)."""
     if not ray_pids:
         return
-    import psutil      # Ray's own copy when no other is installed (Ray puts it on sys.path)
+    import psutil  # Ray's own copy when no other is installed (Ray puts it on sys.path)
 
     paths = [str(Path(__file__).resolve().parents[1]), str(Path(psutil.__file__).resolve().parents[1])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [*paths, os.environ.get("PYTHONPATH")]))}

@@ -114,7 +114,7 @@ class NetnsRayCluster:
         self.gcs = f"{self.head}:{GCS_PORT}"
         self.cut_hosts: set[str] = set()
 
-    def __enter__(self) -> "NetnsRayCluster":
+    def __enter__(self) -> NetnsRayCluster:
         try:
             self.start()
         except BaseException:
@@ -479,7 +479,8 @@ def _notes(name: str, r: dict) -> str:
         return (f"hosts joined {_g(r.get('workers_join_started_s'))} s after submit, first progress at "
                 f"{_g(r.get('first_progress_s'))} s")
     if name == "retry":
-        return f"stopped after step {r['first_job'].get('stopped_after_step')}, restored from {r.get('restored_from_step')}"
+        return (f"stopped after step {r['first_job'].get('stopped_after_step')}, "
+                f"restored from {r.get('restored_from_step')}")
     return (f"{r.get('cut')} {r.get('lost_host')}: recovery {_g(r.get('recovery_s'))} s, img/s "
             f"{_g(r.get('images_per_s_before'))} -> {_g(r.get('images_per_s_after'))}")
 

@@ -80,7 +80,7 @@ class NetnsHosts:
         self.hosts[name] = host
         return host
 
-    def __enter__(self) -> "NetnsHosts":
+    def __enter__(self) -> NetnsHosts:
         self.create()
         return self
 

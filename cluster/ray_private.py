@@ -20,7 +20,7 @@ class single_machine_mode:
     """
 
     def __enter__(self):
-        from ray._private import ray_constants      # no public switch for this in Ray 2.60
+        from ray._private import ray_constants  # no public switch for this in Ray 2.60
 
         self._env = os.environ.get(SINGLE_MACHINE_ENV)
         self._const = ray_constants.ENABLE_RAY_CLUSTER

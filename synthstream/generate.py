@@ -11,14 +11,13 @@ import functools
 import numpy as np
 
 from synthstream.errors import UserError
-from synthstream.limits import MAX_SAMPLES
 from synthstream.glyphs import glyph_atlas
+from synthstream.limits import MAX_SAMPLES
 from synthstream.render.params import render_params
 from synthstream.render.pipeline import render_batch_kernel
 from synthstream.render.rng import normal_table
 from synthstream.style import Style
 from synthstream.trace import TraceBatch, sample_traces
-
 
 
 @functools.lru_cache(maxsize=1)

@@ -44,7 +44,8 @@ def _note_skipped(path: Path, why: str) -> None:
     print(f"synthstream: skipped --real file {str(path)!r}: {why}", file=sys.stderr)
 
 
-def make_grid(tiles: list[tuple[np.ndarray, str]], columns: int, real: list[tuple[np.ndarray, str]] = ()) -> Image.Image:
+def make_grid(tiles: list[tuple[np.ndarray, str]], columns: int,
+              real: list[tuple[np.ndarray, str]] = ()) -> Image.Image:
     """A grid PNG: each tile with its label underneath. With `real`, each row is real | synthetic."""
     if real:
         rows = []

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 

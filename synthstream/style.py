@@ -16,11 +16,12 @@ from __future__ import annotations
 import functools
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from synthstream.errors import UserError
 
@@ -127,7 +128,7 @@ class Style:
         lo, hi = self.latent_range("font_size")
         return list(range(lo, hi + 1))
 
-    def widened(self, scale: float) -> "Style":
+    def widened(self, scale: float) -> Style:
         """The same style with every nuisance range widened `scale` times about its centre (clipped to the
         field's bounds); a fixed magnitude v (a warp strength, a blur) becomes [v (1 - (scale - 1) / 2),
         v (1 + (scale - 1) / 2)], while fixed colours stay fixed. Traced latents keep their supports (the
@@ -216,7 +217,8 @@ def parse_style(raw: dict, source: str = "<dict>") -> Style:
         if not isinstance(v, int) or isinstance(v, bool) or not 8 <= v <= MAX_SIDE:
             raise bad(side, v, f"must be an integer in [8, {MAX_SIDE}]")
     alphabet = raw["alphabet"]
-    if not isinstance(alphabet, str) or not alphabet or len(set(alphabet)) != len(alphabet) or not alphabet.isprintable():
+    if (not isinstance(alphabet, str) or not alphabet or len(set(alphabet)) != len(alphabet)
+            or not alphabet.isprintable()):
         raise bad("alphabet", alphabet, "must be a non-empty string of distinct printable characters")
     if len(alphabet) > 127:
         raise bad("alphabet", alphabet, "at most 127 characters")
@@ -259,7 +261,7 @@ def parse_style(raw: dict, source: str = "<dict>") -> Style:
     style = Style(name=name, height=raw["height"], width=raw["width"], alphabet=alphabet, fonts=tuple(fonts),
                   params=params, description=str(raw.get("description", "")), source=source)
     if params["text"]["prior"] == "words":
-        from synthstream.text import text_prior      # reads the word list; pins its digest into the style
+        from synthstream.text import text_prior  # reads the word list; pins its digest into the style
         params["text"]["sha256"] = text_prior(style).digest
     return style
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from numba import prange
@@ -257,7 +257,7 @@ class TraceBatch:
         sites += [Site(f"char/{j}", ch, rest if j == 0 else 0.0) for j, ch in enumerate(text)]
         return Trace(tuple(sites), int(self.keys[i]), int(self.indices[i]))
 
-    def take(self, idx) -> "TraceBatch":
+    def take(self, idx) -> TraceBatch:
         return TraceBatch(self.codec, np.ascontiguousarray(self.classes[idx]), np.ascontiguousarray(self.keys[idx]),
                           np.ascontiguousarray(self.indices[idx]))
 

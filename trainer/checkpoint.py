@@ -2,7 +2,8 @@
 
 Contents (all plain types or tensors, so the safe unpickler accepts them): model and optimiser state, the
 network's shape (`NetConfig`), step, stream position (next batch number per rank), the resolved training
-config, the style (raw dict) and the preset name. A checkpoint names its style, so inference can refuse a mismatched one.
+config, the style (raw dict) and the preset name. A checkpoint names its style, so inference can refuse a
+mismatched one.
 """
 
 from __future__ import annotations

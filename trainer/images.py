@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from synthstream.errors import UserError
 from synthstream.labelled import IMAGE_SUFFIXES, read_labelled_folder
 from synthstream.style import Style
 

@@ -184,7 +184,7 @@ def _fit(trainer):
         return e
 
 
-def _follow(fit: threading.Thread, tracker, total: int, metrics_log: "MetricsLog", bar: bool) -> None:
+def _follow(fit: threading.Thread, tracker, total: int, metrics_log: MetricsLog, bar: bool) -> None:
     """Until training ends: validation rows to metrics.csv/TensorBoard, and a progress bar or log lines."""
     import ray
     from tqdm import tqdm

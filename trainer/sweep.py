@@ -606,7 +606,8 @@ def _rows(config: SweepConfig, results) -> list[dict]:
             if key in m:
                 row[key] = m[key]
         if r.error:
-            row["error"] = str(r.error).strip().splitlines()[-1][:200] if str(r.error).strip() else type(r.error).__name__
+            text = str(r.error).strip()
+            row["error"] = text.splitlines()[-1][:200] if text else type(r.error).__name__
         rows.append(row)
     return sorted(rows, key=lambda row: row["trial_id"])
 

@@ -201,8 +201,8 @@ def validate_and_checkpoint(plan: WorkerPlan, state: WorkerState, metrics: dict,
     """Rank 0 validates and writes a checkpoint; every rank reports (Ray Train needs all of them)."""
     import ray.train
 
-    from trainer.metrics import evaluate
     from synthstream.trace import codec_of
+    from trainer.metrics import evaluate
 
     config = plan.config
     with tempfile.TemporaryDirectory() as d:

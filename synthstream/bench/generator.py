@@ -14,7 +14,7 @@ import contextlib
 import os
 import statistics
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 

@@ -318,7 +318,8 @@ def _plot(runs: list[dict], path: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for m in methods:
         for b in batches:
-            pts = sorted((r["actors"], r["delivered_images_per_s"]) for r in runs if r["method"] == m and r["batch"] == b)
+            pts = sorted((r["actors"], r["delivered_images_per_s"]) for r in runs
+                         if r["method"] == m and r["batch"] == b)
             axes[0].plot(*zip(*pts), marker="o", label=f"{m} (batch {b})")
         top = max(r["actors"] for r in runs)
         pts = sorted((r["batch"], r["delivered_images_per_s"]) for r in runs if r["method"] == m and r["actors"] == top)

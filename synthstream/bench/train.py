@@ -79,7 +79,8 @@ def bench_preset(preset: str, style_name: str, batch: int, seconds: float, gener
         streamed = _timed_loop(from_stream, model, optimizer, device, use_gpu, seconds)
     finally:
         pool.shutdown()
-    out = {"preset": preset, "style": style_name, "batch": batch, "parameters": sum(p.numel() for p in model.parameters()),
+    out = {"preset": preset, "style": style_name, "batch": batch,
+           "parameters": sum(p.numel() for p in model.parameters()),
            "torch_threads": torch.get_num_threads(), "generators": generators, "generator_cpus": generator_cpus,
            "stream": streamed, "in_memory_ceiling": ceiling,
            "stream_vs_ceiling": streamed["images_per_s"] / ceiling["images_per_s"]}
@@ -91,8 +92,8 @@ def bench_preset(preset: str, style_name: str, batch: int, seconds: float, gener
 
 def run(presets: list[str], style: str, batch: int, seconds: float, generators: int, generator_cpus: float,
         use_gpu: bool, json_path: str | None, address: str | None = None) -> dict:
-    from trainer.model import PRESETS
     from synthstream.errors import UserError
+    from trainer.model import PRESETS
 
     for p in presets:
         if p not in PRESETS:

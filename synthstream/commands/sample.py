@@ -7,8 +7,8 @@ from pathlib import Path
 
 from synthstream import argtypes
 from synthstream.errors import UserError
-from synthstream.limits import MAX_GRID_TILES
 from synthstream.labelled import write_labelled_folder
+from synthstream.limits import MAX_GRID_TILES
 from synthstream.output import atomic_write, empty_output_dir, writable_output
 
 
@@ -68,7 +68,6 @@ def _sample_destination(path: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> None:
-    import numpy as np
 
     from synthstream.generate import generate
     from synthstream.render.jit import set_threads

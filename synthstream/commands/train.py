@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> None:
     config = TrainConfig(stream=stream, preset=args.preset, workers=args.workers, worker_cpus=args.worker_cpus,
                          torch_threads=args.torch_threads,
                          steps=args.steps, lr=args.lr,
-                         max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes, val_every=args.val_every, val_size=args.val_size,
+                         max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
+                         val_every=args.val_every, val_size=args.val_size,
                          max_failures=args.max_failures, use_gpu=args.gpu, compile=args.compile)
     report = run_training(config, args.out, address=args.address, resume=args.resume,
                           progress=False if args.no_progress else None)

@@ -15,7 +15,8 @@ FIELDS = (
     "elastic_alpha", "elastic_sigma", "fine_alpha", "fine_sigma",
     "shear_x_period", "shear_x_amplitude", "shear_y_period", "shear_y_amplitude",
     "background", "ink", "ink_opacity", "blur_sigma", "noise_sigma",
-    "strokes", "stroke_width", "stroke_length", "stroke_angle", "stroke_y", "ellipses", "ellipse_width", "ellipse_radius",
+    "strokes", "stroke_width", "stroke_length", "stroke_angle", "stroke_y", "ellipses", "ellipse_width",
+    "ellipse_radius",
     "dots", "dot_radius",
 )
 (START_X_CENTER, START_X, BASELINE_CENTER, BASELINE, CHAR_ROTATION, CHAR_DY, RECENTER,

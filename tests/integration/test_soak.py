@@ -10,8 +10,8 @@ import pytest
 import ray
 
 from cluster.local import object_store_stats
-from synthstream.style import load_style
 from synthstream.stream import GeneratorPool, StreamConfig
+from synthstream.style import load_style
 
 MiB = 1 << 20
 
@@ -19,7 +19,8 @@ MiB = 1 << 20
 @pytest.mark.slow
 def test_slow_consumer_for_ten_minutes_spills_nothing_and_memory_stays_flat(local_ray):
     seconds = float(os.environ.get("SYNTHSTREAM_SOAK_SECONDS", "600"))
-    pool = GeneratorPool(StreamConfig(style=load_style("wikipedia"), batch_size=256, num_actors=2, max_batches_in_flight=8))
+    pool = GeneratorPool(StreamConfig(style=load_style("wikipedia"), batch_size=256, num_actors=2,
+                                      max_batches_in_flight=8))
     actor_pids = ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in pool.actors])
     procs = [psutil.Process()] + [psutil.Process(p) for p in actor_pids]
 

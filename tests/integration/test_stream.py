@@ -16,7 +16,8 @@ B = 32
 
 @pytest.fixture(scope="module")
 def pool(local_ray):
-    p = GeneratorPool(StreamConfig(style=load_style("tiny"), seed=5, batch_size=B, num_actors=2, max_batches_in_flight=4))
+    p = GeneratorPool(StreamConfig(style=load_style("tiny"), seed=5, batch_size=B, num_actors=2,
+                                   max_batches_in_flight=4))
     yield p
     p.shutdown()
 

@@ -14,9 +14,9 @@ import pytest
 from ray.train import Result
 
 from synthstream.errors import UserError
-from trainer import checkpoint
 from synthstream.stream import StreamConfig
 from synthstream.style import load_style
+from trainer import checkpoint
 from trainer.run import run
 from trainer.train import TrainConfig
 

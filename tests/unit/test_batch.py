@@ -4,8 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from synthstream.batch import (check_version, images_of, schema, style_of, targets_of, to_record_batch,
-                               to_torch)
+from synthstream.batch import check_version, images_of, schema, style_of, targets_of, to_record_batch, to_torch
 from synthstream.generate import generate, render
 from synthstream.style import load_style
 from synthstream.trace import codec_of, traces_from_classes

@@ -16,10 +16,10 @@ import re
 import shlex
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ GENERATOR_RESOURCE = "synthstream_generator"
 
 # -- project facts -------------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
@@ -63,7 +63,7 @@ def font_packages() -> list[str]:
 
 # -- the image recipe --------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dockerfile() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) per instruction, continuation lines joined, comments dropped."""
     text = re.sub(r"\\\n", " ", "\n".join(ln for ln in DOCKERFILE.read_text().splitlines()
@@ -218,7 +218,7 @@ def render_kubectl(directory: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rendered(target: str) -> tuple:
     directory = KUBERAY / target
     return tuple(render_kubectl(directory) if shutil.which("kubectl") else render_python(directory))
@@ -268,7 +268,7 @@ def strict(schema):
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def validator(kind: str):
     import jsonschema
 
@@ -435,7 +435,7 @@ def test_images_are_this_project_on_the_pinned_ray(target):
 def test_every_container_is_restricted_and_non_root(target):
     for doc in ray_resources(target):
         for where, c, pod in containers(doc):
-            def effective(key):
+            def effective(key, c=c, pod=pod):
                 return c.get("securityContext", {}).get(key, pod.get("securityContext", {}).get(key))
             assert effective("runAsNonRoot") is True and effective("runAsUser") == 1000, where
             assert c["securityContext"]["allowPrivilegeEscalation"] is False, where

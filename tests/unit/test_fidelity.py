@@ -7,8 +7,14 @@ import pytest
 from PIL import Image
 
 from synthstream.errors import UserError
-from synthstream.fidelity import (STATISTICS, auc_score, classifier_auc, fidelity_command, image_statistics,
-                                  statistics_table)
+from synthstream.fidelity import (
+    STATISTICS,
+    auc_score,
+    classifier_auc,
+    fidelity_command,
+    image_statistics,
+    statistics_table,
+)
 from synthstream.generate import generate
 from synthstream.style import load_style
 

@@ -1,9 +1,17 @@
 import numpy as np
 
-from synthstream.render.jit import ngjit
 from synthstream.render import rng
-from synthstream.render.rng import (fill_normals, normal_table, randint, sample_keys, stream_key, substream,
-                                    table_normal, uniform)
+from synthstream.render.jit import ngjit
+from synthstream.render.rng import (
+    fill_normals,
+    normal_table,
+    randint,
+    sample_keys,
+    stream_key,
+    substream,
+    table_normal,
+    uniform,
+)
 
 
 @ngjit

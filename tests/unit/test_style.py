@@ -1,10 +1,9 @@
-import math
 
 import pytest
 
 from synthstream.errors import UserError
-from synthstream.trace import codec_of
 from synthstream.style import builtin_styles, load_style, parse_style
+from synthstream.trace import codec_of
 
 MINIMAL = {"name": "mini", "height": 32, "width": 64, "alphabet": "ab",
            "fonts": [{"file": "DejaVuSans-Bold.ttf"}], "latents": {"num_chars": [1, 2], "font_size": 20}}

@@ -2,9 +2,9 @@
 
 Smooth random fields are cubic B-splines through iid normals on a coarse grid (a cheap stand-in for
 Gaussian-smoothed white noise). A cubic B-spline has the variance of a Gaussian with sigma = spacing / sqrt(3),
-so the grid spacing is sqrt(3) sigma and the field's correlation length matches the Gaussian's. Their amplitude follows the scipy/Simard `elastic_transform`
-convention, displacement = alpha * (U[-1,1] noise * G_sigma), whose std is alpha * 0.577 / (2 sqrt(pi) sigma),
-so style files can quote the paper's alpha and sigma.
+so the grid spacing is sqrt(3) sigma and the field's correlation length matches the Gaussian's. Their
+amplitude follows the scipy/Simard `elastic_transform` convention, displacement = alpha * (U[-1,1] noise *
+G_sigma), whose std is alpha * 0.577 / (2 sqrt(pi) sigma), so style files can quote the paper's alpha and sigma.
 """
 
 import math
