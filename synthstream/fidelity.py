@@ -3,11 +3,12 @@
 Classifier two-sample test (Lopez-Paz & Oquab, arXiv 1610.06545): an L2-regularised logistic regression
 (Newton's method in torch) learns to tell real from synthetic images on ~100 hand-made features (the
 statistics below, histograms of grey level, gradient magnitude and orientation, horizontal and vertical ink
-run lengths, row and column ink profiles); its out-of-fold AUC over repeated stratified k-fold
-cross-validation is the score. 0.5 means the classifier cannot tell them apart, 1.0 that it always can.
-Logistic regression on features rather than a CNN: the real sets are small (50 Facebook images), where a CNN's thousands of weights overfit each fold
-and its AUC is mostly noise; the linear model fits in milliseconds on 2 cores, is deterministic, and the
-features it uses are ones a style file can change (ink, stroke width, blur, clutter, layout).
+run lengths, row and column ink profiles); its out-of-fold AUC over repeated stratified k-fold cross-
+validation is the score. 0.5 means the classifier cannot tell them apart, 1.0 that it always can. Logistic
+regression on features rather than a CNN: the real sets are small (50 Facebook images), where a CNN's
+thousands of weights overfit each fold and its AUC is mostly noise; the linear model fits in milliseconds on 2
+cores, is deterministic, and the features it uses are ones a style file can change (ink, stroke width, blur,
+clutter, layout).
 
 Image statistics (per image; the table shows mean and standard deviation for each set and the difference
 in units of the pooled standard deviation), with ink = pixels darker than halfway from background to ink:
