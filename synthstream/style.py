@@ -182,7 +182,13 @@ def load_style(name_or_path: str | Path) -> Style:
         path = Path(text)
         if not path.is_file():
             raise UserError(f"style file {text!r} does not exist")
-        raw_text, source = path.read_text(), str(path)
+        try:
+            raw_text, source = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as e:
+            raise UserError(f"style file {text!r} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                            f"{e.start})") from None
+        except OSError as e:
+            raise UserError(f"style file {text!r} cannot be read ({e.strerror})") from None
     else:
         available = builtin_styles()
         if text not in available:

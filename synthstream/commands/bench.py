@@ -9,8 +9,8 @@ import argparse
 from synthstream import argtypes
 
 
-def stream_seconds(text: str) -> float:
-    """--seconds of `bench stream`: a finite number >= 0.5 (anything shorter times nothing but start-up)."""
+def bench_seconds(text: str) -> float:
+    """--seconds of a benchmark: a finite number >= 0.5 (anything shorter times nothing but start-up)."""
     v = argtypes.positive_float(text)
     if v < 0.5:
         raise argparse.ArgumentTypeError(f"{v:g} s is too short to time anything; use at least 0.5")
@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     g.add_argument("--style", action="append", help="style to time (repeatable; default: all built-ins)")
     g.add_argument("--threads", type=argtypes.positive_int, help="Numba threads (default: all cores)")
     g.add_argument("--batch", type=argtypes.sample_count, default=256)
-    g.add_argument("--seconds", type=argtypes.positive_float, default=10.0, help="timed seconds per style")
+    g.add_argument("--seconds", type=bench_seconds, default=10.0, help="timed seconds per style")
     g.add_argument("--json", help="also write the JSON result here")
     g.set_defaults(func=run_generator)
 
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
                     help="comma-separated actor counts, e.g. 1,2")
     st.add_argument("--batch", type=argtypes.positive_int_list, default=[256],
                     help="training batch size(s), comma-separated, e.g. 64,256")
-    st.add_argument("--seconds", type=stream_seconds, default=30.0,
+    st.add_argument("--seconds", type=bench_seconds, default=30.0,
                     help="timed seconds per method and actor count (>= 0.5)")
     st.add_argument("--methods", type=lambda t: [m.strip() for m in t.split(",") if m.strip()],
                     help="comma-separated subset of synthstream,synthstream_batch_objects,raydata,dataloader,queue")
@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     tr.add_argument("--preset", action="append", help="network preset (repeatable; default: cpu)")
     tr.add_argument("--style", default="wikipedia")
     tr.add_argument("--batch", type=argtypes.batch_size, default=64)
-    tr.add_argument("--seconds", type=argtypes.positive_float, default=20.0, help="timed seconds per loop")
+    tr.add_argument("--seconds", type=bench_seconds, default=20.0, help="timed seconds per loop")
     tr.add_argument("--generators", type=argtypes.positive_int, default=1)
     tr.add_argument("--generator-cpus", type=argtypes.positive_float, default=0.5)
     tr.add_argument("--gpu", action="store_true", help="train on the GPU (bf16, channels_last)")
