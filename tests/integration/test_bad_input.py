@@ -97,6 +97,10 @@ ROWS = [
         2, ERR + r"--out .* holds a run with other settings \(.*style.*\)"),
     Row("train-generator-resource-not-custom", ["train", "--generator-resource", "CPU", "--out", "{O}/r"],
         2, r"synthstream train: error: argument --generator-resource: .*custom resource"),
+    Row("style-file-not-utf8", ["sample", "--style", "{D}/latin1.toml", "--out", "{O}/x.png"],
+        2, ERR + r"style file .*latin1\.toml' is not UTF-8 text"),
+    Row("bench-seconds-too-short", ["bench", "generator", "--seconds", "1e-9"],
+        2, r"synthstream bench generator: error: argument --seconds: .*too short"),
     Row("train-negative-resource-wait", ["train", "--resource-wait", "-1", "--out", "{O}/r"],
         2, r"synthstream train: error: argument --resource-wait: .*must be >= 0"),
 ]
@@ -130,6 +134,7 @@ def inputs(tmp_path_factory) -> Path:
     torch.save({k: v for k, v in state.items() if k != "style"}, d / "nostyle.pt")
     first = next(iter(state["model"]))
     torch.save({**state, "model": {**state["model"], first: state["model"][first] * float("nan")}}, d / "nan.pt")
+    (d / "latin1.toml").write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
     (d / "run").mkdir()
     (d / "run" / "run.json").write_text('{"identity": {"style": "another style"}}')
     canvas = Image.new("L", (tiny.width, tiny.height), 230)         # drawn, not rendered: no JIT start-up here
