@@ -99,9 +99,9 @@ def abc_log_likelihood(observed: np.ndarray, rendered: np.ndarray, proj: np.ndar
     """log N(P (x - r) / 255; 0, bandwidth^2 I) up to a constant; observed [N, H, W], rendered [N, H, W]."""
     diff = (observed.reshape(len(observed), -1).astype(np.float32) -
             rendered.reshape(len(rendered), -1).astype(np.float32)) / 255.0
-    z = (diff @ proj).astype(np.float64) / np.float64(bandwidth)
-    with np.errstate(over="ignore"):
-        return -0.5 * np.sum(z * z, axis=1)
+    z = (diff @ proj).astype(np.float64)
+    inv_var = math.exp(min(-2.0 * math.log(bandwidth), 690.0))    # 1 / bandwidth^2, capped below overflow
+    return -0.5 * np.sum(z * z, axis=1) * inv_var
 
 
 def _collect(texts: list[str], log_w: np.ndarray) -> tuple[list[str], list[float], float]:
