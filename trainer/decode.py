@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from synthstream.style import Style
-from synthstream.text import CharsPrior, WordsPrior
+from synthstream.text import WordsPrior
 from synthstream.trace import LatentCodec, codec_of
 from trainer.model import ProposalNet
 

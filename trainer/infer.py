@@ -65,7 +65,7 @@ class Posterior:
     def map_prob(self) -> float:
         return self.probs[0] if self.probs else 0.0
 
-    def tempered(self, temperature: float) -> "Posterior":
+    def tempered(self, temperature: float) -> Posterior:
         """p_T(s) ∝ p(s)^(1/T): the same ranking, calibrated confidence."""
         if temperature == 1.0 or not self.probs:
             return self
@@ -198,7 +198,6 @@ def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str =
         raise ValueError(f"particles {particles}: must be in [1, {MAX_PARTICLES}]")
     if temperature <= 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature {temperature}: must be a positive number")
-    n = images.shape[0]
     codec = codec_of(style)
     if method == "beam":
         posts = beam_posteriors(model, style, images, beam_width, train_style)

@@ -59,7 +59,7 @@ class LatentSpace:
     max_chars: int
 
     @classmethod
-    def of(cls, style) -> "LatentSpace":
+    def of(cls, style) -> LatentSpace:
         from synthstream.trace import codec_of
 
         codec = codec_of(style)
@@ -152,7 +152,7 @@ class ProposalNet(nn.Module):
 
     # -- inference: one step at a time ---------------------------------------------------------------------
     @torch.no_grad()
-    def start(self, images: torch.Tensor, repeats: int = 1) -> "StepState":
+    def start(self, images: torch.Tensor, repeats: int = 1) -> StepState:
         """The state before step 0 for uint8 images [B, H, W], `repeats` rows per image (image-major). The
         CNN runs once per image; the image's share of the first LSTM layer's input projection is computed
         here once, and the value and address embeddings' shares become lookup tables, so that a step costs
@@ -169,7 +169,7 @@ class ProposalNet(nn.Module):
         return StepState(image_gates, value_gates, address_gates, zeros, zeros.clone())
 
     @torch.no_grad()
-    def step(self, state: "StepState", prev: torch.Tensor | None, t: int) -> tuple[torch.Tensor, "StepState"]:
+    def step(self, state: StepState, prev: torch.Tensor | None, t: int) -> tuple[torch.Tensor, StepState]:
         """Log-probabilities [N, support of step t] (float32) of step t's value, given the class indices of
         step t-1's values `prev` [N] (-1 absent; ignored at t = 0), and the state after step t. Numerically the
         same network as `forward`/`decode` (nn.LSTM's gate order i, f, g, o)."""
@@ -237,7 +237,7 @@ class StepState:
     h: torch.Tensor
     c: torch.Tensor
 
-    def take(self, rows: torch.Tensor) -> "StepState":
+    def take(self, rows: torch.Tensor) -> StepState:
         """The state of some rows (beam reordering, particle selection)."""
         return StepState(self.image_gates[rows], self.value_gates, self.address_gates, self.h[:, rows],
                          self.c[:, rows])

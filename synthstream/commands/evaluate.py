@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> None:
             print(f"synthstream: error: {it.path}: {it.note}", file=sys.stderr)
     if not any(it.image is not None and it.in_support for it in items):
         raise UserError(f"nothing in {args.data!r} could be evaluated with a {style.name!r} model")
-    infer_args = dict(method=args.method, particles=args.particles, bandwidth=args.bandwidth,
-                      beam_width=args.beam_width, train_style=trained)
+    infer_args = {"method": args.method, "particles": args.particles, "bandwidth": args.bandwidth,
+                  "beam_width": args.beam_width, "train_style": trained}
     calibration = None
     temperature = args.temperature
     if temperature is None and args.calibrate:

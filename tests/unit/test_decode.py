@@ -12,9 +12,21 @@ from synthstream.generate import generate
 from synthstream.style import load_style, parse_style
 from synthstream.trace import codec_of
 from trainer.decode import beam_search, sample_on_support
-from trainer.evaluate import calibration, calibration_set, escape, fit_temperature, write_report, Row
+from trainer.evaluate import (
+    calibration,
+    calibration_set,
+    escape,
+    fit_temperature,
+    write_report,
+)
 from trainer.exact import all_traces
-from trainer.infer import Posterior, beam_posteriors, infer, prior_correction, swap_text_prior
+from trainer.infer import (
+    Posterior,
+    beam_posteriors,
+    infer,
+    prior_correction,
+    swap_text_prior,
+)
 from trainer.model import build_model
 
 WORDS = ["A", "AB", "BC", "C", "D", "DA"]       # "ABC" parses as A|BC and AB|C: the trie must keep both

@@ -4,10 +4,16 @@ import torch
 
 from synthstream.generate import generate, render
 from synthstream.style import load_style
+from synthstream.trace import codec_of, traces_from_classes
 from trainer.evaluate import calibration, coverage_curve, levenshtein
 from trainer.exact import all_traces, kl
-from synthstream.trace import codec_of, traces_from_classes
-from trainer.infer import _collect, abc_log_likelihood, calibrated_bandwidth, infer, projection
+from trainer.infer import (
+    _collect,
+    abc_log_likelihood,
+    calibrated_bandwidth,
+    infer,
+    projection,
+)
 from trainer.model import build_model
 
 
