@@ -3,7 +3,12 @@
 Report (`report.json`): `exact_rate`, `ece`, `n`, `seconds_per_captcha`, per-character accuracy, normalised
 Levenshtein distance, rates by length, coverage-accuracy points, the model-mismatch rate, and the images
 that could not be evaluated. Plots: reliability diagram and coverage-accuracy curve (PNG). `failures.md`
-lists every miss with its top guesses.
+lists every miss with its top guesses (labels and strings escaped: they come from file names).
+
+Calibration: a temperature T on the method's string probabilities (p_T ∝ p^(1/T), trainer/infer.py), fitted on
+a labelled *synthetic* set rendered in memory from a key domain of its own (never the evaluated data, never
+a training seed) by minimising the log loss of "the MAP string is right" at the MAP probability, the quantity
+ECE measures. T changes no ranking, so accuracy and top-k are unchanged; the report gives ECE before and after.
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from synthstream.render.rng import _mix64_np, sample_keys
+from synthstream.trace import TraceBatch, codec_of
 from trainer.images import Loaded
 from trainer.infer import Posterior, infer
 
 MISMATCH_ESS_FRACTION = 0.02       # IS: ESS below 2% of the particles = q and the model disagree
+CALIBRATION_SALT = np.uint64(0x43414C4942524154)     # "CALIBRAT": the calibration set's own key domain
+TEMPERATURES = np.exp(np.linspace(np.log(0.1), np.log(20.0), 121))
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -73,16 +82,67 @@ def coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> list[dict]:
     return points
 
 
-def evaluate(model, style, items: list[Loaded], *, method: str, particles: int, bandwidth: float,
-             batch: int = 64, seed: int = 0) -> tuple[dict, list[Row]]:
+def calibration_set(style, n: int) -> list[Loaded]:
+    """n labelled synthetic captchas of the style, rendered in memory from the calibration key domain."""
+    from synthstream.generate import render
+
+    keys = _mix64_np(sample_keys(0, np.arange(n)) ^ CALIBRATION_SALT)
+    codec = codec_of(style)
+    traces = TraceBatch(codec, codec.sample(keys), keys, np.arange(n, dtype=np.int64))
+    images = render(style, traces)
+    return [Loaded(path=f"synthetic/{i}", image=im, label=t) for i, (im, t) in enumerate(zip(images, traces.texts()))]
+
+
+def fit_temperature(posteriors: list[Posterior], truths: list[str]) -> float:
+    """The temperature (grid, log-spaced 0.1-20) minimising the log loss of MAP correctness."""
+    correct = np.array([p.map == t for p, t in zip(posteriors, truths)], dtype=float)
+    probs = [np.maximum(np.array(p.probs if p.probs else [1.0]), 1e-300) for p in posteriors]
+    width = max(len(p) for p in probs)
+    log_p = np.full((len(probs), width), -np.inf)
+    for i, p in enumerate(probs):
+        log_p[i, :len(p)] = np.log(p)
+    losses = []
+    for T in TEMPERATURES:
+        z = log_p / T
+        m = np.clip(z[:, 0] - np.logaddexp.reduce(z, axis=1), -700, 0)       # log p_T(MAP)
+        miss = np.log(-np.expm1(np.minimum(m, -1e-12)))
+        losses.append(-np.mean(correct * m + (1 - correct) * miss))
+    return float(TEMPERATURES[int(np.argmin(losses))])
+
+
+def run_inference(model, style, items: list[Loaded], *, batch: int = 64, seed: int = 0,
+                  **infer_args) -> tuple[list[Posterior], float]:
+    """Posteriors of the readable items (batches of `batch` images) and the seconds it took."""
     usable = [it for it in items if it.image is not None]
     t0 = time.perf_counter()
     posteriors: list[Posterior] = []
     for i in range(0, len(usable), batch):
         images = np.stack([it.image for it in usable[i:i + batch]])
-        posteriors += infer(model, style, images, method=method, particles=particles, bandwidth=bandwidth,
-                            seed=seed + i)
-    seconds = time.perf_counter() - t0
+        posteriors += infer(model, style, images, seed=seed + i, **infer_args)
+    return posteriors, time.perf_counter() - t0
+
+
+def calibrate(model, style, n: int, **infer_args) -> dict:
+    """Fit the temperature on n synthetic captchas: {"temperature", "n", "synthetic_ece_before", "..._after"}."""
+    items = calibration_set(style, n)
+    posteriors, _ = run_inference(model, style, items, **infer_args)
+    truths = [it.label for it in items]
+    T = fit_temperature(posteriors, truths)
+    correct = np.array([p.map == t for p, t in zip(posteriors, truths)])
+    before = calibration(np.array([p.map_prob for p in posteriors]), correct)[0]
+    after = calibration(np.array([p.tempered(T).map_prob for p in posteriors]), correct)[0]
+    return {"temperature": T, "n": n, "synthetic_exact_rate": float(correct.mean()),
+            "synthetic_ece_before": before, "synthetic_ece_after": after}
+
+
+def evaluate(model, style, items: list[Loaded], *, method: str, particles: int, bandwidth: float | None,
+             batch: int = 64, seed: int = 0, beam_width: int = 16, train_style=None,
+             temperature: float = 1.0) -> tuple[dict, list[Row]]:
+    """Figures on the labelled items; posteriors tempered by `temperature` (ECE before it is reported too)."""
+    usable = [it for it in items if it.image is not None]
+    raw, seconds = run_inference(model, style, usable, batch=batch, seed=seed, method=method, particles=particles,
+                                 bandwidth=bandwidth, beam_width=beam_width, train_style=train_style)
+    posteriors = [p.tempered(temperature) for p in raw]
     rows = [Row(str(it.path), it.label, p, it.in_support) for it, p in zip(usable, posteriors)]
     scored = [r for r in rows if r.in_support]
     correct = np.array([r.correct for r in scored], dtype=bool)
@@ -93,8 +153,13 @@ def evaluate(model, style, items: list[Loaded], *, method: str, particles: int, 
     for r in scored:
         by_length.setdefault(len(r.truth), []).append(r.correct)
     flags = [r.mismatch() for r in scored]
+    raw_conf = np.array([p.map_prob for p, it in zip(raw, usable) if it.in_support])
+    text = codec_of(style).text
     report = {
         "n": len(scored), "method": method, "particles": particles,
+        **({"beam_width": beam_width} if method == "beam" else {}),
+        "text_prior": text.kind, "prior_swapped": train_style is not None and train_style.params["text"] != style.params["text"],
+        "labels_off_text_prior": sum(1 for r in scored if text.log_prob(r.truth) == -np.inf),
         "exact_rate": float(correct.mean()) if len(scored) else float("nan"),
         "top3_rate": float(np.mean([r.truth in r.posterior.strings[:3] for r in scored])) if scored else float("nan"),
         "exact_rate_including_unsupported": float(np.mean([r.correct for r in rows])) if rows else float("nan"),
@@ -102,7 +167,9 @@ def evaluate(model, style, items: list[Loaded], *, method: str, particles: int, 
         "normalised_levenshtein": float(np.mean([levenshtein(r.posterior.map, r.truth) / len(r.truth)
                                                  for r in scored])) if scored else float("nan"),
         "rate_by_length": {str(k): {"n": len(v), "exact_rate": float(np.mean(v))} for k, v in sorted(by_length.items())},
-        "ece": ece, "reliability": bins, "coverage_accuracy": coverage_curve(confidence, correct),
+        "ece": ece, "temperature": temperature,
+        "ece_before_calibration": calibration(raw_conf, correct)[0] if len(scored) else float("nan"),
+        "reliability": bins, "coverage_accuracy": coverage_curve(confidence, correct),
         "mean_map_probability": float(confidence.mean()) if len(scored) else float("nan"),
         "mismatch_rate": (float(np.mean([bool(f) for f in flags])) if flags and flags[0] is not None else None),
         "seconds_per_captcha": seconds / max(1, len(usable)),
@@ -152,10 +219,24 @@ def _plots(out_dir: Path, report: dict, title: str) -> None:
     plt.close(fig)
 
 
+_MARKDOWN_SPECIALS = set("\\`*_{}[]<>#|&~")
+
+
+def escape(text: str) -> str:
+    """A string (label, guess, path) as literal text in a markdown table cell: markdown and HTML specials and
+    control characters become numeric character references, so no file name can break the page."""
+    return "".join(f"&#{ord(c)};" if c in _MARKDOWN_SPECIALS or not c.isprintable() else c for c in text)
+
+
+def _code(text: str) -> str:
+    return f"<code>{escape(text)}</code>"
+
+
 def _failures_page(out_dir: Path, report: dict, rows: list[Row], title: str) -> None:
-    lines = [f"# {title}", "",
+    lines = [f"# {escape(title)}", "",
              f"exact-string rate **{report['exact_rate']:.3f}** on {report['n']} captchas "
-             f"(method `{report['method']}`, {report['particles']} particles); ECE {report['ece']:.3f}; "
+             f"(method `{report['method']}`, {report['particles']} particles); ECE {report['ece']:.3f} "
+             f"(temperature {report['temperature']:.2f}; {report['ece_before_calibration']:.3f} before); "
              f"{report['seconds_per_captcha'] * 1e3:.1f} ms per captcha.", "",
              "![reliability](reliability.png) ![coverage](coverage.png)", "",
              "| image | truth | MAP | p(MAP) | top guesses | ESS | mismatch |", "|---|---|---|---:|---|---:|---|"]
@@ -163,10 +244,19 @@ def _failures_page(out_dir: Path, report: dict, rows: list[Row], title: str) -> 
         if r.correct:
             continue
         p = r.posterior
-        top = ", ".join(f"`{s}` {q:.2f}" for s, q in p.top(3))
-        lines.append(f"| ![]({Path(r.path).resolve().as_uri()}) | `{r.truth}` | `{p.map}` | {p.map_prob:.2f} | "
+        top = ", ".join(f"{_code(s)} {q:.2f}" for s, q in p.top(3))
+        lines.append(f"| ![]({_image_uri(r.path)}) | {_code(r.truth)} | {_code(p.map)} | {p.map_prob:.2f} | "
                      f"{top} | {'' if p.ess is None else f'{p.ess:.1f}'} | "
                      f"{'' if r.mismatch() is None else ('yes' if r.mismatch() else 'no')} |")
     if report["not_evaluated"]:
-        lines += ["", "## Not evaluated", ""] + [f"- `{x['path']}`: {x['why']}" for x in report["not_evaluated"]]
+        lines += ["", "## Not evaluated", ""] + [f"- {_code(x['path'])}: {escape(x['why'])}"
+                                                 for x in report["not_evaluated"]]
     (out_dir / "failures.md").write_text("\n".join(lines) + "\n")
+
+
+def _image_uri(path: str) -> str:
+    """A file URI with every special character percent-encoded (so `)` or `|` in a name cannot end the link)."""
+    from urllib.parse import quote
+
+    p = Path(path)
+    return "file://" + quote(str(p.resolve()), safe="/") if not str(path).startswith("synthetic/") else ""

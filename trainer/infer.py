@@ -1,16 +1,26 @@
-"""Posterior inference with a trained proposal network: q alone, or importance sampling against the style.
+"""Posterior inference with a trained proposal network: q alone, q + the text prior, or importance sampling.
 
-* `proposal`: K traces from q(latents | image) (the network run K times, ancestral sampling) -> a distribution
-  over strings by frequency.
-* `is` (the paper's method): latents from q, nuisance (warp, strokes, noise) from the prior via fresh keys,
-  re-rendered with the style's own kernels; log w = log p(latents) + log L(image | render) - log q(latents).
+* `proposal` (q alone): K traces from q(latents | image) (the network run K times, ancestral sampling) -> a
+  distribution over strings by frequency; K = 1 is q's greedy decode.
+* `beam` (q + prior): beam search of q restricted to the text prior's support (trainer/decode.py); each
+  complete hypothesis scores log q(trace) + log p(s) - log p_train(s), normalised over the beam: no mass off
+  the support. The correction is zero when q was trained under the same text prior; after a prior swap
+  (`train_style`: the style q was trained on, whose text prior differs) it turns q ~ p_train(s | x) into the
+  posterior under the new prior, p(s | x) ∝ q(s | x) p(s) / p_train(s).
+* `is` (the paper's method): latents proposed from q restricted to the support (so no particle is wasted on
+  a string of prior probability 0; the weights divide by that restricted proposal's density), nuisance (warp,
+  strokes, noise) from the prior via fresh keys, re-rendered with the style's own kernels;
+  log w = log p(latents) + log L(image | render) - log q(latents), with the text prior's exact log p(s).
   L is an ABC kernel: a Gaussian on a fixed random projection of the pixel difference. Its bandwidth is
   configurable; by default it is calibrated per style so that re-rendering the *same* trace with fresh
   nuisance moves log L by about one nat (sigma^2 = std of ||P d||^2 over such pairs / 2): the nuisance alone
   then cannot collapse the weights, while wrong strings still lose. Weights are summed per string -> MAP,
   top-k with probabilities, effective sample size.
 
-Everything is batched over images x particles: one network pass, one `render` call.
+Everything is batched over images x particles (in chunks of at most `chunk` rows, so memory stays bounded
+however many particles are asked for; weights are accumulated per string as they come). A temperature T
+(fitted on synthetic data by trainer/evaluate.py) flattens (T > 1) or sharpens the string probabilities:
+p_T(s) ∝ p(s)^(1/T).
 """
 
 from __future__ import annotations
@@ -31,6 +41,9 @@ from trainer.model import ProposalNet
 PROJECTION_DIM = 256
 PROJECTION_SEED = 20170302            # fixed: the likelihood must not change between runs
 CALIBRATION_PAIRS = 128
+MAX_PARTICLES = 100_000               # per image: ~15 s of CPU each at this bound; refused above it
+BANDWIDTH_RANGE = (1e-4, 1e4)         # ABC bandwidths outside it under/overflow the weights
+METHODS = ("proposal", "beam", "is")
 
 
 @dataclass
@@ -45,11 +58,20 @@ class Posterior:
 
     @property
     def map(self) -> str:
-        return self.strings[0]
+        """The most probable string ("" when no particle had a positive weight)."""
+        return self.strings[0] if self.strings else ""
 
     @property
     def map_prob(self) -> float:
-        return self.probs[0]
+        return self.probs[0] if self.probs else 0.0
+
+    def tempered(self, temperature: float) -> Posterior:
+        """p_T(s) ∝ p(s)^(1/T): the same ranking, calibrated confidence."""
+        if temperature == 1.0 or not self.probs:
+            return self
+        log_p = np.log(np.maximum(np.array(self.probs), 1e-300)) / temperature
+        p = np.exp(log_p - log_p.max())
+        return Posterior(self.strings, list(p / p.sum()), self.ess, self.log_evidence, self.particles)
 
     def top(self, k: int) -> list[tuple[str, float]]:
         return list(zip(self.strings[:k], self.probs[:k]))
@@ -77,8 +99,9 @@ def abc_log_likelihood(observed: np.ndarray, rendered: np.ndarray, proj: np.ndar
     """log N(P (x - r) / 255; 0, bandwidth^2 I) up to a constant; observed [N, H, W], rendered [N, H, W]."""
     diff = (observed.reshape(len(observed), -1).astype(np.float32) -
             rendered.reshape(len(rendered), -1).astype(np.float32)) / 255.0
-    z = diff @ proj
-    return -0.5 * np.sum(z * z, axis=1) / bandwidth**2
+    z = (diff @ proj).astype(np.float64)
+    inv_var = math.exp(min(-2.0 * math.log(bandwidth), 690.0))    # 1 / bandwidth^2, capped below overflow
+    return -0.5 * np.sum(z * z, axis=1) * inv_var
 
 
 def _collect(texts: list[str], log_w: np.ndarray) -> tuple[list[str], list[float], float]:
@@ -92,46 +115,151 @@ def _collect(texts: list[str], log_w: np.ndarray) -> tuple[list[str], list[float
     return [t for t, _ in ranked], [p for _, p in ranked], float(1.0 / np.sum(w * w))
 
 
+class _Weights:
+    """One image's importance weights, summed per string as chunks of particles arrive (scaled by the
+    largest log weight seen so far, rescaled when a larger one arrives)."""
+
+    def __init__(self) -> None:
+        self.by_text: dict[str, float] = {}
+        self.ref, self.s1, self.s2, self.count = -math.inf, 0.0, 0.0, 0
+
+    def add(self, texts: list[str], log_w: np.ndarray) -> None:
+        self.count += len(texts)
+        finite = np.isfinite(log_w)
+        if not finite.any():
+            return
+        top = float(log_w[finite].max())
+        if top > self.ref:
+            scale = math.exp(self.ref - top) if self.ref > -math.inf else 0.0
+            self.by_text = {t: w * scale for t, w in self.by_text.items()}
+            self.s1, self.s2, self.ref = self.s1 * scale, self.s2 * scale * scale, top
+        w = np.where(finite, np.exp(np.where(finite, log_w, 0.0) - self.ref), 0.0)
+        self.s1 += float(w.sum())
+        self.s2 += float((w * w).sum())
+        for t, wi in zip(texts, w.tolist()):
+            if wi > 0:
+                self.by_text[t] = self.by_text.get(t, 0.0) + wi
+
+    def posterior(self, weighted: bool) -> Posterior:
+        ranked = sorted(self.by_text.items(), key=lambda kv: -kv[1])
+        strings, probs = [t for t, _ in ranked], [w / self.s1 for _, w in ranked]
+        if not weighted:
+            return Posterior(strings, probs, particles=self.count)
+        if self.s1 == 0:
+            return Posterior([], [], ess=0.0, log_evidence=-math.inf, particles=self.count)
+        return Posterior(strings, probs, ess=self.s1 ** 2 / self.s2,
+                         log_evidence=self.ref + math.log(self.s1 / self.count), particles=self.count)
+
+
+def text_prior_differs(style: Style, train_style: Style | None) -> bool:
+    return train_style is not None and train_style.params["text"] != style.params["text"]
+
+
+def prior_correction(style: Style, train_style: Style | None, classes: np.ndarray) -> np.ndarray:
+    """log p(s) - log p_train(s) per row [n] (0 without a prior swap; -inf off the new support). The scalar
+    latents' supports are the same in both styles, so the difference of log priors is the strings' alone."""
+    if not text_prior_differs(style, train_style):
+        return np.zeros(classes.shape[0])
+    with np.errstate(invalid="ignore"):
+        return codec_of(style).log_prior(classes) - codec_of(train_style).log_prior(classes)
+
+
+def beam_posteriors(model: ProposalNet, style: Style, images: np.ndarray, width: int,
+                    train_style: Style | None = None) -> list[Posterior]:
+    """q + prior: the constrained beam, scored log q + prior correction, normalised per image over its beam."""
+    from trainer.decode import beam_search
+
+    beams = beam_search(model, style, torch.from_numpy(np.ascontiguousarray(images)), width)
+    B, W, T = beams.classes.shape
+    classes = beams.classes.reshape(B * W, T)
+    alive = np.isfinite(beams.log_q.reshape(-1))
+    score = np.full(B * W, -math.inf)
+    score[alive] = beams.log_q.reshape(-1)[alive] + prior_correction(style, train_style, classes[alive])
+    texts = codec_of(style).texts(np.where(alive[:, None], classes, -1))
+    out = []
+    for j in range(B):
+        acc = _Weights()
+        acc.add(texts[j * W:(j + 1) * W], score[j * W:(j + 1) * W])
+        p = acc.posterior(weighted=False)
+        out.append(Posterior(p.strings, p.probs, particles=width))
+    return out
+
+
 @torch.no_grad()
 def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str = "proposal", particles: int = 100,
-          bandwidth: float | None = None, seed: int = 0, chunk: int = 4096) -> list[Posterior]:
-    """Posteriors for uint8 images [n, H, W] of the model's style (bandwidth None: calibrated)."""
-    if method not in ("proposal", "is"):
-        raise ValueError(f"method {method!r}: use 'proposal' or 'is'")
+          bandwidth: float | None = None, seed: int = 0, chunk: int = 4096, beam_width: int = 16,
+          train_style: Style | None = None, temperature: float = 1.0) -> list[Posterior]:
+    """Posteriors for uint8 images [n, H, W] of the model's style (bandwidth None: calibrated). `style` is
+    the style to infer under; `train_style` the one q was trained on, when its text prior differs (a prior
+    swap, see the module docstring)."""
+    if method not in METHODS:
+        raise ValueError(f"method {method!r}: use one of {', '.join(METHODS)}")
+    if not 1 <= particles <= MAX_PARTICLES:
+        raise ValueError(f"particles {particles}: must be in [1, {MAX_PARTICLES}]")
+    if temperature <= 0 or not math.isfinite(temperature):
+        raise ValueError(f"temperature {temperature}: must be a positive number")
+    codec = codec_of(style)
+    if method == "beam":
+        posts = beam_posteriors(model, style, images, beam_width, train_style)
+    elif method == "proposal" and particles == 1:
+        values, _ = model.decode(torch.from_numpy(images))
+        posts = [Posterior([t], [1.0], particles=1) for t in codec.texts(values.numpy())]
+    else:
+        posts = _sampled(model, style, images, method, particles, bandwidth, seed, chunk)
+    return [p.tempered(temperature) for p in posts] if temperature != 1.0 else posts
+
+
+def _sampled(model: ProposalNet, style: Style, images: np.ndarray, method: str, particles: int,
+             bandwidth: float | None, seed: int, chunk: int) -> list[Posterior]:
+    """`proposal` and `is`: particles in chunks of at most `chunk` rows, weights accumulated per image."""
+    from trainer.decode import sample_on_support
+
     n = images.shape[0]
     codec = codec_of(style)
-    if method == "proposal" and particles == 1:
-        values, _ = model.decode(torch.from_numpy(images))
-        texts = codec.texts(values.numpy())
-        return [Posterior([t], [1.0], particles=1) for t in texts]
     generator = torch.Generator().manual_seed(seed)
     x = torch.from_numpy(np.ascontiguousarray(images))
-    values, log_q = [], []
-    per_chunk = max(1, chunk // particles)                        # images per decode call
-    for i in range(0, n, per_chunk):                              # rows come out image-major: [n * K, T]
-        v, lq = model.decode(x[i:i + per_chunk], sample=True, generator=generator, repeats=particles)
-        values.append(v)
-        log_q.append(lq)
-    values = torch.cat(values).numpy()
-    log_q = torch.cat(log_q).numpy().astype(np.float64)
-    texts = codec.texts(values)
-    if method == "proposal":
-        log_w = np.zeros(len(texts))
-    else:
-        keys = sample_keys(seed + 1_000_003, np.arange(values.shape[0]))    # fresh nuisance per particle
-        rendered = render(style, traces_from_classes(style, values, keys))
-        log_lik = abc_log_likelihood(np.repeat(images, particles, axis=0), rendered,
-                                     projection(style.height, style.width),
-                                     bandwidth if bandwidth is not None else calibrated_bandwidth(style))
-        log_w = codec.log_prior(values) + log_lik - log_q
-    out = []
-    for j in range(n):
-        sl = slice(j * particles, (j + 1) * particles)
-        strings, probs, ess = _collect(texts[sl], log_w[sl])
-        if method == "proposal":
-            out.append(Posterior(strings, probs, particles=particles))
-        else:
-            lw = log_w[sl]
-            evidence = float(lw.max() + np.log(np.mean(np.exp(lw - lw.max()))))
-            out.append(Posterior(strings, probs, ess=ess, log_evidence=evidence, particles=particles))
-    return out
+    if method == "is":
+        proj = projection(style.height, style.width)
+        bw = bandwidth if bandwidth is not None else calibrated_bandwidth(style)
+    per_chunk = max(1, chunk // particles)                        # images per network call
+    part = min(particles, chunk)                                  # particles per image per network call
+    acc = [_Weights() for _ in range(n)]
+    drawn = 0
+    for i in range(0, n, per_chunk):
+        imgs = x[i:i + per_chunk]
+        for p0 in range(0, particles, part):
+            k = min(part, particles - p0)
+            if method == "proposal":                              # rows come out image-major: [m * k, T]
+                v, _ = model.decode(imgs, sample=True, generator=generator, repeats=k)
+                values, log_w = v.numpy(), np.zeros(v.shape[0])
+            else:
+                values, log_q = sample_on_support(model, style, imgs, k, generator)
+                keys = sample_keys(seed + 1_000_003, np.arange(drawn, drawn + len(values)))   # fresh nuisance
+                rendered = render(style, traces_from_classes(style, values, keys))
+                log_lik = abc_log_likelihood(np.repeat(images[i:i + per_chunk], k, axis=0), rendered, proj, bw)
+                log_w = codec.log_prior(values) + log_lik - log_q
+            drawn += len(values)
+            texts = codec.texts(values)
+            for j in range(imgs.shape[0]):
+                acc[i + j].add(texts[j * k:(j + 1) * k], log_w[j * k:(j + 1) * k])
+    return [a.posterior(weighted=method == "is") for a in acc]
+
+
+def swap_text_prior(model_style: Style, prior_style: Style) -> Style:
+    """`model_style` with `prior_style`'s text prior (everything else, nuisance included, stays). The two must
+    agree on the alphabet and the lengths: q's heads are over the model style's supports."""
+    from synthstream.errors import UserError
+    from synthstream.style import parse_style
+
+    if prior_style.alphabet != model_style.alphabet:
+        raise UserError(f"--prior {prior_style.name!r}: its alphabet {prior_style.alphabet!r} differs from the "
+                        f"model's {model_style.alphabet!r}; use a style with the same alphabet")
+    if prior_style.latent_range("num_chars") != model_style.latent_range("num_chars"):
+        raise UserError(f"--prior {prior_style.name!r}: its lengths {list(prior_style.latent_range('num_chars'))} "
+                        f"differ from the model's {list(model_style.latent_range('num_chars'))}; use a style with "
+                        f"the same num_chars")
+    raw = model_style.to_raw()
+    raw["text"] = prior_style.to_raw()["text"]
+    swapped = parse_style(raw, f"{model_style.source} with the text prior of {prior_style.name}")
+    codec_of(swapped)                      # reads the word list now: a missing one is one UserError line
+    return swapped

@@ -59,7 +59,7 @@ class LatentSpace:
     max_chars: int
 
     @classmethod
-    def of(cls, style) -> "LatentSpace":
+    def of(cls, style) -> LatentSpace:
         from synthstream.trace import codec_of
 
         codec = codec_of(style)
@@ -150,6 +150,51 @@ class ProposalNet(nn.Module):
             argmax[:, t] = logit.argmax(1)
         return nll, argmax
 
+    # -- inference: one step at a time ---------------------------------------------------------------------
+    @torch.no_grad()
+    def start(self, images: torch.Tensor, repeats: int = 1) -> StepState:
+        """The state before step 0 for uint8 images [B, H, W], `repeats` rows per image (image-major). The
+        CNN runs once per image; the image's share of the first LSTM layer's input projection is computed
+        here once, and the value and address embeddings' shares become lookup tables, so that a step costs
+        only the recurrent matrix products (what beam search and sampling repeat many times)."""
+        lstm, V = self.lstm, self.net.embed_value
+        emb = self.embed_image(images)
+        E = emb.shape[1]
+        w = lstm.weight_ih_l0
+        image_gates = F.linear(emb, w[:, :E], lstm.bias_ih_l0 + lstm.bias_hh_l0).repeat_interleave(repeats, dim=0)
+        value_gates = F.linear(self.value_embed.weight, w[:, E:E + V])
+        address_gates = F.linear(self.address_embed.weight, w[:, E + V:])
+        n, layers, hidden = image_gates.shape[0], self.net.lstm_layers, self.net.lstm_hidden
+        zeros = image_gates.new_zeros(layers, n, hidden)
+        return StepState(image_gates, value_gates, address_gates, zeros, zeros.clone())
+
+    @torch.no_grad()
+    def step(self, state: StepState, prev: torch.Tensor | None, t: int) -> tuple[torch.Tensor, StepState]:
+        """Log-probabilities [N, support of step t] (float32) of step t's value, given the class indices of
+        step t-1's values `prev` [N] (-1 absent; ignored at t = 0), and the state after step t. Numerically the
+        same network as `forward`/`decode` (nn.LSTM's gate order i, f, g, o)."""
+        lstm = self.lstm
+        token = torch.zeros(state.h.shape[1], dtype=torch.long, device=state.h.device) if t == 0 else \
+            self.value_tokens_at(prev.long(), t - 1)
+        x_gates = state.image_gates + state.value_gates[token] + state.address_gates[t]
+        hs, cs, below = [], [], None
+        for layer in range(self.net.lstm_layers):
+            h_prev, c_prev = state.h[layer], state.c[layer]
+            if layer == 0:
+                gates = x_gates + F.linear(h_prev, lstm.weight_hh_l0)
+            else:
+                gates = (F.linear(below, getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"bias_ih_l{layer}"))
+                         + F.linear(h_prev, getattr(lstm, f"weight_hh_l{layer}"), getattr(lstm, f"bias_hh_l{layer}")))
+            H = h_prev.shape[1]
+            sig = torch.sigmoid(gates)
+            c = sig[:, H:2 * H] * c_prev + sig[:, :H] * torch.tanh(gates[:, 2 * H:3 * H])
+            below = sig[:, 3 * H:] * torch.tanh(c)
+            hs.append(below)
+            cs.append(c)
+        logp = F.log_softmax(self.heads[self.space.family(t)](below).float(), dim=1)
+        return logp, StepState(state.image_gates, state.value_gates, state.address_gates, torch.stack(hs),
+                               torch.stack(cs))
+
     # -- inference ------------------------------------------------------------------------------------------
     @torch.no_grad()
     def decode(self, images: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None,
@@ -180,6 +225,22 @@ class ProposalNet(nn.Module):
                 n_chars = v + self.space.num_chars_lo
             prev = self.value_tokens_at(values[:, t], t)[:, None]
         return values, logq
+
+
+@dataclass(frozen=True)
+class StepState:
+    """What `ProposalNet.step` carries between steps: per-row input projections and LSTM state [layers, N, H]."""
+
+    image_gates: torch.Tensor       # [N, 4H]: the image embedding's share of layer 0's gates (+ both biases)
+    value_gates: torch.Tensor       # [tokens, 4H]: each previous-value token's share
+    address_gates: torch.Tensor     # [steps, 4H]: each address's share
+    h: torch.Tensor
+    c: torch.Tensor
+
+    def take(self, rows: torch.Tensor) -> StepState:
+        """The state of some rows (beam reordering, particle selection)."""
+        return StepState(self.image_gates[rows], self.value_gates, self.address_gates, self.h[:, rows],
+                         self.c[:, rows])
 
 
 def build_model(preset: str, style) -> ProposalNet:

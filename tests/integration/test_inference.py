@@ -86,13 +86,29 @@ def test_infer_and_eval_commands(tiny_model, tmp_path):
     assert report["not_evaluated"][0]["why"] == "not an image"
     assert (out / "reliability.png").exists() and (out / "coverage.png").exists()
     assert (out / "failures.md").read_text().startswith("# tiny on data")
+    beam = tmp_path / "beam"
+    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", "--data", str(data), "--checkpoint",
+                        str(path), "--method", "beam", "--beam-width", "8", "--calibrate", "50", "--out", str(beam)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((beam / "report.json").read_text())
+    assert report["method"] == "beam" and report["exact_rate"] > 0.9 and 0.1 <= report["temperature"] <= 20
+    assert report["calibration"]["n"] == 50 and "ece_before_calibration" in report
+    swap = subprocess.run([sys.executable, "-m", "synthstream.cli", "infer", str(data / "000000.png"), "--checkpoint",
+                           str(path), "--method", "beam", "--prior", "wikipedia"], capture_output=True, text=True,
+                          timeout=300)
+    assert swap.returncode == 2 and "alphabet" in swap.stderr and "Traceback" not in swap.stderr
+    for flag, value in (("--particles", "1000000"), ("--bandwidth", "1e300"), ("--bandwidth", "1e-300")):
+        bad = subprocess.run([sys.executable, "-m", "synthstream.cli", "infer", str(data / "000000.png"),
+                              "--checkpoint", str(path), flag, value], capture_output=True, text=True, timeout=300)
+        assert bad.returncode == 2 and flag in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     wrong = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", "--data", str(data), "--checkpoint",
                             str(path), "--style", "wikipedia"], capture_output=True, text=True, timeout=300)
     assert wrong.returncode == 2 and "is a model of style 'tiny', not 'wikipedia'" in wrong.stderr
 
 
 def test_bad_checkpoints_and_folders(tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "synthstream.cli", *a], capture_output=True,  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "synthstream.cli", *a], capture_output=True,
                                     text=True, timeout=300)
     r = run("infer", "x.png", "--checkpoint", str(tmp_path / "missing.pt"))
     assert r.returncode == 2 and "does not exist (shipped models:" in r.stderr

@@ -4,10 +4,16 @@ import torch
 
 from synthstream.generate import generate, render
 from synthstream.style import load_style
+from synthstream.trace import codec_of, traces_from_classes
 from trainer.evaluate import calibration, coverage_curve, levenshtein
 from trainer.exact import all_traces, kl
-from synthstream.trace import codec_of, traces_from_classes
-from trainer.infer import _collect, abc_log_likelihood, calibrated_bandwidth, infer, projection
+from trainer.infer import (
+    _collect,
+    abc_log_likelihood,
+    calibrated_bandwidth,
+    infer,
+    projection,
+)
 from trainer.model import build_model
 
 
@@ -78,3 +84,26 @@ def test_metrics_helpers():
     curve = coverage_curve(conf, correct)
     assert curve[0]["coverage"] == 1.0 and curve[0]["accuracy"] == 0.75
     assert [c for c in curve if c["threshold"] >= 0.6][0]["accuracy"] == 1.0
+
+
+def test_many_particles_are_chunked_and_absurd_counts_refused():
+    torch.manual_seed(0)
+    style = load_style("tiny")
+    model = build_model("cpu", style).eval()
+    images, _ = generate(style, 0, 0, 2)
+    for method in ("proposal", "is"):
+        posts = infer(model, style, images, method=method, particles=50, chunk=16)    # 4 chunks per image
+        assert all(p.particles == 50 and sum(p.probs) == pytest.approx(1.0) for p in posts)
+    from trainer.infer import MAX_PARTICLES
+    with pytest.raises(ValueError, match="particles"):
+        infer(model, style, images, particles=MAX_PARTICLES + 1)
+
+
+@pytest.mark.parametrize("bandwidth", [1e300, 1e-300])
+def test_extreme_bandwidths_give_finite_posteriors(bandwidth):
+    torch.manual_seed(0)
+    style = load_style("tiny")
+    model = build_model("cpu", style).eval()
+    images, _ = generate(style, 0, 0, 2)
+    for p in infer(model, style, images, method="is", particles=16, bandwidth=bandwidth):
+        assert np.isfinite(p.probs).all() and np.isfinite(p.map_prob) and 0 < p.map_prob <= 1
