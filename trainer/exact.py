@@ -57,7 +57,8 @@ def exact_posterior(style: Style, image: np.ndarray, nuisance_draws: int = 64, s
     values = np.repeat(traces, m, axis=0)
     keys = sample_keys(seed + 7, np.arange(n * m))
     rendered = render(style, traces_from_classes(style, values, keys))
-    log_lik = abc_log_likelihood(np.broadcast_to(image, rendered.shape), rendered, projection(style.height, style.width),
+    log_lik = abc_log_likelihood(np.broadcast_to(image, rendered.shape), rendered,
+                                 projection(style.height, style.width),
                                  bandwidth if bandwidth is not None else calibrated_bandwidth(style)).reshape(n, m)
     log_marginal = log_lik.max(1) + np.log(np.mean(np.exp(log_lik - log_lik.max(1, keepdims=True)), axis=1))
     return _by_string(codec.texts(traces), codec.log_prior(traces) + log_marginal)

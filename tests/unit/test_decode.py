@@ -190,6 +190,6 @@ def test_failures_page_escapes_labels(tmp_path):
              enumerate(zip(images, ["A|B", "<b>"]))]
     report, rows = evaluate(model, style, items, method="proposal", particles=4, bandwidth=None)
     write_report(tmp_path / "r", report, rows, "t|itle")
-    table = [l for l in (tmp_path / "r" / "failures.md").read_text().splitlines() if l.startswith("| ![")]
-    assert len(table) == 2 and all(l.count("|") == 8 for l in table)
+    table = [ln for ln in (tmp_path / "r" / "failures.md").read_text().splitlines() if ln.startswith("| ![")]
+    assert len(table) == 2 and all(ln.count("|") == 8 for ln in table)
     assert "<b>" not in (tmp_path / "r" / "failures.md").read_text()
