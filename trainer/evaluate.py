@@ -182,11 +182,54 @@ def evaluate(model, style, items: list[Loaded], *, method: str, particles: int, 
     return report, rows
 
 
+REPORT_FILES = ("report.json", "reliability.png", "coverage.png", "failures.md")
+
+
+def check_report_dir(path: str | Path) -> Path:
+    """Before any work: the report folder must be new, empty or an earlier report (which it replaces)."""
+    import os
+
+    from synthstream.errors import UserError
+
+    out = Path(path)
+    if out.exists():
+        if not out.is_dir():
+            raise UserError(f"--out {str(path)!r} exists and is not a folder")
+        extra = sorted({p.name for p in out.iterdir()} - set(REPORT_FILES))
+        if extra:
+            raise UserError(f"--out {str(path)!r} holds files that are not an evaluation report ({extra[0]}"
+                            f"{', ...' if len(extra) > 1 else ''}); choose an empty or new folder")
+    parent = out.resolve().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UserError(f"--out {str(path)!r}: folder {str(parent)!r} does not exist or is not writable")
+    return out
+
+
 def write_report(out_dir: Path, report: dict, rows: list[Row], title: str) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
-    _plots(out_dir, report, title)
-    _failures_page(out_dir, report, rows, title)
+    """The report folder, written whole into a temporary sibling and then put in place (an earlier report there
+    is replaced; a failed write leaves the earlier one as it was)."""
+    import shutil
+
+    from synthstream.output import atomic_dir
+
+    def fill(tmp: Path) -> None:
+        (tmp / "report.json").write_text(json.dumps(report, indent=2))
+        _plots(tmp, report, title)
+        _failures_page(tmp, report, rows, title)
+
+    out_dir = Path(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()):         # an earlier report (check_report_dir said so)
+        old = out_dir.with_name(f".{out_dir.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out_dir.rename(old)
+        try:
+            atomic_dir(out_dir, fill)
+        except BaseException:
+            old.rename(out_dir)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        atomic_dir(out_dir, fill)
 
 
 def _plots(out_dir: Path, report: dict, title: str) -> None:

@@ -25,10 +25,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from trainer.evaluate import calibrate, write_report
+    from trainer.evaluate import calibrate, check_report_dir, write_report
     from trainer.evaluate import evaluate as run_eval
     from trainer.images import load_labelled_dir
 
+    out = check_report_dir(args.out) if args.out else None           # before any work
     model, style, trained = model_and_style(args.checkpoint, args.style, args.prior_scale, args.prior)
     items = load_labelled_dir(args.data, style)
     for it in items:
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> None:
     report.update({"data": str(args.data), "checkpoint": str(args.checkpoint), "style": style.name,
                    "prior": args.prior, "prior_scale": args.prior_scale, "calibration": calibration})
     if args.out:
-        write_report(Path(args.out), report, rows, f"{style.name} on {Path(args.data).name}")
+        write_report(out, report, rows, f"{style.name} on {Path(args.data).name}")
     size = f"width {args.beam_width}" if args.method == "beam" else f"{args.particles} particles"
     by_len = ", ".join(f"len {k}: {v['exact_rate']:.2f} (n={v['n']})" for k, v in report["rate_by_length"].items())
     mism = "" if report["mismatch_rate"] is None else f", model-mismatch flag on {100 * report['mismatch_rate']:.0f}%"
