@@ -467,10 +467,10 @@ def concurrency(whole: dict[str, float], asked: int | None) -> int:
     """Trials that fit in the cluster at once (never more than asked). Raises UserError if none fits."""
     import ray
 
-    have = ray.cluster_resources()
+    have = ray.available_resources()           # what other work on the cluster leaves, not its total
     fits = min(int(have.get(k, 0.0) / v + 1e-9) if v > 0 else 10**6 for k, v in whole.items())
     if fits < 1:
-        need = ", ".join(f"{k} {v:g} (the cluster has {have.get(k, 0.0):g})" for k, v in sorted(whole.items()))
+        need = ", ".join(f"{k} {v:g} (the cluster has {have.get(k, 0.0):g} free)" for k, v in sorted(whole.items()))
         raise UserError(f"one trial needs {need}: lower generators/generator_cpus/workers/worker_cpus in the space")
     if asked is not None and asked > fits:
         log.info("--max-concurrent %d: the cluster fits %d trials at once (%s each); running %d", asked, fits,

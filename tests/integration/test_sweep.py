@@ -15,6 +15,19 @@ from synthstream.errors import UserError
 from trainer import checkpoint
 from trainer.sweep import SweepConfig, check_space, load_space, parse_space, sweep
 
+
+@pytest.fixture(scope="module")
+def own_ray():
+    """A fresh 2-CPU local Ray for these tests alone: earlier tests' leftovers must not change what fits."""
+    import ray
+
+    from cluster.local import connect
+
+    ray.shutdown()
+    connect(num_cpus=2)
+    yield
+    ray.shutdown()
+
 ROOT = Path(__file__).resolve().parents[2]
 # tiny trials: 1 generator at 0.25 CPU + 1 worker at 0.75 CPU, so two fit at once on 2 CPUs
 TINY = {"style": "tiny", "steps": 20, "val_every": 10, "val_size": 64, "batch_size": 16, "warmup_steps": 5,
@@ -90,7 +103,7 @@ def rows(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_a_2x2_grid_completes(local_ray, tmp_path):
+def test_a_2x2_grid_completes(own_ray, tmp_path):
     space = load_space(write_space(tmp_path / "grid.toml", {"lr": ("grid", [1e-3, 3e-3]),
                                                             "prior_scale": ("grid", [1.0, 1.5])}))
     out = tmp_path / "out"
@@ -108,7 +121,7 @@ def test_a_2x2_grid_completes(local_ray, tmp_path):
     assert checkpoint.load(out / "best.pt")["step"] == 20 and checkpoint.load(out / "best.pt")["optimizer"] is None
 
 
-def test_asha_stops_a_hopeless_trial_early(local_ray, tmp_path):
+def test_asha_stops_a_hopeless_trial_early(own_ray, tmp_path):
     # one at a time: the good lr reaches each rung first, then the near-zero lr is below its cutoff at step 10
     space = load_space(write_space(tmp_path / "asha.toml", {"lr": ("grid", [5e-3, 1e-9])}, steps=40))
     out = tmp_path / "out"
