@@ -121,6 +121,7 @@ def test_a_2x2_grid_completes(own_ray, tmp_path):
     assert checkpoint.load(out / "best.pt")["step"] == 20 and checkpoint.load(out / "best.pt")["optimizer"] is None
 
 
+@pytest.mark.slow        # minutes of Ray Tune trials: run with -m slow
 def test_asha_stops_a_hopeless_trial_early(own_ray, tmp_path):
     # one at a time: the good lr reaches each rung first, then the near-zero lr is below its cutoff at step 10
     space = load_space(write_space(tmp_path / "asha.toml", {"lr": ("grid", [5e-3, 1e-9])}, steps=40))
@@ -132,6 +133,7 @@ def test_asha_stops_a_hopeless_trial_early(own_ray, tmp_path):
     assert by_lr[1e-9]["stopped_early"] == "True" and best["params"]["lr"] == 5e-3
 
 
+@pytest.mark.slow        # minutes of Ray Tune trials: run with -m slow
 def test_a_killed_sweep_driver_resumes_without_rerunning_finished_trials(tmp_path):
     space = write_space(tmp_path / "kill.toml", {"lr": ("grid", [1e-3, 3e-3])})
     out = tmp_path / "out"
