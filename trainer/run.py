@@ -260,18 +260,24 @@ class MetricsLog:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        def number(value) -> float:
+            try:
+                return float(value)
+            except (TypeError, ValueError):          # a column an older row lacks
+                return float("nan")
+
         rows = self.rows
-        step = [float(r["step"]) for r in rows]
+        step = [number(r["step"]) for r in rows]
         fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
         for key, label in (("train_loss", "train -log q"), ("val/loss", "validation -log q")):
-            a.plot(step, [float(r[key]) for r in rows], marker=".", label=label)
+            a.plot(step, [number(r.get(key)) for r in rows], marker=".", label=label)
         a.set_xlabel("step")
         a.set_ylabel("nats per trace")
         a.set_yscale("log")
         a.legend()
         for key, label in (("val/string_accuracy", "whole string"), ("val/acc/char", "per character")):
             if key in rows[0]:
-                b.plot(step, [float(r[key]) for r in rows], marker=".", label=label)
+                b.plot(step, [number(r.get(key)) for r in rows], marker=".", label=label)
         b.set_xlabel("step")
         b.set_ylabel("validation accuracy (greedy)")
         b.set_ylim(0, 1)

@@ -65,7 +65,8 @@ class RunStorage:
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Write a whole file: to a temporary name, then renamed over `name` (never half a file)."""
-        tmp = self.join(f".{name}.tmp")
+        folder, base = posixpath.split(name)
+        tmp = self.join(posixpath.join(folder, f".{base}.tmp"))          # beside the file, in its own folder
         try:
             with self.fs.open_output_stream(tmp) as f:
                 f.write(data)
