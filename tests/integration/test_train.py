@@ -104,7 +104,7 @@ def cli(*args):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--preset", "huge"], "unknown preset 'huge'; available: paper, cpu, gpu"),
+    (["--preset", "huge"], "preset 'huge' is unknown; available: paper, cpu, gpu"),
     (["--style", "nope"], "unknown style 'nope'"),
     (["--workers", "3"], "need at least"),
     (["--gpu"], "need GPU 1 (the cluster has 0); this cluster cannot grow"),
