@@ -23,20 +23,38 @@ from trainer.model import ProposalNet
 MAX_TRACES = 10_000
 
 
+def support_strings(style: Style) -> list[str]:
+    """Every string the style's text prior can draw. Raises ValueError (before enumerating) above MAX_TRACES."""
+    from synthstream.text import WordsPrior
+
+    text = codec_of(style).text
+    lo, hi = text.lengths
+    if isinstance(text, WordsPrior):
+        if text.z > MAX_TRACES:
+            raise ValueError(f"style {style.name!r} has {text.z:.3g} word tuples: too many to enumerate")
+        tuples = itertools.product(text.vocab, repeat=text.n_words)
+        return sorted({"".join(t) for t in tuples if lo <= sum(map(len, t)) <= hi})
+    count = sum(len(style.alphabet) ** n for n in range(lo, hi + 1))
+    if count > MAX_TRACES:
+        raise ValueError(f"style {style.name!r} has {count:.3g} strings: too many to enumerate")
+    return ["".join(chars) for n in range(lo, hi + 1) for chars in itertools.product(style.alphabet, repeat=n)]
+
+
 def all_traces(style: Style) -> np.ndarray:
-    """Every trace of the prior as class indices [N, T] (-1 past num_chars)."""
+    """Every trace of the prior as class indices [N, T] (-1 past num_chars): every string of the support times
+    every value of the other scalar latents."""
     codec = codec_of(style)
-    lo = codec.num_chars_lo
+    others = codec.family_sizes[1:codec.char_start]
+    strings = support_strings(style)
+    if len(strings) * int(np.prod(others)) > MAX_TRACES:
+        raise ValueError(f"style {style.name!r} has more than {MAX_TRACES} traces: too many to enumerate")
+    text_classes = codec.encode_texts(strings)                       # num_chars and characters
     rows = []
-    for scalars in itertools.product(*(range(n) for n in codec.family_sizes[:codec.char_start])):
-        n_chars = scalars[0] + lo
-        for chars in itertools.product(range(len(style.alphabet)), repeat=n_chars):
-            if not codec.text.contains("".join(style.alphabet[c] for c in chars)):
-                continue
-            rows.append([*scalars, *chars, *([-1] * (codec.max_chars - n_chars))])
-            if len(rows) > MAX_TRACES:
-                raise ValueError(f"style {style.name!r} has more than {MAX_TRACES} traces: too many to enumerate")
-    return np.array(rows, dtype=np.int64)
+    for scalars in itertools.product(*(range(n) for n in others)):
+        block = text_classes.copy()
+        block[:, 1:codec.char_start] = scalars
+        rows.append(block)
+    return np.concatenate(rows).astype(np.int64)
 
 
 def _by_string(texts: list[str], log_p: np.ndarray) -> dict[str, float]:
