@@ -42,7 +42,7 @@ def test_a_write_that_fails_part_way_leaves_nothing(tmp_path):
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, hard))    # CPython ignores SIGXFSZ: writes get EFBIG
     try:
-        with pytest.raises(UserError, match="cannot write the labelled folder .*set"):
+        with pytest.raises(UserError, match="cannot write .*set.: File too large"):
             write_labelled_folder(tmp_path / "set", images, ["a", "b", "c", "d"])
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from synthstream.style import load_style
-from synthstream.trace import sample_traces, traces_from_texts
+from synthstream.trace import codec_of, sample_traces, traces_from_texts
 
 
 def test_log_prior_is_the_sum_of_site_log_probs():
@@ -21,9 +21,10 @@ def test_log_prior_is_the_sum_of_site_log_probs():
 
 def test_prior_marginals_cover_each_support_uniformly():
     style = load_style("facebook")
+    codec = codec_of(style)
     t = sample_traces(style, 0, 0, 20_000)
-    for values, support in [(t.num_chars, style.support("num_chars")), (t.font_size, style.support("font_size")),
-                            (t.kerning, style.support("kerning")), (t.font, range(len(style.fonts)))]:
+    for values, support in [(t.num_chars, codec.support("num_chars")), (t.font_size, codec.support("font_size")),
+                            (t.kerning, codec.support("kerning")), (t.font, range(len(style.fonts)))]:
         freq = np.array([(values == v).mean() for v in support])
         assert freq.sum() == pytest.approx(1.0)
         np.testing.assert_allclose(freq, 1 / len(support), atol=0.02)
