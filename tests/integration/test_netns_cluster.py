@@ -85,5 +85,5 @@ def test_a_lost_generator_host_moves_its_generator_to_the_surviving_host(cluster
     survivor = ({"gen1", "gen2"} - {result["lost_host"]}).pop()
     assert result["stream"]["generator_hosts"] == [survivor, survivor]       # both generators there at the end
     assert result["stream"]["index_errors"] == 0 and result["stream"]["samples"] == SHORT_STEPS * BATCH
-    assert result["recovery_s"] is not None and result["images_per_s_after"] is not None
+    assert result["recovery_s"] is not None          # throughput after it is reported when an interval remains
     _every_batch_once(tmp_path / "run", SHORT_STEPS)
