@@ -23,7 +23,7 @@ from pathlib import Path
 from cluster.capacity import ensure_resources, release_request
 from synthstream.errors import RunFailed, UserError
 from trainer import checkpoint
-from trainer.storage import RunStorage, lock, unlock
+from trainer.storage import RunStorage, held_marker, lock, unlock
 from trainer.train import TrainConfig, WorkerPlan, plan_workers, train_loop_per_worker
 
 log = logging.getLogger("synthstream.train")
@@ -53,27 +53,9 @@ class ProgressTracker:
 
 def check_out_dir(storage: RunStorage, config: TrainConfig, resume: bool) -> dict | None:
     """What the folder holds: None for a new run, else its run.json. Refuses a folder holding anything else."""
-    kind = storage.kind()
-    if kind == "file":
-        raise UserError(f"--out {storage.describe()!r} exists and is not a directory")
-    names = [n for n in storage.names() if n != ".lock"]
-    if RUN_FILE not in names:
-        if names:
-            raise UserError(f"--out {storage.describe()!r} holds files that are not a synthstream run "
-                            f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}); choose an empty or new "
-                            f"folder (nothing was changed)")
-        if resume:
-            raise UserError(f"--resume: {storage.describe()!r} holds no training run")
-        return None
-    try:
-        held = json.loads(storage.read_bytes(RUN_FILE))
-    except (OSError, ValueError) as e:
-        raise UserError(f"--out {storage.describe(RUN_FILE)!r} cannot be read ({e})") from None
-    mine = config.identity()
-    differ = [k for k in sorted(set(mine) | set(held.get("identity", {}))) if mine.get(k) != held["identity"].get(k)]
-    if differ:
-        raise UserError(f"--out {storage.describe()!r} holds a run with other settings ({', '.join(differ)} "
-                        f"differ); use the same settings to continue it, or another folder (nothing was changed)")
+    held = held_marker(storage, RUN_FILE, "run", config.identity())
+    if held is None and resume:
+        raise UserError(f"--resume: {storage.describe()!r} holds no training run")
     return held
 
 

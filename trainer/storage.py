@@ -96,6 +96,33 @@ class RunStorage:
         return Path(tempfile.mkdtemp(prefix="synthstream-run-"))
 
 
+def held_marker(storage: RunStorage, marker: str, what: str, identity: dict) -> dict | None:
+    """What a run folder holds: None when it is new or empty, else its marker file (e.g. run.json) whose
+    "identity" equals `identity`. Refuses, untouched, a file, a folder of other files, or another identity."""
+    import json
+
+    if storage.kind() == "file":
+        raise UserError(f"--out {storage.describe()!r} exists and is not a directory")
+    names = [n for n in storage.names() if n != ".lock"]
+    if marker not in names:
+        if names:
+            raise UserError(f"--out {storage.describe()!r} holds files that are not a synthstream {what} "
+                            f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}); choose an empty or new "
+                            f"folder (nothing was changed)")
+        return None
+    try:
+        held = json.loads(storage.read_bytes(marker))
+        theirs = held["identity"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"--out {storage.describe(marker)!r} cannot be read ({e})") from None
+    mine = json.loads(json.dumps(identity))
+    differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+    if differ:
+        raise UserError(f"--out {storage.describe()!r} holds a {what} with other settings ({', '.join(differ)} "
+                        f"differ); use the same settings to continue it, or another folder (nothing was changed)")
+    return held
+
+
 def lock(storage: RunStorage):
     """An exclusive lock on a local run folder for this process's lifetime (None for remote storage, where
     Ray Train's own storage is the source of truth). Raises UserError when another run holds it."""

@@ -52,7 +52,7 @@ import tomllib
 from ray.tune import Callback
 
 from synthstream.errors import RunFailed, UserError
-from trainer.storage import RunStorage, lock, unlock
+from trainer.storage import RunStorage, held_marker, lock, unlock
 
 log = logging.getLogger("synthstream.sweep")
 
@@ -480,25 +480,7 @@ def concurrency(whole: dict[str, float], asked: int | None) -> int:
 
 def check_out_dir(storage: RunStorage, config: SweepConfig) -> bool:
     """True when `out` holds this sweep (to continue); False when new. Refuses anything else, untouched."""
-    if storage.kind() == "file":
-        raise UserError(f"--out {storage.describe()!r} exists and is not a directory")
-    names = [n for n in storage.names() if n != ".lock"]
-    if SWEEP_FILE not in names:
-        if names:
-            raise UserError(f"--out {storage.describe()!r} holds files that are not a synthstream sweep "
-                            f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}); choose an empty or new "
-                            f"folder (nothing was changed)")
-        return False
-    try:
-        held = json.loads(storage.read_bytes(SWEEP_FILE))["identity"]
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"--out {storage.describe(SWEEP_FILE)!r} cannot be read ({e})") from None
-    mine = json.loads(json.dumps(config.identity()))
-    differ = [k for k in sorted(set(mine) | set(held)) if mine.get(k) != held.get(k)]
-    if differ:
-        raise UserError(f"--out {storage.describe()!r} holds a sweep with other settings ({', '.join(differ)} "
-                        f"differ); use the same command to continue it, or another folder (nothing was changed)")
-    return True
+    return held_marker(storage, SWEEP_FILE, "sweep", config.identity()) is not None
 
 
 def sweep(config: SweepConfig, out: str, *, address: str | None = None,
