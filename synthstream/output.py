@@ -61,16 +61,6 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
             os.unlink(tmp)
 
 
-def atomic_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` atomically."""
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
-
-
-def atomic_copy(src: str | Path, dst: str | Path) -> None:
-    """Copy the file `src` to `dst` atomically (readers of `dst` see the old file or the whole new one)."""
-    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
-
-
 def atomic_dir(path: str | Path, write: Callable[[Path], object]) -> None:
     """`write(tmp_dir)` fills a temporary sibling folder, which then replaces `path` (absent or empty)."""
     out = Path(path).resolve()              # through a symlink: replace the folder it points to
