@@ -1,4 +1,11 @@
-"""The exception types that the CLI turns into a single clear error line."""
+"""The exception types that the CLI turns into a single clear error line, and which errors a retry can fix."""
+
+import errno
+import os
+
+# Storage errors that no restart, on this node or another, can fix: the run fails at once instead of spending
+# its worker-restart budget on them.
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
 
 
 class UserError(ValueError):
@@ -20,3 +27,16 @@ def not_installed(what: str, file: str, package: str, style_name: str, path_vari
     of = f" (style {style_name!r})" if style_name else ""
     return UserError(f"{what} {file!r}{of} not found: {how}, or put the file in a directory listed in "
                      f"{path_variable}")
+
+
+def out_of_space(e: OSError) -> bool:
+    """A full disk or exhausted quota (pyarrow's filesystems give the errno in the message only, sometimes)."""
+    return any(e.errno == n or os.strerror(n) in str(e) for n in (errno.ENOSPC, errno.EDQUOT))
+
+
+def deterministic(e: BaseException) -> bool:
+    """An error the same run would meet again after a restart: bad input, or storage that refuses writes (full,
+    read-only, no permission). Lost nodes and actors, and everything else, count as transient."""
+    if isinstance(e, UserError):
+        return True
+    return isinstance(e, OSError) and any(e.errno == n or os.strerror(n) in str(e) for n in STORAGE_ERRNOS)

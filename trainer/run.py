@@ -46,6 +46,10 @@ class ProgressTracker:
         self.latest.update(metrics)
         self.rows.append(metrics)
 
+    def fail(self, error: str) -> None:
+        """A worker met an error no restart can fix; the driver ends the run on it."""
+        self.latest["fatal"] = error
+
     def drain(self) -> tuple[dict, list[dict]]:
         rows, self.rows = self.rows, []
         return dict(self.latest), rows
@@ -78,6 +82,9 @@ def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bo
     guard = lock(storage)
     try:
         return _train(config, storage, held, progress, callbacks)
+    except RunFailed:
+        drop_unregistered_checkpoints(storage)
+        raise
     finally:
         unlock(guard)
 
@@ -149,6 +156,36 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
     return report
 
 
+def drop_unregistered_checkpoints(storage: RunStorage) -> list[str]:
+    """Remove checkpoint folders Ray Train never registered (an upload cut short by a full disk or a kill), so
+    nothing half-written stays in the run. Only when Ray Train's record of the run can be read: without it, a
+    folder could be a good checkpoint, and it stays. Returns the folders removed."""
+    import posixpath
+
+    import pyarrow.fs as pafs
+    from ray.train import Result
+
+    train_dir = storage.join(f"ray/{RUN_NAME}")
+    try:
+        registered = {posixpath.basename(c.path.rstrip("/")) for c, _ in Result.from_path(
+            storage.ray_storage_path + f"/{RUN_NAME}").best_checkpoints}
+        found = storage.fs.get_file_info(pafs.FileSelector(train_dir))
+    except (RuntimeError, OSError, ValueError):
+        return []
+    removed = []
+    for info in found:
+        name = posixpath.basename(info.path)
+        if info.type == pafs.FileType.Directory and name.startswith("checkpoint_") and name not in registered:
+            try:
+                storage.fs.delete_dir(info.path)
+                removed.append(name)
+            except OSError:
+                pass
+    if removed:
+        log.info("removed %d half-written checkpoint folder(s) from %s", len(removed), storage.describe("ray"))
+    return removed
+
+
 def _ensure_capacity(config: TrainConfig, worker_cpus: float) -> bool:
     """The generators and the training workers together, so that one request to the autoscaler covers both
     kinds of node and a refusal names everything missing. True if the autoscaler was asked."""
@@ -179,6 +216,8 @@ def _follow(fit: threading.Thread, tracker, total: int, metrics_log: MetricsLog,
             figures, rows = ray.get(tracker.drain.remote(), timeout=5)
         except ray.exceptions.RayError:
             continue
+        if "fatal" in figures:
+            raise RunFailed(f"training failed: {_one_line(figures['fatal'])} (a restart cannot fix this)")
         metrics_log.add(rows)
         step = figures.get("step", 0)
         if step > shown:
@@ -271,7 +310,7 @@ class MetricsLog:
         self.storage.write_bytes("curve.png", png.getvalue())
 
 
-def _one_line(e: BaseException) -> str:
+def _one_line(e: BaseException | str) -> str:
     """The innermost error of a (possibly nested, multi-line, coloured) Ray failure, on one line."""
     import re
 

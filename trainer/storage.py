@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from synthstream.errors import UserError
+from synthstream.errors import RunFailed, UserError, out_of_space
 
 
 class RunStorage:
@@ -76,7 +76,8 @@ class RunStorage:
                 self.fs.delete_file(tmp)
             except OSError:
                 pass
-            raise UserError(f"cannot write {self.describe(name)!r}: {str(e).splitlines()[0]}") from None
+            kind = RunFailed if out_of_space(e) else UserError            # a full disk is not bad input
+            raise kind(f"cannot write {self.describe(name)!r}: {str(e).splitlines()[0]}") from None
 
     def upload_file(self, local_file: Path, name: str) -> None:
         self.write_bytes(name, Path(local_file).read_bytes())

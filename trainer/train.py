@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthstream.errors import UserError
+from synthstream.errors import UserError, deterministic
 from synthstream.stream import StreamConfig
 from trainer import checkpoint
 from trainer.model import PRESETS, build_model
@@ -221,7 +221,19 @@ def validate_and_checkpoint(plan: WorkerPlan, state: WorkerState, metrics: dict,
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
-    """Runs inside each Ray Train worker: restore, build, loop, validate-and-checkpoint."""
+    """Runs inside each Ray Train worker. An error no restart can fix (a full disk) is told to the driver's
+    tracker first, so the driver ends the run at once instead of letting Ray Train retry it."""
+    plan: WorkerPlan = loop_config["plan"]
+    try:
+        _train_loop(plan)
+    except Exception as e:
+        if deterministic(e) and plan.tracker is not None:
+            plan.tracker.fail.remote(f"{type(e).__name__}: {e}")
+        raise
+
+
+def _train_loop(plan: WorkerPlan) -> None:
+    """Restore, build, loop, validate-and-checkpoint."""
     import ray
     import ray.train
     import ray.train.torch
@@ -229,7 +241,6 @@ def train_loop_per_worker(loop_config: dict) -> None:
     from synthstream.stream import DataStream
     from trainer.feed import DeviceFeed
 
-    plan: WorkerPlan = loop_config["plan"]
     config = plan.config
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()

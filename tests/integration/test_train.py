@@ -3,6 +3,7 @@ killed worker, and the CLI's one-line errors."""
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -151,3 +152,25 @@ def test_a_killed_driver_is_continued_by_the_same_command(tmp_path):
     with (out / "metrics.csv").open() as f:
         steps = [int(float(row["step"])) for row in csv.DictReader(f)]
     assert steps == sorted(set(steps)) and steps[-1] == 60
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a small tmpfs needs root")
+def test_a_full_disk_fails_the_run_at_once_and_leaves_no_half_written_checkpoint(tmp_path):
+    """A 30 MB disk holds the first checkpoint (19 MB) but not the second: the run ends with one line and exit 1
+    (a restart cannot fix a full disk), the cut-short checkpoint folder is removed, the registered one is whole."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=30m", "tmpfs", str(disk)], check=True)
+    try:
+        r = cli("--style", "tiny", "--steps", "200", "--val-every", "10", "--batch-size", "16", "--val-size", "64",
+                "--no-progress", "--out", str(disk / "run"))
+        assert r.returncode == 1, r.stderr
+        errors = [ln for ln in r.stderr.splitlines() if "error" in ln.lower()]
+        assert len(errors) == 1 and "No space left on device" in errors[0] and "Traceback" not in r.stderr
+        folders = [p for p in (disk / "run" / "ray" / "train").glob("checkpoint_*") if p.is_dir()]
+        newest = Result.from_path(str(disk / "run" / "ray" / "train")).checkpoint
+        assert [f.name for f in folders] == [os.path.basename(newest.path)]
+        assert checkpoint.load(folders[0] / checkpoint.FILE)["step"] == 10
+        assert not list(disk.rglob("*.tmp"))
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

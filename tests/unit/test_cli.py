@@ -154,3 +154,15 @@ def test_npz_is_written_in_chunks_and_equals_one_batch(tmp_path, monkeypatch):
     images, traces = generate(load_style("tiny"), 3, 0, 50)
     np.testing.assert_array_equal(d["images"], images)
     assert d["texts"].tolist() == traces.texts() and d["classes"].tolist() == traces.classes.tolist()
+
+
+def test_errors_a_restart_cannot_fix_are_told_from_transient_ones():
+    import errno
+
+    from synthstream.errors import UserError, deterministic, out_of_space
+
+    arrow_full = OSError("[Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on device")
+    assert deterministic(arrow_full) and out_of_space(arrow_full)
+    assert deterministic(OSError(errno.EROFS, "Read-only file system")) and deterministic(UserError("bad"))
+    assert not out_of_space(OSError(errno.EROFS, "Read-only file system"))
+    assert not deterministic(ConnectionError("node lost")) and not deterministic(RuntimeError("actor died"))
