@@ -36,9 +36,8 @@ from synthstream.stream import GeneratorPool, StreamConfig
 from synthstream.style import Style, load_style
 
 METHODS = ("synthstream", "synthstream_batch_objects", "raydata", "dataloader", "queue")
-DEFAULT_METHODS = ("synthstream", "synthstream_batch_objects", "dataloader", "queue")
-"""raydata is opt-in (--methods): on the shared 2-core machine it did not deliver its first batch in 200 s."""
 MIN_SECONDS = 0.5
+RAY_DATA_BLOCK_BYTES = 2 << 20
 SEED = 0
 
 
@@ -136,15 +135,25 @@ def _synthstream(style: Style, actors: int, batch: int, object_size: int | None)
 def _raydata(style: Style, actors: int, batch: int, seconds: float) -> tuple[Consumer, Callable, dict]:
     from synthstream.raydata import MAX_BLOCKS, read_synthstream
 
-    rows = StreamConfig(style=style, batch_size=batch).batches_per_object() * batch  # same object size
+    # Whole training batches per block, ~2 MiB: one 64-row block per task ran at a tenth of the rate (per-task
+    # costs), and blocks of synthstream's 8 MiB objects stalled Ray Data 2.60 on the 512 MiB store (measured).
+    per_batch = StreamConfig(style=style, batch_size=batch).sample_bytes() * batch
+    rows = batch * max(1, RAY_DATA_BLOCK_BYTES // per_batch)
     blocks = min(MAX_BLOCKS, max(8 * actors, int((seconds + 10) * 12_000 * actors / rows)))  # > enough for the run
-    ds = read_synthstream(style, SEED, 0, blocks * rows, rows_per_block=rows, concurrency=actors)
-    it = iter(ds.drop_columns(["text"]).iter_torch_batches(batch_size=batch, dtypes=None, prefetch_batches=2))
+    options = ray.data.DataContext.get_current().execution_options
+    ordered, options.preserve_order = options.preserve_order, True     # in order, like the stream: countable
+    ds = read_synthstream(style, SEED, 0, blocks * rows, rows_per_block=rows, concurrency=actors,
+                          columns=("image", "index"))
+    it = iter(ds.iter_torch_batches(batch_size=batch, dtypes=None, prefetch_batches=2))
 
     def next_batch():
         b = next(it)
         return b["image"], b["index"]
-    return Consumer(next_batch), lambda: None, {"rows_per_block": rows}
+    def close():
+        options.preserve_order = ordered
+        if hasattr(it, "close"):
+            it.close()                       # a generator: ends Ray Data's executor and frees its actors now
+    return Consumer(next_batch), close, {"rows_per_block": rows}
 
 
 class GeneratedBatches(torch.utils.data.IterableDataset):
@@ -251,7 +260,7 @@ def run(actor_counts: list[int], batch_sizes: list[int] | int, seconds: float, s
         address: str | None = None, methods: list[str] | None = None, plot: str | None = None) -> dict:
     if not seconds >= MIN_SECONDS:
         raise UserError(f"--seconds {seconds:g} is too short to time anything; use at least {MIN_SECONDS:g}")
-    methods = list(methods or DEFAULT_METHODS)
+    methods = list(methods or METHODS)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UserError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
