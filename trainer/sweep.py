@@ -61,7 +61,6 @@ TUNE_NAME = "tune"
 KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
 STYLE_SECTIONS = ("latents", "layout", "warp", "ink", "clutter", "text")
 EVAL_METRIC = "eval/exact_rate"
-EVAL_PARTICLES = 100
 ASHA_REDUCTION = 2
 
 # The train options a space may set, with the sweep's defaults (`synthstream train`'s, except worker_cpus:
@@ -391,7 +390,8 @@ def run_trial(params: dict, plan: TrialPlan) -> None:
 
 
 def evaluate_run(out: str, eval_data: str) -> float:
-    """Exact-string rate of a run's final model on a labelled folder (q, EVAL_PARTICLES samples)."""
+    """Exact-string rate of a run's final model on a labelled folder: beam search (width 16) under the style's
+    own text prior, the best reader measured (README, real captchas)."""
     from trainer.checkpoint import load
     from trainer.evaluate import evaluate
     from trainer.images import load_labelled_dir
@@ -402,7 +402,7 @@ def evaluate_run(out: str, eval_data: str) -> float:
         path.write_bytes(RunStorage(out).read_bytes("checkpoint.pt"))
         model, style = model_from_checkpoint(load(path))
     items = load_labelled_dir(eval_data, style)
-    report, _ = evaluate(model, style, items, method="proposal", particles=EVAL_PARTICLES, bandwidth=None)
+    report, _ = evaluate(model, style, items, method="beam", particles=1, bandwidth=None, beam_width=16)
     return report["exact_rate"]
 
 
