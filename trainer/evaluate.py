@@ -156,8 +156,8 @@ def evaluate(model, style, items: list[Loaded], *, method: str, particles: int, 
     raw_conf = np.array([p.map_prob for p, it in zip(raw, usable) if it.in_support])
     text = codec_of(style).text
     report = {
-        "n": len(scored), "method": method, "particles": particles,
-        **({"beam_width": beam_width} if method == "beam" else {}),
+        "n": len(scored), "method": method,
+        **({"beam_width": beam_width} if method == "beam" else {"particles": particles}),
         "text_prior": text.kind,
         "prior_swapped": train_style is not None and train_style.params["text"] != style.params["text"],
         "labels_off_text_prior": sum(1 for r in scored if text.log_prob(r.truth) == -np.inf),
@@ -277,10 +277,14 @@ def _code(text: str) -> str:
     return f"<code>{escape(text)}</code>"
 
 
+def _search_size(report: dict) -> str:
+    return f"beam width {report['beam_width']}" if report["method"] == "beam" else f"{report['particles']} particles"
+
+
 def _failures_page(out_dir: Path, report: dict, rows: list[Row], title: str) -> None:
     lines = [f"# {escape(title)}", "",
              f"exact-string rate **{report['exact_rate']:.3f}** on {report['n']} captchas "
-             f"(method `{report['method']}`, {report['particles']} particles); ECE {report['ece']:.3f} "
+             f"(method `{report['method']}`, {_search_size(report)}); ECE {report['ece']:.3f} "
              f"(temperature {report['temperature']:.2f}; {report['ece_before_calibration']:.3f} before); "
              f"{report['seconds_per_captcha'] * 1e3:.1f} ms per captcha.", "",
              "![reliability](reliability.png) ![coverage](coverage.png)", "",
