@@ -30,13 +30,16 @@ def not_installed(what: str, file: str, package: str, style_name: str, path_vari
 
 
 def out_of_space(e: OSError) -> bool:
-    """A full disk or exhausted quota (pyarrow's filesystems give the errno in the message only, sometimes)."""
-    return any(e.errno == n or os.strerror(n) in str(e) for n in (errno.ENOSPC, errno.EDQUOT))
+    """A full disk or an exhausted quota."""
+    return _has_errno(e, (errno.ENOSPC, errno.EDQUOT))
 
 
 def deterministic(e: BaseException) -> bool:
     """An error the same run would meet again after a restart: bad input, or storage that refuses writes (full,
     read-only, no permission). Lost nodes and actors, and everything else, count as transient."""
-    if isinstance(e, UserError):
-        return True
-    return isinstance(e, OSError) and any(e.errno == n or os.strerror(n) in str(e) for n in STORAGE_ERRNOS)
+    return isinstance(e, UserError) or (isinstance(e, OSError) and _has_errno(e, STORAGE_ERRNOS))
+
+
+def _has_errno(e: OSError, numbers: tuple[int, ...]) -> bool:
+    """By errno, or by its text: pyarrow's filesystems sometimes give the errno in the message only."""
+    return any(e.errno == n or os.strerror(n) in str(e) for n in numbers)

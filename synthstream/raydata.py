@@ -1,12 +1,13 @@
 """The generator as a Ray Data dataset, for pipelines that mix synthetic and real data in Ray Data.
 
-    ds = read_synthstream(load_style("wikipedia"), seed=0, start=0, stop=100_000, concurrency=2)
+    ds = read_synthstream(load_style("wikipedia"), seed=0, start=0, stop=100_000, concurrency=2,
+                          columns=("image", "index"))
     for batch in ds.iter_torch_batches(batch_size=256, dtypes=None): ...
 
 Rows have the stream's Arrow schema (`synthstream.batch`): `image` (a fixed-shape uint8 tensor column, kept
 Arrow-native), `text`, one column per traced address, `log_prob`, `seed`, `index`. Row i is sample
 `start + i` of `seed`, byte-identical to `generate(style, seed, start + i, 1)` wherever it renders. This is
-how Ray Data users would express the generator (a range of block numbers mapped by a stateful class UDF on
+how Ray Data users would express the generator (block numbers mapped by a stateful class UDF on
 `concurrency` actors); `synthstream bench stream` times it against `synthstream.stream`.
 """
 
@@ -22,7 +23,7 @@ from synthstream.limits import MAX_INDEX
 from synthstream.style import Style
 
 DEFAULT_ROWS_PER_BLOCK = 256     # ~2.5 MiB for wikipedia: blocks over ~1% of the object store stalled Ray Data
-MAX_BLOCKS = 1 << 16          # Ray Data plans one read task per block
+MAX_BLOCKS = 1 << 16          # one input block (a small object the driver puts) per block
 
 
 class RenderBlocks:
