@@ -26,3 +26,10 @@ def test_bad_range_is_one_line(local_ray):
 
     with pytest.raises(UserError, match="start = 5, stop = 5"):
         read_synthstream(load_style("tiny"), start=5, stop=5)
+
+
+def test_unknown_columns_are_one_line():
+    from synthstream.raydata import read_synthstream
+
+    with pytest.raises(UserError, match=r"columns = \('nope',\): choose one or more of"):
+        read_synthstream(load_style("tiny"), columns=("nope",))
