@@ -667,6 +667,8 @@ def _plot(config: SweepConfig, storage: RunStorage, rows: list[dict]) -> None:
             ax.scatter(xs, [y for _, y in pts], label=status, **style)
         if d.log_scale:
             ax.set_xscale("log")
+        if numeric and d.kind in ("choice", "grid"):                  # ticks at the values tried, readable
+            ax.set_xticks(list(d.values), [f"{v:g}" for v in d.values], fontsize=7)
         ax.set_xlabel(d.name)
         ax.set_ylabel(config.metric)
         ax.legend(fontsize=7)
