@@ -47,7 +47,7 @@ def resolve(name_or_path: str) -> Path:
 
         try:
             newest = Result.from_path(str(path / "ray" / "train")).checkpoint
-        except RuntimeError:
+        except Exception:  # noqa: BLE001 - no record, or one a full disk left empty (Ray's own error types)
             newest = None
         if newest is not None:
             return Path(newest.path) / FILE

@@ -83,7 +83,7 @@ def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bo
     try:
         return _train(config, storage, held, progress, callbacks)
     except RunFailed:
-        drop_unregistered_checkpoints(storage)
+        drop_half_written_checkpoints(storage)
         raise
     finally:
         unlock(guard)
@@ -156,26 +156,30 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
     return report
 
 
-def drop_unregistered_checkpoints(storage: RunStorage) -> list[str]:
-    """Remove checkpoint folders Ray Train never registered (an upload cut short by a full disk or a kill), so
-    nothing half-written stays in the run. Only when Ray Train's record of the run can be read: without it, a
-    folder could be a good checkpoint, and it stays. Returns the folders removed."""
+def drop_half_written_checkpoints(storage: RunStorage) -> list[str]:
+    """Remove the checkpoint folders under ray/train whose checkpoint.pt is missing or not a whole zip file (an
+    upload that a full disk or a kill cut short), so nothing half-written stays in the run. Judged by content,
+    not by Ray Train's record of the run: a full disk can leave that record empty too. Returns what it removed."""
     import posixpath
+    import zipfile
 
     import pyarrow.fs as pafs
-    from ray.train import Result
 
-    train_dir = storage.join(f"ray/{RUN_NAME}")
     try:
-        registered = {posixpath.basename(c.path.rstrip("/")) for c, _ in Result.from_path(
-            storage.ray_storage_path + f"/{RUN_NAME}").best_checkpoints}
-        found = storage.fs.get_file_info(pafs.FileSelector(train_dir))
-    except (RuntimeError, OSError, ValueError):
+        found = storage.fs.get_file_info(pafs.FileSelector(storage.join(f"ray/{RUN_NAME}")))
+    except OSError:
         return []
     removed = []
     for info in found:
         name = posixpath.basename(info.path)
-        if info.type == pafs.FileType.Directory and name.startswith("checkpoint_") and name not in registered:
+        if info.type != pafs.FileType.Directory or not name.startswith("checkpoint_"):
+            continue
+        try:
+            with storage.fs.open_input_file(posixpath.join(info.path, checkpoint.FILE)) as f:
+                whole = zipfile.ZipFile(f).testzip() is None
+        except (OSError, zipfile.BadZipFile, EOFError):
+            whole = False
+        if not whole:
             try:
                 storage.fs.delete_dir(info.path)
                 removed.append(name)
