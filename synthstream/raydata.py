@@ -22,7 +22,7 @@ from synthstream.errors import UserError
 from synthstream.limits import MAX_INDEX
 from synthstream.style import Style
 
-DEFAULT_ROWS_PER_BLOCK = 256     # ~2.5 MiB for wikipedia: blocks over ~1% of the object store stalled Ray Data
+DEFAULT_ROWS_PER_BLOCK = 1024
 MAX_BLOCKS = 1 << 16          # one input block (a small object the driver puts) per block
 
 
@@ -34,15 +34,16 @@ class RenderBlocks:
         from synthstream.generate import generate
         from synthstream.render.jit import set_threads
 
-        set_threads(threads)
         self.style, self.seed, self.start, self.stop, self.rows = style, seed, start, stop, rows_per_block
-        self.columns = list(columns) if columns else None
-        self._generate = generate
+        self.threads, self.columns = threads, list(columns) if columns else None
+        self._generate, self._set_threads = generate, set_threads
+        set_threads(threads)
         generate(style, seed, 0, 2)                          # JIT cache load and glyph atlas, once per actor
 
     def __call__(self, blocks: pa.Table) -> pa.Table:
         from synthstream.batch import to_record_batch
 
+        self._set_threads(self.threads)    # Numba's count is per calling thread, and Ray Data calls from another
         parts = []
         for b in blocks.column("id").to_pylist():
             first = self.start + b * self.rows
@@ -58,8 +59,9 @@ def read_synthstream(style: Style, seed: int = 0, start: int = 0, stop: int = 1 
     """A `ray.data.Dataset` of samples [start, stop) of `seed`, rendered by `concurrency` actors of
     `num_cpus` CPUs each, `rows_per_block` rows per block; `columns` keeps only those (e.g. ("image", "index")
     for `iter_torch_batches`, which cannot convert `text`). Keep the column choice here rather than in a
-    later `drop_columns`/`select_columns`: those are task operators that each want a CPU, and with the render
-    actors holding every CPU they never run (the dataset hangs; measured on 2 CPUs).
+    later `drop_columns`/`select_columns`: those are task operators that each want a CPU; with the render
+    actors holding every CPU, the rendered blocks queued for it filled Ray Data's object-store budget and the
+    dataset hung (`benchmarks/raydata_blocks.py --drop-text --rows 832`, 2 CPUs).
 
     Raises:
         UserError: a bad range, block size or concurrency (one line naming the argument).
@@ -87,7 +89,7 @@ def read_synthstream(style: Style, seed: int = 0, start: int = 0, stop: int = 1 
     # One block number per input block, so each UDF call renders one block and Ray Data streams it on. The
     # numbers come from `from_items` (put in the object store by the driver), not `range`: range's read tasks
     # each want a CPU, and with the render actors holding every CPU of a small cluster they never ran (no
-    # first batch in 120 s on 2 CPUs with 2 actors; measured).
+    # first batch in 120 s on 2 CPUs with 2 actors: `benchmarks/raydata_blocks.py --source range`).
     return ray.data.from_items([{"id": b} for b in range(blocks)], override_num_blocks=blocks).map_batches(
         RenderBlocks, fn_constructor_args=(style, seed, start, stop, rows_per_block, max(1, int(num_cpus)), columns),
         batch_size=1, batch_format="pyarrow", zero_copy_batch=True, concurrency=concurrency, num_cpus=num_cpus)

@@ -37,7 +37,6 @@ from synthstream.style import Style, load_style
 
 METHODS = ("synthstream", "synthstream_batch_objects", "raydata", "dataloader", "queue")
 MIN_SECONDS = 0.5
-RAY_DATA_BLOCK_BYTES = 2 << 20
 SEED = 0
 
 
@@ -135,10 +134,9 @@ def _synthstream(style: Style, actors: int, batch: int, object_size: int | None)
 def _raydata(style: Style, actors: int, batch: int, seconds: float) -> tuple[Consumer, Callable, dict]:
     from synthstream.raydata import MAX_BLOCKS, read_synthstream
 
-    # Whole training batches per block, ~2 MiB: one 64-row block per task ran at a tenth of the rate (per-task
-    # costs), and blocks of synthstream's 8 MiB objects stalled Ray Data 2.60 on the 512 MiB store (measured).
-    per_batch = StreamConfig(style=style, batch_size=batch).sample_bytes() * batch
-    rows = batch * max(1, RAY_DATA_BLOCK_BYTES // per_batch)
+    # Blocks as large as synthstream's objects: one 64-row block per task ran at a ninth of the rate
+    # (per-task costs; benchmarks/raydata_blocks.py --style tiny --rows 64 vs --rows 5248).
+    rows = StreamConfig(style=style, batch_size=batch).batches_per_object() * batch
     blocks = min(MAX_BLOCKS, max(8 * actors, int((seconds + 10) * 12_000 * actors / rows)))  # > enough for the run
     options = ray.data.DataContext.get_current().execution_options
     ordered, options.preserve_order = options.preserve_order, True     # in order, like the stream: countable
