@@ -18,12 +18,13 @@ import logging
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 from cluster.capacity import ensure_resources, release_request
 from synthstream.errors import RunFailed, UserError
 from trainer import checkpoint
-from trainer.storage import RunStorage, held_marker, lock, unlock
+from trainer.storage import RunStorage, held_marker, lock, unlock, write_failed
 from trainer.train import TrainConfig, WorkerPlan, plan_workers, train_loop_per_worker
 
 log = logging.getLogger("synthstream.train")
@@ -190,6 +191,24 @@ def drop_half_written_checkpoints(storage: RunStorage) -> list[str]:
     return removed
 
 
+def _quiet_tensorboard_writer_thread() -> None:
+    """TensorBoard writes from a thread of its own and re-raises that thread's OSError (a full disk) in the
+    next `add_scalar`/`flush`, where MetricsLog turns it into the run's one error line; so the thread's own
+    traceback is not printed as well. Other threads' errors go to the previous hook. Installed once."""
+    previous = threading.excepthook
+    if getattr(previous, "synthstream_quiet_tensorboard", False):
+        return
+
+    def hook(args) -> None:
+        frames = traceback.extract_tb(args.exc_traceback) if args.exc_traceback else []
+        if isinstance(args.exc_value, OSError) and any("/tensorboard/" in f.filename for f in frames):
+            return
+        previous(args)
+
+    hook.synthstream_quiet_tensorboard = True
+    threading.excepthook = hook
+
+
 def _ensure_capacity(config: TrainConfig, worker_cpus: float) -> bool:
     """The generators and the training workers together, so that one request to the autoscaler covers both
     kinds of node and a refusal names everything missing. True if the autoscaler was asked."""
@@ -262,20 +281,31 @@ class MetricsLog:
         writer.writeheader()
         writer.writerows(self.rows)
         self.storage.write_bytes("metrics.csv", text.getvalue().encode())
-        if self._tb is None:
-            from torch.utils.tensorboard import SummaryWriter
-            self._tb = SummaryWriter(str(self._tb_dir))
-        for row in rows:
-            for k, v in row.items():
-                if k != "step" and isinstance(v, (int, float)):
-                    self._tb.add_scalar(k, v, row["step"])
-        self._tb.flush()
+        try:
+            if self._tb is None:
+                from torch.utils.tensorboard import SummaryWriter
+                _quiet_tensorboard_writer_thread()
+                self._tb = SummaryWriter(str(self._tb_dir))
+            for row in rows:
+                for k, v in row.items():
+                    if k != "step" and isinstance(v, (int, float)):
+                        self._tb.add_scalar(k, v, row["step"])
+            self._tb.flush()
+        except OSError as e:                     # a full disk: one line, like every other write of the run
+            raise write_failed(e, str(self._tb_dir)) from None
 
     def close(self) -> None:
-        if self._tb is not None:
+        """Flush TensorBoard's files (and upload them, for remote storage). Never raises: it runs while the
+        run's own error, if any, is on its way to the user; a write it cannot make is logged."""
+        if self._tb is None:
+            return
+        try:
             self._tb.close()
             if self.storage.local is None:
                 self.storage.upload_dir(self._tb_dir, "tensorboard")
+        except (OSError, RunFailed, UserError) as e:
+            log.warning("TensorBoard files in %s may be incomplete: %s", self.storage.describe("tensorboard"),
+                        str(e).splitlines()[0])
 
     def plot(self) -> None:
         """curve.png: training and validation loss, and validation accuracy, against step."""

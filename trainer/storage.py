@@ -76,8 +76,7 @@ class RunStorage:
                 self.fs.delete_file(tmp)
             except OSError:
                 pass
-            kind = RunFailed if out_of_space(e) else UserError            # a full disk is not bad input
-            raise kind(f"cannot write {self.describe(name)!r}: {str(e).splitlines()[0]}") from None
+            raise write_failed(e, self.describe(name)) from None
 
     def upload_file(self, local_file: Path, name: str) -> None:
         self.write_bytes(name, Path(local_file).read_bytes())
@@ -95,6 +94,13 @@ class RunStorage:
         if self.local:
             return self.local
         return Path(tempfile.mkdtemp(prefix="synthstream-run-"))
+
+
+def write_failed(e: OSError, where: str) -> RunFailed | UserError:
+    """The one-line error for a write the storage refused: a full disk fails the run (RunFailed); a folder
+    that cannot be written is bad input (UserError)."""
+    kind = RunFailed if out_of_space(e) else UserError
+    return kind(f"cannot write {where!r}: {str(e).splitlines()[0]}")
 
 
 def held_marker(storage: RunStorage, marker: str, what: str, identity: dict) -> dict | None:

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from ray.train import Result
 
-from synthstream.errors import UserError
+from synthstream.errors import RunFailed, UserError
 from synthstream.stream import StreamConfig
 from synthstream.style import load_style
 from trainer import checkpoint
@@ -166,9 +166,37 @@ def test_a_full_disk_fails_the_run_at_once_and_leaves_no_half_written_checkpoint
                 "--no-progress", "--out", str(disk / "run"))
         assert r.returncode == 1, r.stderr
         errors = [ln for ln in r.stderr.splitlines() if "error" in ln.lower()]
-        assert len(errors) == 1 and "No space left on device" in errors[0] and "Traceback" not in r.stderr
+        assert len(errors) == 1 and "No space left on device" in errors[0] and "Traceback" not in r.stderr, r.stderr
         folders = [p for p in (disk / "run" / "ray" / "train").glob("checkpoint_*") if p.is_dir()]
         assert [checkpoint.load(f / checkpoint.FILE)["step"] for f in folders] == [10]     # whole, and only it
         assert not list(disk.rglob("*.tmp"))
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a small tmpfs needs root")
+def test_tensorboard_on_a_full_disk_is_the_runs_one_error_line(tmp_path, capfd):
+    """TensorBoard writes from its own thread: a full disk there is RunFailed in the driver, its thread prints
+    no traceback, and closing the log afterwards does not raise over the run's error."""
+    from trainer.run import MetricsLog
+    from trainer.storage import RunStorage
+
+    storage = RunStorage(str(tmp_path / "run"))
+    storage.make()
+    board = tmp_path / "run" / "tensorboard"
+    board.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(board)], check=True)
+    try:
+        metrics = MetricsLog(storage)
+        metrics.add([{"step": 1, "train_loss": 1.0}])
+        with pytest.raises(OSError):                                   # fill the small disk
+            (board / "filler").write_bytes(bytes(1 << 20))
+        with pytest.raises(RunFailed, match="No space left on device"):
+            for step in range(2, 2000):
+                metrics.add([{"step": step, "train_loss": 1.0, "val/loss": 2.0}])
+        metrics.close()
+        assert "Traceback" not in capfd.readouterr().err
+        assert (tmp_path / "run" / "metrics.csv").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(board)], check=False)
+
