@@ -21,9 +21,12 @@ class RunFailed(RuntimeError):
     CLI prints one line and exits 1."""
 
 
-def not_installed(what: str, file: str, package: str, style_name: str, path_variable: str) -> UserError:
-    """The one message for a file a style needs that this machine lacks (a font, a word list)."""
-    how = f"install the Debian package {package} (apt-get install {package})" if package else "install it"
+def not_installed(what: str, file: str, package: str, style_name: str, path_variable: str,
+                  module: str = "") -> UserError:
+    """The one message for a file a style needs that this machine lacks (a font, a word list): from a Debian
+    package, or from a Python package's files (`module`)."""
+    how = (f"install the Python package {module} (pip install {module})" if module else
+           f"install the Debian package {package} (apt-get install {package})" if package else "install it")
     of = f" (style {style_name!r})" if style_name else ""
     return UserError(f"{what} {file!r}{of} not found: {how}, or put the file in a directory listed in "
                      f"{path_variable}")

@@ -1,7 +1,8 @@
 """Find a style's font files on this machine, by file name, without hard-coded paths.
 
-Search order: directories in $SYNTHSTREAM_FONT_PATH (os.pathsep-separated), then the system's font
-directories as matplotlib's font manager finds them (fontconfig where present, else the standard dirs).
+Search order: directories in $SYNTHSTREAM_FONT_PATH (os.pathsep-separated), then the installed files of the
+Python package a style names (`module`, e.g. the `captcha` package's own DroidSansMono), then the system's
+font directories as matplotlib's font manager finds them (fontconfig where present, else the standard dirs).
 
 A found file is then checked with FreeType (through Pillow, which renders the glyphs): a file FreeType
 cannot open is refused naming the file, and so is a font that lacks a glyph for any character of the
@@ -39,12 +40,29 @@ def _user_fonts() -> dict[str, str]:
     return found
 
 
+@functools.lru_cache(maxsize=8)
+def _module_fonts(module: str) -> dict[str, str]:
+    """The font files among a Python package's installed files (none if it is not installed)."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files(module) or []
+    except metadata.PackageNotFoundError:
+        return {}
+    found: dict[str, str] = {}
+    for f in sorted(files, key=str):
+        if Path(str(f)).suffix.lower() in _FONT_SUFFIXES:
+            found.setdefault(f.name, str(f.locate()))
+    return found
+
+
 def find_font(spec: FontSpec, style_name: str = "") -> str:
     """The path of a font file. Raises UserError naming the file and how to install it."""
-    path = _user_fonts().get(spec.file) or _system_fonts().get(spec.file)
+    path = (_user_fonts().get(spec.file) or (spec.module and _module_fonts(spec.module).get(spec.file))
+            or _system_fonts().get(spec.file))
     if path:
         return path
-    raise not_installed("font", spec.file, spec.package, style_name, "SYNTHSTREAM_FONT_PATH")
+    raise not_installed("font", spec.file, spec.package, style_name, "SYNTHSTREAM_FONT_PATH", spec.module)
 
 
 # A character no font maps (U+10FFFF is a Unicode noncharacter), so it always renders as .notdef.

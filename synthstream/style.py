@@ -43,6 +43,12 @@ _FIELDS: dict[str, dict[str, tuple[str, Any, float, float]]] = {
         "char_dy": ("int", 0, -MAX_SIDE, MAX_SIDE),    # vertical jitter per character, pixels
         "recenter": ("bool", False, 0, 1),            # move the ink's bounding box to the centre after warping
         "embolden": ("count", 0, 0, 4),               # pixels of outline added to every glyph (FreeType stroke)
+        "char_scale": ("float", 1.0, 0.1, 4),         # size factor per character (its glyph and its advance)
+        "char_fill": ("float", 0.0, 0, MAX_SIDE),     # >0: stretch each rotated glyph's ink to a cell one advance
+        #                                               wide and this many pixels tall (ImageCaptcha's look)
+        "char_space": ("float", 0.0, 0, 1),           # probability of a blank advance before each character
+        "char_dx": ("int", 0, -MAX_SIDE, MAX_SIDE),    # pen shift after each character, pixels
+        "fit_width": ("bool", False, 0, 1),           # squeeze text wider than the image to its width
     },
     "warp": {
         "elastic_alpha": ("float", 0.0, 0, 1000),
@@ -74,6 +80,8 @@ _FIELDS: dict[str, dict[str, tuple[str, Any, float, float]]] = {
         "dot_radius": ("float", 1.0, 0.1, 32),
     },
 }
+# Fixed values that widening a style's nuisance prior leaves alone: colours and the characters' shape.
+_KEPT_WHEN_FIXED = ("background", "ink", "ink_opacity", "char_scale", "char_fill", "char_space")
 # [text]: the string prior (synthstream/text.py). kind "choice" takes one of the listed strings.
 _TEXT_CHOICES = {"prior": ("chars", "words"), "case": ("lower", "upper", "as-is")}
 _TEXT_DEFAULTS = {"prior": "chars", "words": 2, "word_length": [1, MAX_CHARS], "word_list": None,
@@ -85,6 +93,7 @@ _TOP = {"name", "description", "height", "width", "alphabet", "fonts", "text", *
 class FontSpec:
     file: str                 # file name searched for on the system, e.g. "FreeMonoBoldOblique.ttf"
     package: str = ""         # Debian package that ships it, named in the error when it is missing
+    module: str = ""          # or a Python package (a dependency) whose installed files include it
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,8 +140,8 @@ class Style:
     def widened(self, scale: float) -> Style:
         """The same style with every nuisance range widened `scale` times about its centre (clipped to the
         field's bounds); a fixed magnitude v (a warp strength, a blur) becomes [v (1 - (scale - 1) / 2),
-        v (1 + (scale - 1) / 2)], while fixed colours stay fixed. Traced latents keep their supports (the
-        network's heads depend on them). scale 1 is the style itself."""
+        v (1 + (scale - 1) / 2)], while fixed colours and character shapes stay fixed. Traced latents keep their
+        supports (the network's heads depend on them). scale 1 is the style itself."""
         if not 0.1 <= scale <= 10:
             raise UserError(f"prior scale {scale!r} must be in [0.1, 10]")
         if scale == 1:
@@ -144,7 +153,7 @@ class Style:
                 if kind not in ("int", "float", "pos") or not isinstance(value, list):
                     continue
                 lo, hi = value
-                if lo == hi and key in ("background", "ink", "ink_opacity"):
+                if lo == hi and key in _KEPT_WHEN_FIXED:
                     continue
                 centre, half = (lo + hi) / 2, (hi - lo) / 2
                 half = half * scale if half > 0 else abs(centre) * (scale - 1) / 2
@@ -162,7 +171,8 @@ class Style:
         the style back. Travels to remote actors, schema metadata and checkpoints."""
         raw: dict = {"name": self.name, "description": self.description, "height": self.height,
                      "width": self.width, "alphabet": self.alphabet,
-                     "fonts": [{"file": f.file, "package": f.package} for f in self.fonts]}
+                     "fonts": [{"file": f.file, "package": f.package, **({"module": f.module} if f.module else {})}
+                               for f in self.fonts]}
         for section, values in self.params.items():
             raw[section] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
         if raw["text"]["word_list"] is not None:
@@ -235,9 +245,9 @@ def parse_style(raw: dict, source: str = "<dict>") -> Style:
     for i, f in enumerate(fonts_raw):
         if isinstance(f, str):
             f = {"file": f}
-        if not isinstance(f, dict) or not isinstance(f.get("file"), str) or set(f) - {"file", "package"}:
-            raise bad(f"fonts[{i}]", f, "must be a table with 'file' (and optional 'package')")
-        fonts.append(FontSpec(file=f["file"], package=f.get("package", "")))
+        if not isinstance(f, dict) or not isinstance(f.get("file"), str) or set(f) - {"file", "package", "module"}:
+            raise bad(f"fonts[{i}]", f, "must be a table with 'file' (and optional 'package' or 'module')")
+        fonts.append(FontSpec(file=f["file"], package=str(f.get("package", "")), module=str(f.get("module", ""))))
 
     params: dict[str, dict[str, Any]] = {}
     for section, spec in _FIELDS.items():

@@ -12,6 +12,7 @@ from synthstream.style import Style
 
 FIELDS = (
     "start_x_center", "start_x", "baseline_center", "baseline", "char_rotation", "char_dy", "recenter",
+    "char_scale", "char_fill", "char_space", "char_dx", "fit_width",
     "elastic_alpha", "elastic_sigma", "fine_alpha", "fine_sigma",
     "shear_x_period", "shear_x_amplitude", "shear_y_period", "shear_y_amplitude",
     "background", "ink", "ink_opacity", "blur_sigma", "noise_sigma",
@@ -20,6 +21,7 @@ FIELDS = (
     "dots", "dot_radius",
 )
 (START_X_CENTER, START_X, BASELINE_CENTER, BASELINE, CHAR_ROTATION, CHAR_DY, RECENTER,
+ CHAR_SCALE, CHAR_FILL, CHAR_SPACE, CHAR_DX, FIT_WIDTH,
  ELASTIC_ALPHA, ELASTIC_SIGMA, FINE_ALPHA, FINE_SIGMA,
  SHEAR_X_PERIOD, SHEAR_X_AMPLITUDE, SHEAR_Y_PERIOD, SHEAR_Y_AMPLITUDE,
  BACKGROUND, INK, INK_OPACITY, BLUR_SIGMA, NOISE_SIGMA,

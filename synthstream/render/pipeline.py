@@ -1,8 +1,9 @@
 """The per-sample render program and its batch driver.
 
 For one sample: lay out glyphs (latents: font, size, kerning, characters; nuisance: position, rotation,
-jitter) -> coverage canvas -> displacement (elastic + fine + sinusoidal shear) -> bilinear remap ->
-re-centre -> Gaussian blur -> clutter (strokes, ellipses, dots) -> grey levels + pixel noise -> uint8.
+jitter, per-character size, blanks, squeeze) -> coverage canvas -> displacement (elastic + fine + sinusoidal
+shear) -> bilinear remap -> re-centre -> Gaussian blur -> clutter (strokes, ellipses, dots) -> grey levels +
+pixel noise -> uint8.
 Every nuisance draw is a pure function of the sample key (see rng.py), so the batch driver can `prange`
 over samples and the result does not depend on the thread count.
 """
@@ -15,15 +16,19 @@ from numba import prange
 from synthstream.render.jit import ngjit, ngjit_parallel
 from synthstream.render.kernels.blur import blur
 from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse
-from synthstream.render.kernels.compose import draw_glyph
+from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
 from synthstream.render.kernels.warp import add_field_row, field_rows, ink_bbox, remap_row, shear_wave
 from synthstream.render.params import (
     BACKGROUND,
     BASELINE,
     BASELINE_CENTER,
     BLUR_SIGMA,
+    CHAR_DX,
     CHAR_DY,
+    CHAR_FILL,
     CHAR_ROTATION,
+    CHAR_SCALE,
+    CHAR_SPACE,
     DOT_RADIUS,
     DOTS,
     ELASTIC_ALPHA,
@@ -33,6 +38,7 @@ from synthstream.render.params import (
     ELLIPSES,
     FINE_ALPHA,
     FINE_SIGMA,
+    FIT_WIDTH,
     INK,
     INK_OPACITY,
     NOISE_SIGMA,
@@ -72,8 +78,8 @@ from synthstream.render.rng import (
 )
 
 # The draws (counters) of each stream or sub-stream, by name.
-LAYOUT_START_X, LAYOUT_BASELINE = 0, 1
-CHAR_JITTER_Y, CHAR_ANGLE = 0, 1
+LAYOUT_START_X, LAYOUT_BASELINE, LAYOUT_SPACE_P = 0, 1, 2
+CHAR_JITTER_Y, CHAR_ANGLE, CHAR_SCALE_DRAW, CHAR_FILL_DRAW, CHAR_BLANK, CHAR_DX_DRAW = 0, 1, 2, 3, 4, 5
 FIELD_ALPHA, FIELD_SIGMA = 0, 1
 SHEAR_X_AMP, SHEAR_X_PER, SHEAR_X_PHASE, SHEAR_Y_AMP, SHEAR_Y_PER, SHEAR_Y_PHASE = 0, 1, 2, 3, 4, 5
 INK_BACKGROUND, INK_LEVEL, INK_ALPHA, INK_NOISE = 0, 1, 2, 3
@@ -85,34 +91,89 @@ DOT_CY, DOT_CX, DOT_R = 0, 1, 2
 
 
 @ngjit
+def _ink_box(glyph):
+    """(r0, r1, c0, c1): the rows and columns of `glyph` (h, w) holding ink; the whole bitmap if none."""
+    gh, gw = glyph.shape
+    r0, r1, c0, c1 = gh, 0, gw, 0
+    for r in range(gh):
+        for c in range(gw):
+            if glyph[r, c] > 0.0:
+                r0, r1, c0, c1 = min(r0, r), max(r1, r + 1), min(c0, c), max(c1, c + 1)
+    if r1 <= r0:
+        return 0, gh, 0, gw
+    return r0, r1, c0, c1
+
+
+@ngjit
 def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, p):
-    """Glyphs onto the coverage canvas (H, W)."""
+    """Glyphs onto the coverage canvas (H, W). Each character gets a box (top, left, height, width) relative
+    to the text's origin: its glyph scaled by `char_scale` about the baseline, or with `char_fill` a cell
+    one advance wide and char_fill pixels tall, centred on the text's middle line, that the rotated glyph's
+    ink is stretched to fill. Blanks (`char_space`) and pen shifts (`char_dx`) move the pen; `fit_width`
+    squeezes text whose advances exceed the image width; then the text is placed and the glyphs drawn."""
     H, W = canvas.shape
     k = stream_key(key, STREAM_LAYOUT)
-    lefts = np.empty(n_chars, np.int64)
-    tops = np.empty(n_chars, np.int64)
-    pen = 0.0
-    x_min, x_max, y_min, y_max = 1 << 30, -(1 << 30), 1 << 30, -(1 << 30)
+    fill = p[CHAR_FILL + 1] > 0.0
+    space_p = uniform_range(k, LAYOUT_SPACE_P, p[CHAR_SPACE], p[CHAR_SPACE + 1])
+    lefts = np.empty(n_chars, np.float64)
+    tops = np.empty(n_chars, np.float64)
+    widths = np.empty(n_chars, np.float64)
+    heights = np.empty(n_chars, np.float64)
+    angles = np.empty(n_chars, np.float64)
+    ink = np.empty((n_chars, 4), np.int64)
+    pen, cells = 0.0, 0.0
     for i in range(n_chars):
+        s = substream(key, STREAM_CHAR, i)
         m = meta[font_i, size_i, chars[i]]
-        lefts[i] = np.int64(math.floor(pen + 0.5)) + m[3]
-        tops[i] = m[4] + randint(substream(key, STREAM_CHAR, i), CHAR_JITTER_Y, p[CHAR_DY], p[CHAR_DY + 1])
-        pen += advance[font_i, size_i, chars[i]] + kerning
-        x_min, x_max = min(x_min, lefts[i]), max(x_max, lefts[i] + m[2])
-        y_min, y_max = min(y_min, tops[i]), max(y_max, tops[i] + m[1])
+        scale = uniform_range(s, CHAR_SCALE_DRAW, p[CHAR_SCALE], p[CHAR_SCALE + 1])
+        step = advance[font_i, size_i, chars[i]] * scale
+        if space_p > 0.0 and uniform_range(s, CHAR_BLANK, 0.0, 1.0) < space_p:
+            pen += step
+            cells += step
+        angles[i] = uniform_range(s, CHAR_ANGLE, p[CHAR_ROTATION], p[CHAR_ROTATION + 1]) * (math.pi / 180.0)
+        jitter = randint(s, CHAR_JITTER_Y, p[CHAR_DY], p[CHAR_DY + 1])
+        if fill:
+            ink[i, 0], ink[i, 1], ink[i, 2], ink[i, 3] = _ink_box(pixels[m[0]:m[0] + m[1] * m[2]].reshape((m[1], m[2])))
+            heights[i] = uniform_range(s, CHAR_FILL_DRAW, p[CHAR_FILL], p[CHAR_FILL + 1]) * scale
+            widths[i] = step
+            lefts[i] = pen
+            tops[i] = -0.5 * heights[i] + jitter
+        else:
+            heights[i], widths[i] = m[1] * scale, m[2] * scale
+            lefts[i] = np.float64(math.floor(pen + 0.5)) + m[3] * scale
+            tops[i] = m[4] * scale + jitter
+        pen += step + kerning + randint(s, CHAR_DX_DRAW, p[CHAR_DX], p[CHAR_DX + 1])
+        cells += step
+    squeeze = W / cells if p[FIT_WIDTH] != 0.0 and cells > W else 1.0
+    x_min, x_max, y_min, y_max = 1e30, -1e30, 1e30, -1e30
+    for i in range(n_chars):
+        lefts[i] *= squeeze
+        widths[i] *= squeeze
+        x_min, x_max = min(x_min, lefts[i]), max(x_max, lefts[i] + widths[i])
+        y_min, y_max = min(y_min, tops[i]), max(y_max, tops[i] + heights[i])
     if p[START_X_CENTER] != 0.0:
-        x0 = (W - (x_max - x_min)) // 2 - x_min
+        x0 = np.float64(math.floor((W - (x_max - x_min)) / 2)) - x_min
     else:
-        x0 = randint(k, LAYOUT_START_X, p[START_X], p[START_X + 1])
+        x0 = randint(k, LAYOUT_START_X, p[START_X], p[START_X + 1]) * squeeze
     if p[BASELINE_CENTER] != 0.0:
-        y0 = (H - (y_max - y_min)) // 2 - y_min
+        y0 = np.float64(math.floor((H - (y_max - y_min)) / 2)) - y_min
     else:
-        y0 = randint(k, LAYOUT_BASELINE, p[BASELINE], p[BASELINE + 1])
+        y0 = np.float64(randint(k, LAYOUT_BASELINE, p[BASELINE], p[BASELINE + 1]))
     for i in range(n_chars):
         m = meta[font_i, size_i, chars[i]]
-        angle = uniform_range(substream(key, STREAM_CHAR, i), CHAR_ANGLE, p[CHAR_ROTATION],
-                              p[CHAR_ROTATION + 1]) * (math.pi / 180.0)
-        draw_glyph(canvas, pixels, m[0], m[1], m[2], tops[i] + y0, lefts[i] + x0, angle)
+        glyph = pixels[m[0]:m[0] + m[1] * m[2]].reshape((m[1], m[2]))
+        cy = tops[i] + y0 + 0.5 * (heights[i] - 1.0)
+        cx = lefts[i] + x0 + 0.5 * (widths[i] - 1.0)
+        if fill:
+            glyph = glyph[ink[i, 0]:ink[i, 1], ink[i, 2]:ink[i, 3]]
+            gh, gw = glyph.shape
+            c, sn = abs(math.cos(angles[i])), abs(math.sin(angles[i]))
+            draw_glyph_scaled(canvas, glyph, cy, cx, angles[i], widths[i] / (c * gw + sn * gh),
+                              heights[i] / (sn * gw + c * gh))
+        elif widths[i] == m[2] and heights[i] == m[1]:
+            draw_glyph(canvas, pixels, m[0], m[1], m[2], tops[i] + y0, lefts[i] + x0, angles[i])
+        else:
+            draw_glyph_scaled(canvas, glyph, cy, cx, angles[i], widths[i] / m[2], heights[i] / m[1])
 
 
 @ngjit

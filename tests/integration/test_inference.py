@@ -19,6 +19,8 @@ from trainer.infer import infer
 from trainer.model import build_model
 from trainer.train import TrainConfig, autocast_for, optimise
 
+LEPTURE_EXACT_AT_LEAST = 0.8   # the issue's target; measured 0.886 and 0.866 on two folders of 500 (README)
+
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
@@ -116,3 +118,18 @@ def test_bad_checkpoints_and_folders(tmp_path):
     empty.mkdir()
     r = run("eval", "--data", str(empty), "--checkpoint", str(tmp_path / "missing.pt"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_the_shipped_lepture_model_reads_imagecaptchas_own_output(tmp_path):
+    """`lepture` claims to imitate the `captcha` package's ImageCaptcha, so its shipped model is judged on images
+    the installed package writes itself (never trained on: the model saw only the style's samples). The
+    package cannot be seeded, so the rate moves by a few points from run to run (README: measured on 500)."""
+    from synthstream.bench.imagecaptcha import write_imagecaptcha_folder
+
+    data = write_imagecaptcha_folder(tmp_path / "imagecaptcha", n=200, seed=0)
+    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", "--data", str(data), "--checkpoint",
+                        "lepture", "--method", "beam", "--calibrate", "0", "--out", str(tmp_path / "report")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["n"] == 200 and report["exact_rate"] >= LEPTURE_EXACT_AT_LEAST, report["exact_rate"]

@@ -25,6 +25,13 @@ def test_missing_font_names_file_and_package():
     assert "NoSuchFont-Bold.ttf" in msg and "apt-get install fonts-nosuch" in msg and "SYNTHSTREAM_FONT_PATH" in msg
 
 
+def test_a_font_from_a_python_packages_files():
+    found = find_font(FontSpec("DroidSansMono.ttf", module="captcha"), "lepture")
+    assert found.endswith("captcha/data/DroidSansMono.ttf")
+    with pytest.raises(UserError, match=r"install the Python package nosuch \(pip install nosuch\)"):
+        find_font(FontSpec("DroidSansMono.ttf", module="nosuch"), "mine")
+
+
 def test_font_path_env_adds_a_folder(tmp_path, monkeypatch):
     shutil.copy(find_font(FontSpec("DejaVuSans-Bold.ttf")), tmp_path / "MyCaptchaFont.ttf")
     monkeypatch.setenv("SYNTHSTREAM_FONT_PATH", str(tmp_path))

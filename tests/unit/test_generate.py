@@ -9,7 +9,7 @@ import pytest
 from synthstream.errors import UserError
 from synthstream.generate import generate, render
 from synthstream.render.jit import get_threads, set_threads
-from synthstream.style import builtin_styles, load_style
+from synthstream.style import builtin_styles, load_style, parse_style
 
 DIGEST = """
 import hashlib, sys
@@ -79,8 +79,8 @@ def test_images_look_like_captchas():
         assert images.shape == (32, style.height, style.width) and images.dtype == np.uint8
         assert len(set(traces.texts())) >= 8   # tiny has 20 strings in all
         assert images.std(axis=(1, 2)).min() > 10, f"{name}: a blank image"
-        dark = (images < 128).mean(axis=(1, 2))
-        assert 0.02 < dark.mean() < 0.5, f"{name}: ink share {dark.mean():.3f}"
+        ink = (images < np.median(images, axis=(1, 2), keepdims=True) - 40).mean(axis=(1, 2))
+        assert 0.02 < ink.mean() < 0.5, f"{name}: ink share {ink.mean():.3f}"
     other, _ = generate(load_style("wikipedia"), 1, 0, 4)
     same_seed, _ = generate(load_style("wikipedia"), 0, 0, 4)
     assert not np.array_equal(other, same_seed)
@@ -90,3 +90,35 @@ def test_images_look_like_captchas():
 def test_bad_batch_size(n):
     with pytest.raises(UserError, match="sample count n = "):
         generate(load_style("tiny"), 0, 0, n)
+
+
+def _ink_columns(style, n=16) -> np.ndarray:
+    """Per image: the first and last column holding ink (the images of `_spaced` have no clutter)."""
+    images, _ = generate(style, 5, 0, n)
+    cols = images.min(axis=1) < 128
+    return np.array([[np.argmax(c), len(c) - 1 - np.argmax(c[::-1])] for c in cols])
+
+
+def _spaced(width=240, **layout):
+    raw = {"name": "spaced", "height": 40, "width": width, "alphabet": "ABMW", "fonts": ["DejaVuSans-Bold.ttf"],
+           "latents": {"num_chars": 4, "font_size": 24}, "layout": {"start_x": 4, "baseline": 30, **layout}}
+    return parse_style(raw, "test")
+
+
+def test_blanks_pen_shifts_and_the_squeeze_move_the_text():
+    plain = _ink_columns(_spaced())
+    blanks = _ink_columns(_spaced(char_space=1.0))                       # a blank advance before every letter
+    assert (blanks[:, 1] - plain[:, 1] > 40).all()
+    shifted = _ink_columns(_spaced(char_dx=-6))                          # each pen step 6 px shorter
+    assert (np.abs(plain[:, 1] - shifted[:, 1] - 18) <= 1).all()
+    squeezed = _ink_columns(_spaced(width=120, char_space=1.0, char_scale=1.5, fit_width=True))
+    assert (squeezed[:, 1] < 120).all() and (squeezed[:, 1] - squeezed[:, 0] > 80).all()
+    big = _ink_columns(_spaced(char_scale=1.5))
+    assert (big[:, 1] - big[:, 0] > 1.3 * (plain[:, 1] - plain[:, 0])).all()
+
+
+def test_filled_cells_make_every_letter_as_tall_as_the_cell():
+    style = _spaced(char_fill=30, baseline="center")
+    images, _ = generate(style, 5, 0, 8)
+    rows = (images.min(axis=2) < 128).sum(axis=1)                        # rows holding ink, per image
+    assert (np.abs(rows - 30) <= 2).all()

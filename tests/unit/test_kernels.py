@@ -6,7 +6,7 @@ import pytest
 
 from synthstream.render.kernels.blur import blur, gaussian_taps
 from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse
-from synthstream.render.kernels.compose import draw_glyph
+from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
 from synthstream.render.kernels.warp import BSPLINE_STD, add_shear, add_smooth_field, ink_bbox, remap
 from synthstream.render.rng import normal_table
 
@@ -112,6 +112,22 @@ def test_glyph_copy_and_rotation():
     half = np.zeros((20, 30), np.float32)
     draw_glyph(half, glyph.ravel(), 0, 5, 7, 3.0, 4.0, math.pi)         # half a turn: flipped both ways
     np.testing.assert_allclose(half[3:8, 4:11], glyph[::-1, ::-1], atol=1e-5)
+
+
+def test_scaled_glyph_stretches_along_the_canvas_axes():
+    glyph = np.ones((10, 6), np.float32)
+    plain = np.zeros((60, 60), np.float32)
+    draw_glyph_scaled(plain, glyph, 29.5, 29.5, 0.0, 1.0, 1.0)
+    np.testing.assert_array_equal(plain[25:35, 27:33], glyph)            # scale 1: the glyph itself
+    assert plain.sum() == pytest.approx(glyph.sum())
+    tall = np.zeros((60, 60), np.float32)
+    draw_glyph_scaled(tall, glyph, 30.0, 30.0, 0.0, 0.5, 2.0)              # half as wide, twice as tall
+    rows, cols = np.nonzero(tall > 0.5)
+    assert 19 <= rows.max() - rows.min() + 1 <= 21 and 3 <= cols.max() - cols.min() + 1 <= 4
+    turned = np.zeros((60, 60), np.float32)
+    draw_glyph_scaled(turned, glyph, 30.0, 30.0, math.pi / 2, 2.0, 1.0)     # a quarter turn, then 2x wide
+    rows, cols = np.nonzero(turned > 0.5)
+    assert 5 <= rows.max() - rows.min() + 1 <= 7 and 19 <= cols.max() - cols.min() + 1 <= 21
 
 
 def test_clutter_coverage():

@@ -55,6 +55,9 @@ def test_a_style_is_hashable_equal_by_content_and_pickles_by_its_raw_form():
     ("layout.recenter", "yes", "layout.recenter"),
     ("layout.start_x", "left", "layout.start_x"),
     ("clutter.strokes", 1.5, "clutter.strokes"),
+    ("layout.char_space", 1.5, "layout.char_space"),
+    ("layout.char_scale", 0, "layout.char_scale"),
+    ("layout.fit_width", 1, "layout.fit_width"),
 ])
 def test_bad_field_names_field_and_value(path, value, fragment):
     with pytest.raises(UserError) as e:

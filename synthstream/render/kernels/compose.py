@@ -1,4 +1,4 @@
-"""Glyph compositing: place each character's bitmap (rotated, bilinear) on a coverage canvas."""
+"""Glyph compositing: place each character's bitmap (rotated, scaled, bilinear) on a coverage canvas."""
 
 import math
 
@@ -21,22 +21,29 @@ def draw_glyph(canvas, pixels, off, gh, gw, top, left, angle):
                 if a > canvas[t + r, lf + c]:
                     canvas[t + r, lf + c] = a
         return
-    cy = top + 0.5 * (gh - 1)                # the centre in pixel-index coordinates
-    cx = left + 0.5 * (gw - 1)
     glyph = pixels[off:off + gh * gw].reshape((gh, gw))
+    draw_glyph_scaled(canvas, glyph, top + 0.5 * (gh - 1), left + 0.5 * (gw - 1), angle, 1.0, 1.0)
+
+
+@ngjit
+def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy):
+    """Max-composite `glyph` (h, w) rotated by `angle` radians about its centre, then scaled by (sx, sy) along
+    the canvas axes, centred at (cy, cx) in pixel-index coordinates; bilinear."""
+    H, W = canvas.shape
+    gh, gw = glyph.shape
     cos_a = math.cos(angle)
     sin_a = math.sin(angle)
-    hy = 0.5 * (abs(sin_a) * gw + abs(cos_a) * gh)
-    hx = 0.5 * (abs(cos_a) * gw + abs(sin_a) * gh)
+    hy = 0.5 * sy * (abs(sin_a) * gw + abs(cos_a) * gh)
+    hx = 0.5 * sx * (abs(cos_a) * gw + abs(sin_a) * gh)
     y_lo = max(0, np.int64(math.floor(cy - hy)))
     y_hi = min(H, np.int64(math.ceil(cy + hy)) + 1)
     x_lo = max(0, np.int64(math.floor(cx - hx)))
     x_hi = min(W, np.int64(math.ceil(cx + hx)) + 1)
     for y in range(y_lo, y_hi):
-        ry = y - cy
+        ry = (y - cy) / sy
         for x in range(x_lo, x_hi):
-            rx = x - cx
-            # inverse rotation: destination pixel -> glyph coordinates
+            rx = (x - cx) / sx
+            # inverse scale, then inverse rotation: destination pixel -> glyph coordinates
             u = cos_a * rx + sin_a * ry + 0.5 * (gw - 1)
             v = -sin_a * rx + cos_a * ry + 0.5 * (gh - 1)
             a = sample_bilinear(glyph, v, u)

@@ -1,0 +1,57 @@
+"""Captchas written by the `captcha` package's ImageCaptcha itself: the judge of the `lepture` style, which
+claims to imitate it (a model trained on the style must read what the package writes).
+
+The texts are drawn from `seed` (4 characters of the style's alphabet); the package's own draws (colours,
+rotations, spacing) come from `secrets` and cannot be seeded, so two folders made with one seed hold the same
+labels but different images. Images are stored grey (luminance), as every reader here takes them.
+
+    python -m synthstream.bench.imagecaptcha OUT [-n 200] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from synthstream.errors import UserError
+from synthstream.labelled import write_labelled_folder
+from synthstream.style import load_style
+
+
+def imagecaptcha_texts(n: int, seed: int, alphabet: str, length: int = 4) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return ["".join(alphabet[i] for i in rng.integers(0, len(alphabet), length)) for _ in range(n)]
+
+
+def write_imagecaptcha_folder(out: str | Path, n: int = 200, seed: int = 0) -> Path:
+    """A labelled folder of `n` ImageCaptcha(160, 60) images of texts in the `lepture` style's alphabet."""
+    from captcha.image import ImageCaptcha
+
+    style = load_style("lepture")
+    gen = ImageCaptcha(style.width, style.height)
+    texts = imagecaptcha_texts(n, seed, style.alphabet, style.latent_range("num_chars")[1])
+    images = [np.asarray(gen.generate_image(t).convert("L")) for t in texts]
+    return write_labelled_folder(out, images, texts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="a folder that does not exist yet (or is empty)")
+    parser.add_argument("-n", type=int, default=200, help="how many captchas (default 200)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the texts (default 0)")
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.exit(2, f"{parser.prog}: error: -n must be at least 1\n")
+    try:
+        print(write_imagecaptcha_folder(args.out, args.n, args.seed))
+    except UserError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
