@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synthstream import argtypes
 from synthstream.errors import UserError
 from synthstream.labelled import write_labelled_folder
 from synthstream.style import load_style
@@ -40,11 +41,9 @@ def write_imagecaptcha_folder(out: str | Path, n: int = 200, seed: int = 0) -> P
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", help="a folder that does not exist yet (or is empty)")
-    parser.add_argument("-n", type=int, default=200, help="how many captchas (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the texts (default 0)")
+    parser.add_argument("-n", type=argtypes.positive_int, default=200, help="how many captchas (default 200)")
+    parser.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the texts (default 0)")
     args = parser.parse_args(argv)
-    if args.n < 1:
-        parser.exit(2, f"{parser.prog}: error: -n must be at least 1\n")
     try:
         print(write_imagecaptcha_folder(args.out, args.n, args.seed))
     except UserError as e:
