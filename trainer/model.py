@@ -3,15 +3,19 @@
 A CNN embeds the image once; an LSTM then steps through the trace's addresses in program order
 (num_chars, font, font_size, kerning, char/0, ...). Step t sees [image embedding, embedding of the previous
 latent's value, embedding of address t] and a head per address family gives a categorical over that
-latent's prior support. Trained with the true previous values fed in (teacher forcing), the loss
--log q(trace | image) is KL(p || q) up to a constant, averaged over the prior's traces.
+latent's prior support. With `NetConfig.attend` the steps also attend to image columns: an intermediate
+feature map becomes one vector per column (plus the column's position), step t's query comes from the LSTM's
+state after step t-1, and the attended column summary joins the step's input and its head's input (Xu et al.
+2015's "show, attend and tell", one head, over columns), so reading character i can look where it is
+instead of decoding it from one global vector. Trained with the true previous values fed in (teacher
+forcing), the loss -log q(trace | image) is KL(p || q) up to a constant, averaged over the prior's traces.
 
 A plain nn.Module: no Ray here (trainer/train.py adds the distribution).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -35,6 +39,8 @@ class NetConfig:
     embed_address: int = 64
     lstm_hidden: int = 512
     lstm_layers: int = 2
+    attend: int = 0                 # width of the column attention (0: none, the paper's global embedding only)
+    attend_from: int = -1           # conv layer whose output (before its pool) becomes the columns
 
 
 PRESETS: dict[str, NetConfig] = {
@@ -47,6 +53,10 @@ PRESETS: dict[str, NetConfig] = {
     "gpu": NetConfig(conv=((64, False), (96, True), (192, False), (192, True), (256, False), (256, True)),
                      fc=(1536,), embed_value=64, embed_address=64, lstm_hidden=1024, lstm_layers=2),
 }
+# the same networks with steps that attend to columns of the last conv layer before its pool (an eighth of
+# the image's width: 25 columns at 200 px, each seeing ~37 px on `cpu`)
+PRESETS["cpu-columns"] = replace(PRESETS["cpu"], attend=128, attend_from=3)
+PRESETS["gpu-columns"] = replace(PRESETS["gpu"], attend=256, attend_from=5)
 
 
 @dataclass(frozen=True)
@@ -86,16 +96,20 @@ class ProposalNet(nn.Module):
         if net.downsample > 1:
             layers.append(nn.AvgPool2d(net.downsample))
         c_in = 1
+        self.tap = -1                               # index in self.cnn whose output is the column map
         for i, (c_out, pool) in enumerate(net.conv):
             stride = net.stem_stride if i == 0 else 1
             layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out),
                        nn.ReLU(inplace=True)]
+            if net.attend and i == net.attend_from % len(net.conv):
+                self.tap = len(layers) - 1
             if pool:
                 layers.append(nn.MaxPool2d(2))
             c_in = c_out
         self.cnn = nn.Sequential(*layers).to(memory_format=torch.channels_last)   # faster on CPU and GPU
         with torch.no_grad():
-            flat = self.cnn(torch.zeros(1, 1, *image_hw)).numel()
+            out, column_map = self._features(torch.zeros(1, 1, *image_hw))
+        flat = out.numel()
         fcs: list[nn.Module] = []
         for width in net.fc:
             fcs += [nn.Linear(flat, width), nn.ReLU(inplace=True)]
@@ -107,15 +121,43 @@ class ProposalNet(nn.Module):
             self.value_offsets.append(self.value_offsets[-1] + n)
         self.value_embed = nn.Embedding(self.value_offsets[-1] + space.sizes[-1], net.embed_value)
         self.address_embed = nn.Embedding(space.steps, net.embed_address)
-        self.lstm = nn.LSTM(flat + net.embed_value + net.embed_address, net.lstm_hidden, net.lstm_layers,
-                            batch_first=True)
-        self.heads = nn.ModuleList(nn.Linear(net.lstm_hidden, n) for n in space.sizes)
+        if column_map is not None:
+            _, C, Hc, Wc = column_map.shape
+            self.column_proj = nn.Linear(C * Hc, net.attend)        # one column of the map -> one vector
+            self.column_pos = nn.Parameter(torch.zeros(Wc, net.attend))
+            self.query = nn.Linear(net.lstm_hidden, net.attend)
+        self.lstm = nn.LSTM(flat + net.embed_value + net.embed_address + net.attend, net.lstm_hidden,
+                            net.lstm_layers, batch_first=True)
+        self.heads = nn.ModuleList(nn.Linear(net.lstm_hidden + net.attend, n) for n in space.sizes)
 
     # -- pieces -------------------------------------------------------------------------------------------
-    def embed_image(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 [B, H, W] -> [B, E]; ink is bright (1 - x / 255)."""
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The CNN's output and, with attention, the map at the tap [B, C, H', W'] (None without)."""
+        column_map = None
+        for i, layer in enumerate(self.cnn):
+            x = layer(x)
+            if i == self.tap:
+                column_map = x
+        return x, column_map
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """uint8 [B, H, W] -> the global embedding [B, E] and, with attention, the columns [B, W', attend];
+        ink is bright (1 - x / 255)."""
         x = 1.0 - images.unsqueeze(1).to(self.value_embed.weight.dtype) / 255.0
-        return self.fc(self.cnn(x.contiguous(memory_format=torch.channels_last)).flatten(1))
+        out, column_map = self._features(x.contiguous(memory_format=torch.channels_last))
+        columns = None
+        if column_map is not None:
+            columns = self.column_proj(column_map.permute(0, 3, 1, 2).flatten(2)) + self.column_pos
+        return self.fc(out.flatten(1)), columns
+
+    def embed_image(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, H, W] -> the global embedding [B, E]."""
+        return self.encode(images)[0]
+
+    def attend_columns(self, columns: torch.Tensor, h_top: torch.Tensor) -> torch.Tensor:
+        """The columns [N, W', A] averaged by softmax(columns . query(h_top) / sqrt(A)) -> [N, A]."""
+        scores = torch.einsum("nwa,na->nw", columns, self.query(h_top)) * columns.shape[2] ** -0.5
+        return torch.einsum("nw,nwa->na", scores.softmax(dim=1), columns)
 
     def value_tokens(self, targets: torch.Tensor) -> torch.Tensor:
         """Token of each step's value (targets [B, T] class indices, -1 absent) -> [B, T]."""
@@ -130,18 +172,25 @@ class ProposalNet(nn.Module):
         return torch.cat([emb.unsqueeze(1).expand(B, T, emb.shape[1]), self.value_embed(prev_tokens),
                           self.address_embed(steps).unsqueeze(0).expand(B, T, -1)], dim=2)
 
-    def logits(self, out: torch.Tensor, t0: int = 0) -> list[torch.Tensor]:
-        """Per-step logits for LSTM outputs [B, T, H] that start at step t0."""
-        return [self.heads[self.space.family(t0 + t)](out[:, t]) for t in range(out.shape[1])]
+    def logits(self, out: torch.Tensor) -> list[torch.Tensor]:
+        """Per-step logits for the heads' inputs [B, T, H (+ attend)]."""
+        return [self.heads[self.space.family(t)](out[:, t]) for t in range(out.shape[1])]
 
     # -- training -------------------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced -log q per sample [B] and the per-step argmax [B, T]."""
         B, T = targets.shape
-        emb = self.embed_image(images)
-        prev = torch.cat([torch.zeros(B, 1, dtype=torch.long, device=targets.device),
-                          self.value_tokens(targets[:, :-1])], dim=1)
-        out, _ = self.lstm(self.step_inputs(emb, prev, torch.arange(T, device=targets.device)))
+        if self.net.attend:                          # each step's input depends on the last: one at a time
+            state, steps = self._begin(images), []
+            for t in range(T):
+                out, state = self._advance(state, None if t == 0 else targets[:, t - 1], t)
+                steps.append(out)
+            out = torch.stack(steps, dim=1)
+        else:
+            emb = self.embed_image(images)
+            prev = torch.cat([torch.zeros(B, 1, dtype=torch.long, device=targets.device),
+                              self.value_tokens(targets[:, :-1])], dim=1)
+            out, _ = self.lstm(self.step_inputs(emb, prev, torch.arange(T, device=targets.device)))
         nll = torch.zeros(B, device=targets.device, dtype=torch.float32)
         argmax = torch.empty_like(targets)
         for t, logit in enumerate(self.logits(out)):
@@ -151,32 +200,31 @@ class ProposalNet(nn.Module):
         return nll, argmax
 
     # -- inference: one step at a time ---------------------------------------------------------------------
-    @torch.no_grad()
-    def start(self, images: torch.Tensor, repeats: int = 1) -> StepState:
-        """The state before step 0 for uint8 images [B, H, W], `repeats` rows per image (image-major). The
-        CNN runs once per image; the image's share of the first LSTM layer's input projection is computed
-        here once, and the value and address embeddings' shares become lookup tables, so that a step costs
-        only the recurrent matrix products (what beam search and sampling repeat many times)."""
-        lstm, V = self.lstm, self.net.embed_value
-        emb = self.embed_image(images)
+    def _begin(self, images: torch.Tensor, repeats: int = 1) -> StepState:
+        """The state before step 0 (see `start`), differentiable (the attention preset trains through it)."""
+        lstm, V, A = self.lstm, self.net.embed_value, self.net.embed_address
+        emb, columns = self.encode(images)
         E = emb.shape[1]
         w = lstm.weight_ih_l0
         image_gates = F.linear(emb, w[:, :E], lstm.bias_ih_l0 + lstm.bias_hh_l0).repeat_interleave(repeats, dim=0)
         value_gates = F.linear(self.value_embed.weight, w[:, E:E + V])
-        address_gates = F.linear(self.address_embed.weight, w[:, E + V:])
+        address_gates = F.linear(self.address_embed.weight, w[:, E + V:E + V + A])
+        if columns is not None:
+            columns = columns.repeat_interleave(repeats, dim=0)
         n, layers, hidden = image_gates.shape[0], self.net.lstm_layers, self.net.lstm_hidden
         zeros = image_gates.new_zeros(layers, n, hidden)
-        return StepState(image_gates, value_gates, address_gates, zeros, zeros.clone())
+        return StepState(image_gates, value_gates, address_gates, zeros, zeros.clone(), columns)
 
-    @torch.no_grad()
-    def step(self, state: StepState, prev: torch.Tensor | None, t: int) -> tuple[torch.Tensor, StepState]:
-        """Log-probabilities [N, support of step t] (float32) of step t's value, given the class indices of
-        step t-1's values `prev` [N] (-1 absent; ignored at t = 0), and the state after step t. Numerically the
-        same network as `forward`/`decode` (nn.LSTM's gate order i, f, g, o)."""
+    def _advance(self, state: StepState, prev: torch.Tensor | None, t: int) -> tuple[torch.Tensor, StepState]:
+        """Step t: the head's input [N, H (+ attend)] and the state after it (see `step`)."""
         lstm = self.lstm
         token = torch.zeros(state.h.shape[1], dtype=torch.long, device=state.h.device) if t == 0 else \
             self.value_tokens_at(prev.long(), t - 1)
         x_gates = state.image_gates + state.value_gates[token] + state.address_gates[t]
+        context = None
+        if state.columns is not None:
+            context = self.attend_columns(state.columns, state.h[-1])
+            x_gates = x_gates + F.linear(context, lstm.weight_ih_l0[:, -self.net.attend:])
         hs, cs, below = [], [], None
         for layer in range(self.net.lstm_layers):
             h_prev, c_prev = state.h[layer], state.c[layer]
@@ -191,9 +239,25 @@ class ProposalNet(nn.Module):
             below = sig[:, 3 * H:] * torch.tanh(c)
             hs.append(below)
             cs.append(c)
-        logp = F.log_softmax(self.heads[self.space.family(t)](below).float(), dim=1)
-        return logp, StepState(state.image_gates, state.value_gates, state.address_gates, torch.stack(hs),
-                               torch.stack(cs))
+        out = below if context is None else torch.cat([below, context], dim=1)
+        return out, StepState(state.image_gates, state.value_gates, state.address_gates, torch.stack(hs),
+                              torch.stack(cs), state.columns)
+
+    @torch.no_grad()
+    def start(self, images: torch.Tensor, repeats: int = 1) -> StepState:
+        """The state before step 0 for uint8 images [B, H, W], `repeats` rows per image (image-major). The
+        CNN runs once per image; the image's share of the first LSTM layer's input projection is computed
+        here once, and the value and address embeddings' shares become lookup tables, so that a step costs
+        only the recurrent matrix products (what beam search and sampling repeat many times)."""
+        return self._begin(images, repeats)
+
+    @torch.no_grad()
+    def step(self, state: StepState, prev: torch.Tensor | None, t: int) -> tuple[torch.Tensor, StepState]:
+        """Log-probabilities [N, support of step t] (float32) of step t's value, given the class indices of
+        step t-1's values `prev` [N] (-1 absent; ignored at t = 0), and the state after step t. Numerically the
+        same network as `forward` (nn.LSTM's gate order i, f, g, o)."""
+        out, state = self._advance(state, prev, t)
+        return F.log_softmax(self.heads[self.space.family(t)](out).float(), dim=1), state
 
     # -- inference ------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -202,17 +266,13 @@ class ProposalNet(nn.Module):
         """Run q forward on its own outputs: greedy (or ancestral samples), `repeats` traces per image (the
         CNN runs once per image). Returns class indices [B * repeats, T] (image-major, -1 past the decoded
         num_chars) and log q of them [B * repeats]."""
-        emb = self.embed_image(images).repeat_interleave(repeats, dim=0)
-        B = emb.shape[0]
-        T, dev = self.space.steps, images.device
+        state = self.start(images, repeats)
+        B, T, dev = state.h.shape[1], self.space.steps, images.device
         values = torch.full((B, T), -1, dtype=torch.long, device=dev)
         logq = torch.zeros(B, device=dev)
-        prev = torch.zeros(B, 1, dtype=torch.long, device=dev)
-        state = None
         n_chars = None
         for t in range(T):
-            out, state = self.lstm(self.step_inputs(emb, prev, torch.tensor([t], device=dev)), state)
-            logp = F.log_softmax(self.logits(out, t0=t)[0].float(), dim=1)
+            logp, state = self.step(state, None if t == 0 else values[:, t - 1], t)
             if sample:
                 v = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
             else:
@@ -223,7 +283,6 @@ class ProposalNet(nn.Module):
             values[:, t] = torch.where(active, v, torch.full_like(v, -1))
             if t == 0:
                 n_chars = v + self.space.num_chars_lo
-            prev = self.value_tokens_at(values[:, t], t)[:, None]
         return values, logq
 
 
@@ -236,11 +295,12 @@ class StepState:
     address_gates: torch.Tensor     # [steps, 4H]: each address's share
     h: torch.Tensor
     c: torch.Tensor
+    columns: torch.Tensor | None = None     # [N, W', attend] with column attention
 
     def take(self, rows: torch.Tensor) -> StepState:
         """The state of some rows (beam reordering, particle selection)."""
         return StepState(self.image_gates[rows], self.value_gates, self.address_gates, self.h[:, rows],
-                         self.c[:, rows])
+                         self.c[:, rows], None if self.columns is None else self.columns[rows])
 
 
 def build_model(preset: str, style) -> ProposalNet:

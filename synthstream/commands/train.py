@@ -10,7 +10,8 @@ from synthstream import argtypes
 def register(subparsers) -> None:
     t = subparsers.add_parser("train", help="train a proposal network from the stream with Ray Train")
     t.add_argument("--style", default="tiny", help="built-in style name or path to a style .toml")
-    t.add_argument("--preset", default="cpu", help="network size: cpu, paper or gpu")
+    t.add_argument("--preset", default="cpu",
+                   help="network: cpu, paper, gpu, cpu-columns or gpu-columns (steps attend to image columns)")
     t.add_argument("--workers", type=argtypes.positive_int, default=1, help="Ray Train workers (DDP ranks)")
     t.add_argument("--generators", type=argtypes.positive_int, default=1, help="generator actors")
     t.add_argument("--generator-cpus", type=argtypes.positive_float, default=0.5, help="CPUs per generator actor")

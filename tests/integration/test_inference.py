@@ -20,6 +20,7 @@ from trainer.model import build_model
 from trainer.train import TrainConfig, autocast_for, optimise
 
 LEPTURE_EXACT_AT_LEAST = 0.8   # the issue's target; measured 0.886 and 0.866 on two folders of 500 (README)
+WIKIPEDIA_EXACT_AT_LEAST = 0.85  # measured 0.892 on the 250 of the dev half (README); the issue's target: 0.75
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +134,13 @@ def test_the_shipped_lepture_model_reads_imagecaptchas_own_output(tmp_path):
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["n"] == 200 and report["exact_rate"] >= LEPTURE_EXACT_AT_LEAST, report["exact_rate"]
+
+
+def test_the_shipped_wikipedia_model_reads_real_wikipedia_captchas(tmp_path, real_captchas):
+    """Trained on synthetic captchas only, decoded under the two-word prior: the real dev half (when present)."""
+    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", "--data", str(real_captchas / "wikipedia"),
+                        "--checkpoint", "wikipedia", "--prior", "wikipedia", "--method", "beam", "--calibrate", "0",
+                        "--out", str(tmp_path / "report")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["n"] == 250 and report["exact_rate"] >= WIKIPEDIA_EXACT_AT_LEAST, report["exact_rate"]

@@ -62,11 +62,11 @@ def exact_q(model, style, image):
     return dict(zip(codec_of(style).texts(traces), (-nll.double()).tolist()))
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
+@pytest.fixture(scope="module", params=["cpu", "cpu-columns"])
+def toy(tmp_path_factory, request):
     torch.manual_seed(0)
     style = words_style(tmp_path_factory.mktemp("words"))
-    model = build_model("cpu", style).eval()
+    model = build_model(request.param, style).eval()
     images, _ = generate(style, 3, 0, 6)
     return model, style, images
 
@@ -110,8 +110,10 @@ def test_wide_beam_is_exact_q_over_the_support(toy):
         assert post.map == max(q, key=q.get)
         for s, p in zip(post.strings, post.probs):
             assert p == pytest.approx(math.exp(q[s] - z), rel=1e-4, abs=1e-7)
-    narrow = beam_posteriors(model, style, images, width=3)
-    assert [p.map for p in narrow] == [p.map for p in posts]
+    narrow = beam_posteriors(model, style, images, width=3)        # approximate: on the support, never above
+    for image, post, wide in zip(images, narrow, posts):
+        q = exact_q(model, style, image)
+        assert post.map in support and q[post.map] <= q[wide.map] + 1e-6
 
 
 def test_prior_swap(toy):

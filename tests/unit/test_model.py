@@ -26,6 +26,20 @@ def test_cpu_preset_learns_a_step_on_every_style(name):
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+def test_column_preset_attends_and_trains_every_part():
+    torch.manual_seed(0)
+    style, b = batch_of("wikipedia")
+    model = build_model("cpu-columns", style)
+    assert model.column_pos.shape == (25, 128)           # one column per 8 px of the 200 px image
+    nll, _ = model(b.images, b.targets)
+    nll.mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    # the attended summary depends on where the query looks: two queries, two different summaries
+    columns = model.encode(b.images[:1])[1]
+    a, c = (model.attend_columns(columns, h) for h in torch.randn(2, 1, model.net.lstm_hidden) * 10)
+    assert not torch.allclose(a, c)
+
+
 def test_presets_and_paper_shape():
     style = load_style("wikipedia")
     paper = build_model("paper", style)
@@ -34,15 +48,16 @@ def test_presets_and_paper_shape():
     assert sum(isinstance(m, torch.nn.MaxPool2d) for m in paper.cnn) == 3
     assert [m.out_features for m in paper.fc if isinstance(m, torch.nn.Linear)] == [1024, 1024]
     assert paper.lstm.hidden_size == 512 and paper.lstm.num_layers == 2
-    assert set(PRESETS) == {"paper", "cpu", "gpu"}
-    with pytest.raises(UserError, match="available: paper, cpu, gpu"):
+    assert set(PRESETS) == {"paper", "cpu", "gpu", "cpu-columns", "gpu-columns"}
+    with pytest.raises(UserError, match="available: paper, cpu, gpu, cpu-columns, gpu-columns"):
         build_model("huge", style)
 
 
-def test_decode_is_consistent_with_the_teacher_forced_loss():
+@pytest.mark.parametrize("preset", ["cpu", "cpu-columns"])
+def test_decode_is_consistent_with_the_teacher_forced_loss(preset):
     torch.manual_seed(1)
     style, b = batch_of("wikipedia", n=6)
-    model = build_model("cpu", style).eval()
+    model = build_model(preset, style).eval()
     values, logq = model.decode(b.images)
     # the decoded trace, fed back as targets, must get exactly -log q from the teacher-forced pass
     nll, _ = model(b.images, values)
@@ -53,10 +68,11 @@ def test_decode_is_consistent_with_the_teacher_forced_loss():
     assert all(len(t) == n for t, n in zip(codec_of(style).texts(values.numpy()), n_chars.tolist()))
 
 
-def test_sampling_draws_from_q():
+@pytest.mark.parametrize("preset", ["cpu", "cpu-columns"])
+def test_sampling_draws_from_q(preset):
     torch.manual_seed(2)
     style, b = batch_of("tiny", n=4)
-    model = build_model("cpu", style).eval()
+    model = build_model(preset, style).eval()
     g = torch.Generator().manual_seed(0)
     a, la = model.decode(b.images, sample=True, generator=g)
     nll, _ = model(b.images, a)
