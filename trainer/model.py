@@ -53,8 +53,8 @@ PRESETS: dict[str, NetConfig] = {
     "gpu": NetConfig(conv=((64, False), (96, True), (192, False), (192, True), (256, False), (256, True)),
                      fc=(1536,), embed_value=64, embed_address=64, lstm_hidden=1024, lstm_layers=2),
 }
-# the same networks with steps that attend to columns of the last conv layer before its pool (an eighth of
-# the image's width: 25 columns at 200 px, each seeing ~37 px on `cpu`)
+# the same networks with steps that attend to columns of the last conv layer before its pool (on `cpu` an
+# eighth of the image's width: 25 columns at 200 px, each seeing ~37 px; on `gpu` a quarter: 50 columns)
 PRESETS["cpu-columns"] = replace(PRESETS["cpu"], attend=128, attend_from=3)
 PRESETS["gpu-columns"] = replace(PRESETS["gpu"], attend=256, attend_from=5)
 
