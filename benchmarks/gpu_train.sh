@@ -2,12 +2,12 @@
 # GPU training, one command, <= 9 minutes on one GPU: trains `wikipedia` (on the paper's uniform letters,
 # `wikipedia_letters`, read under the two-word prior as the shipped model is) and `facebook` with the
 # `gpu-columns` preset for a fixed wall budget each (synthetic data only), evaluates each on the real dev halves
-# (beam 16), and leaves under $OUT:
+# (beam 16 with the 9-shift ensemble, as the shipped models are read), and leaves under $OUT:
 #   wikipedia.pt, facebook.pt        exported models (float16, for trainer/models/)
 #   eval_wikipedia.json, eval_facebook.json   `synthstream eval` reports on ../shared/data/real-captchas
 #   gpu_train.json                   throughput and final validation figures of both runs, the GPU's name
-# Settings (environment): MINUTES (3.3 per style), GENERATORS (4), BATCH (256), PRESET (gpu-columns), DEVICE (--gpu; set
-# DEVICE= to rehearse on a CPU), REAL (../shared/data/real-captchas), OUT (out/gpu_train), RUNS (a scratch folder).
+# Settings (environment): MINUTES (3.3 per style), GENERATORS (4), BATCH (256), PRESET (gpu-columns), SHIFTS (9),
+# DEVICE (--gpu; set DEVICE= to rehearse on a CPU), REAL (../shared/data/real-captchas), OUT (out/gpu_train), RUNS (a scratch folder).
 # Re-running with the same RUNS continues each run from its newest checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,7 @@ for style in wikipedia facebook; do
     .venv/bin/synthstream export --checkpoint "$RUNS/$style" --out "$OUT/$style.pt"
     if [ -d "$REAL/$style" ]; then
         .venv/bin/synthstream eval --data "$REAL/$style" --checkpoint "$OUT/$style.pt" --method beam "${read_as[@]}" \
-            --out "$RUNS/eval_$style"
+            --shifts "${SHIFTS:-9}" --out "$RUNS/eval_$style"
         cp "$RUNS/eval_$style/report.json" "$OUT/eval_$style.json"
     fi
 done

@@ -78,6 +78,14 @@ _FIELDS: dict[str, dict[str, tuple[str, Any, float, float]]] = {
         "ellipse_radius": ("float", 10.0, 1, 4096),
         "dots": ("int", 0, 0, 512),
         "dot_radius": ("float", 1.0, 0.1, 32),
+        "ghosts": ("int", 0, 0, 8),                  # the text's outline, shifted, in background colour
+        "ghost_shift": ("float", 2.0, 0, 64),          # how far (pixels, in a uniform direction; rounded)
+        "ghost_width": ("float", 1.0, 0.1, 8),
+        "ghost_dark": ("float", 0.0, 0, 1),            # probability that an outline is drawn in ink instead
+        "drips": ("int", 0, 0, 64),                   # short strokes hanging from the text's lower edge
+        "drip_length": ("float", 10.0, 1, 4096),
+        "drip_width": ("float", 1.0, 0.1, 32),
+        "drip_angle": ("float", [60.0, 120.0], -360, 360),   # degrees; 90 hangs straight down
     },
 }
 # Fixed values that widening a style's nuisance prior leaves alone: colours and the characters' shape.

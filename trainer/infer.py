@@ -17,6 +17,13 @@
   then cannot collapse the weights, while wrong strings still lose. Weights are summed per string -> MAP,
   top-k with probabilities, effective sample size.
 
+Shift ensemble (`shifts` K > 1, proposal and beam): the posterior is the mean of the posteriors of K copies of
+the image moved by small fixed offsets (`SHIFTS`, the identity first, edges repeated). The network was
+trained on one layout prior and is not invariant to where real text sits; averaging over placements it
+might have seen marginalises that nuisance at test time, so a read that flips under a two-pixel move loses
+confidence. It costs K network runs. Importance sampling compares the image itself with its renders and
+takes no shifts.
+
 Everything is batched over images x particles (in chunks of at most `chunk` rows, so memory stays bounded
 however many particles are asked for; weights are accumulated per string as they come). A temperature T
 (fitted on synthetic data by trainer/evaluate.py) flattens (T > 1) or sharpens the string probabilities:
@@ -44,6 +51,7 @@ CALIBRATION_PAIRS = 128
 MAX_PARTICLES = 100_000               # per image: ~15 s of CPU each at this bound; refused above it
 BANDWIDTH_RANGE = (1e-4, 1e4)         # ABC bandwidths outside it under/overflow the weights
 METHODS = ("proposal", "beam", "is")
+SHIFTS = ((0, 0), (0, 2), (0, -2), (1, 0), (-1, 0), (2, 0), (-2, 0), (1, 2), (-1, -2))   # (dy, dx) pixels
 
 
 @dataclass
@@ -185,19 +193,47 @@ def beam_posteriors(model: ProposalNet, style: Style, images: np.ndarray, width:
     return out
 
 
+def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """images [n, H, W] moved dy rows down and dx columns right; the pixels moved in repeat the edge."""
+    if dy == dx == 0:
+        return images
+    pad = max(abs(dy), abs(dx))
+    H, W = images.shape[1:]
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)), mode="edge")
+    return np.ascontiguousarray(padded[:, pad - dy:pad - dy + H, pad - dx:pad - dx + W])
+
+
+def mixture(posteriors: list[Posterior]) -> Posterior:
+    """The equal-weight mixture of one image's posteriors (a string missing from one counts 0 there)."""
+    mass: dict[str, float] = {}
+    for p in posteriors:
+        for s, q in zip(p.strings, p.probs):
+            mass[s] = mass.get(s, 0.0) + q / len(posteriors)
+    ranked = sorted(mass.items(), key=lambda kv: -kv[1])
+    return Posterior([s for s, _ in ranked], [q for _, q in ranked], particles=sum(p.particles for p in posteriors))
+
+
 @torch.no_grad()
 def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str = "proposal", particles: int = 100,
           bandwidth: float | None = None, seed: int = 0, chunk: int = 4096, beam_width: int = 16,
-          train_style: Style | None = None, temperature: float = 1.0) -> list[Posterior]:
+          train_style: Style | None = None, temperature: float = 1.0, shifts: int = 1) -> list[Posterior]:
     """Posteriors for uint8 images [n, H, W] of the model's style (bandwidth None: calibrated). `style` is
     the style to infer under; `train_style` the one q was trained on, when its text prior differs (a prior
-    swap, see the module docstring)."""
+    swap, see the module docstring); `shifts` > 1: the shift ensemble."""
     if method not in METHODS:
         raise ValueError(f"method {method!r}: use one of {', '.join(METHODS)}")
     if not 1 <= particles <= MAX_PARTICLES:
         raise ValueError(f"particles {particles}: must be in [1, {MAX_PARTICLES}]")
     if temperature <= 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature {temperature}: must be a positive number")
+    if not 1 <= shifts <= len(SHIFTS) or (shifts > 1 and method == "is"):
+        raise ValueError(f"shifts {shifts}: must be in [1, {len(SHIFTS)}], and 1 for importance sampling")
+    if shifts > 1:
+        runs = [infer(model, style, shifted(images, dy, dx), method=method, particles=particles, seed=seed + k,
+                      chunk=chunk, beam_width=beam_width, train_style=train_style)
+                for k, (dy, dx) in enumerate(SHIFTS[:shifts])]
+        posts = [mixture(list(per_image)) for per_image in zip(*runs)]
+        return [p.tempered(temperature) for p in posts] if temperature != 1.0 else posts
     codec = codec_of(style)
     if method == "beam":
         posts = beam_posteriors(model, style, images, beam_width, train_style)

@@ -24,6 +24,12 @@ def particles(text: str) -> int:
     return argtypes.int_range(1, MAX_PARTICLES)(text)
 
 
+def shifts(text: str) -> int:
+    from trainer.infer import SHIFTS
+
+    return argtypes.int_range(1, len(SHIFTS))(text)
+
+
 def add_inference_args(p) -> None:
     """The flags `infer` and `eval` share."""
     p.add_argument("--checkpoint", required=True,
@@ -42,6 +48,18 @@ def add_inference_args(p) -> None:
     p.add_argument("--seed", type=argtypes.seed, default=0)
     p.add_argument("--prior-scale", type=argtypes.positive_float, default=1.0,
                    help="widen the nuisance prior that importance sampling re-renders with")
+    p.add_argument("--shifts", type=shifts, default=1,
+                   help="shift ensemble: average the posteriors of this many copies of each image moved by a "
+                        "pixel or two (proposal, beam; costs as many network runs)")
+
+
+def inference_args(args: argparse.Namespace, trained) -> dict:
+    """The keyword arguments of `trainer.infer.infer` that the shared flags set."""
+    if args.shifts > 1 and args.method == "is":
+        raise UserError("--shifts applies to --method proposal and beam: importance sampling compares the image "
+                        "itself with its renders")
+    return {"method": args.method, "particles": args.particles, "bandwidth": args.bandwidth,
+            "beam_width": args.beam_width, "train_style": trained, "shifts": args.shifts}
 
 
 def register(subparsers) -> None:
@@ -84,6 +102,7 @@ def run(args: argparse.Namespace) -> None:
     from trainer.infer import infer as run_infer
 
     model, style, trained = model_and_style(args.checkpoint, args.style, args.prior_scale, args.prior)
+    kwargs = inference_args(args, trained)
     items = load_paths(args.images, style)
     for it in items:
         if it.image is None:
@@ -91,9 +110,8 @@ def run(args: argparse.Namespace) -> None:
     good = [it for it in items if it.image is not None]
     if not good:
         raise UserError("no image could be read")
-    posteriors = run_infer(model, style, np.stack([it.image for it in good]), method=args.method,
-                           particles=args.particles, bandwidth=args.bandwidth, seed=args.seed,
-                           beam_width=args.beam_width, train_style=trained, temperature=args.temperature)
+    posteriors = run_infer(model, style, np.stack([it.image for it in good]), seed=args.seed,
+                           temperature=args.temperature, **kwargs)
     for it, p in zip(good, posteriors):
         if args.json:
             print(json.dumps({"path": str(it.path), "map": p.map, "p_map": p.map_prob,

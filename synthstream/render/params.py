@@ -18,7 +18,8 @@ FIELDS = (
     "background", "ink", "ink_opacity", "blur_sigma", "noise_sigma",
     "strokes", "stroke_width", "stroke_length", "stroke_angle", "stroke_y", "ellipses", "ellipse_width",
     "ellipse_radius",
-    "dots", "dot_radius",
+    "dots", "dot_radius", "ghosts", "ghost_shift", "ghost_width", "ghost_dark", "drips", "drip_length", "drip_width",
+    "drip_angle",
 )
 (START_X_CENTER, START_X, BASELINE_CENTER, BASELINE, CHAR_ROTATION, CHAR_DY, RECENTER,
  CHAR_SCALE, CHAR_FILL, CHAR_SPACE, CHAR_DX, FIT_WIDTH,
@@ -26,7 +27,8 @@ FIELDS = (
  SHEAR_X_PERIOD, SHEAR_X_AMPLITUDE, SHEAR_Y_PERIOD, SHEAR_Y_AMPLITUDE,
  BACKGROUND, INK, INK_OPACITY, BLUR_SIGMA, NOISE_SIGMA,
  STROKES, STROKE_WIDTH, STROKE_LENGTH, STROKE_ANGLE, STROKE_Y, ELLIPSES, ELLIPSE_WIDTH, ELLIPSE_RADIUS,
- DOTS, DOT_RADIUS) = (2 * i for i in range(len(FIELDS)))
+ DOTS, DOT_RADIUS, GHOSTS, GHOST_SHIFT, GHOST_WIDTH, GHOST_DARK, DRIPS, DRIP_LENGTH, DRIP_WIDTH,
+ DRIP_ANGLE) = (2 * i for i in range(len(FIELDS)))
 
 
 def render_params(style: Style) -> np.ndarray:

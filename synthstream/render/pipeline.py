@@ -2,8 +2,8 @@
 
 For one sample: lay out glyphs (latents: font, size, kerning, characters; nuisance: position, rotation,
 jitter, per-character size, blanks, squeeze) -> coverage canvas -> displacement (elastic + fine + sinusoidal
-shear) -> bilinear remap -> re-centre -> Gaussian blur -> clutter (strokes, ellipses, dots) -> grey levels +
-pixel noise -> uint8.
+shear) -> bilinear remap -> re-centre -> Gaussian blur -> marks that follow the text (ghost outlines, drips)
+-> clutter (strokes, ellipses, dots) -> grey levels + pixel noise -> uint8.
 Every nuisance draw is a pure function of the sample key (see rng.py), so the batch driver can `prange`
 over samples and the result does not depend on the thread count.
 """
@@ -15,7 +15,7 @@ from numba import prange
 
 from synthstream.render.jit import ngjit, ngjit_parallel
 from synthstream.render.kernels.blur import blur
-from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse
+from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline
 from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
 from synthstream.render.kernels.warp import add_field_row, field_rows, ink_bbox, remap_row, shear_wave
 from synthstream.render.params import (
@@ -31,6 +31,10 @@ from synthstream.render.params import (
     CHAR_SPACE,
     DOT_RADIUS,
     DOTS,
+    DRIP_ANGLE,
+    DRIP_LENGTH,
+    DRIP_WIDTH,
+    DRIPS,
     ELASTIC_ALPHA,
     ELASTIC_SIGMA,
     ELLIPSE_RADIUS,
@@ -39,6 +43,10 @@ from synthstream.render.params import (
     FINE_ALPHA,
     FINE_SIGMA,
     FIT_WIDTH,
+    GHOST_DARK,
+    GHOST_SHIFT,
+    GHOST_WIDTH,
+    GHOSTS,
     INK,
     INK_OPACITY,
     NOISE_SIGMA,
@@ -62,9 +70,11 @@ from synthstream.render.rng import (
     STREAM_CHAR,
     STREAM_CLUTTER,
     STREAM_DOT,
+    STREAM_DRIP,
     STREAM_ELASTIC,
     STREAM_ELLIPSE,
     STREAM_FINE,
+    STREAM_GHOST,
     STREAM_INK,
     STREAM_LAYOUT,
     STREAM_NOISE,
@@ -84,10 +94,12 @@ FIELD_ALPHA, FIELD_SIGMA = 0, 1
 SHEAR_X_AMP, SHEAR_X_PER, SHEAR_X_PHASE, SHEAR_Y_AMP, SHEAR_Y_PER, SHEAR_Y_PHASE = 0, 1, 2, 3, 4, 5
 INK_BACKGROUND, INK_LEVEL, INK_ALPHA, INK_NOISE = 0, 1, 2, 3
 BLUR_SIGMA_DRAW = 0
-N_STROKES, N_ELLIPSES, N_DOTS = 0, 1, 2
+N_STROKES, N_ELLIPSES, N_DOTS, N_GHOSTS, N_DRIPS = 0, 1, 2, 3, 4
 STROKE_Y0, STROKE_X0, STROKE_LEN, STROKE_THETA, STROKE_BEND, STROKE_W = 0, 1, 2, 3, 4, 6   # BEND: 2 draws
 ELLIPSE_CY, ELLIPSE_CX, ELLIPSE_RY, ELLIPSE_RX, ELLIPSE_W = 0, 1, 2, 3, 4
 DOT_CY, DOT_CX, DOT_R = 0, 1, 2
+GHOST_SHIFT_DRAW, GHOST_DIRECTION, GHOST_W, GHOST_SIGN = 0, 1, 2, 3
+DRIP_X, DRIP_LEN, DRIP_THETA, DRIP_BEND, DRIP_W = 0, 1, 2, 3, 5   # BEND: 2 draws
 
 
 @ngjit
@@ -236,6 +248,55 @@ def _warp(padded, warped, dx, dy, key, table, p):
 
 
 @ngjit
+def _draw_text_marks(canvas, text, shift_y, shift_x, key, p):
+    """Marks that follow the text: ghosts (the outline of `text`, the warped text's coverage before the
+    re-centring shift, moved by whole pixels in a random direction and drawn in background colour, so it
+    cuts white lines into the letters, or with probability `ghost_dark` in ink, a doubled letter's edge),
+    then drips (short ink strokes hanging from the lowest ink of a random text column). Drawn before the
+    other clutter, so neither follows a stroke."""
+    H, W = canvas.shape
+    k = stream_key(key, STREAM_CLUTTER)
+    n_ghosts = randint(k, N_GHOSTS, p[GHOSTS], p[GHOSTS + 1])
+    n_drips = randint(k, N_DRIPS, p[DRIPS], p[DRIPS + 1])
+    if n_ghosts + n_drips == 0:
+        return
+    box = np.empty(4, np.int64)
+    box[0], box[1], box[2], box[3] = ink_bbox(text, 0.0)
+    if box[1] <= box[0]:
+        return
+    for i in range(n_ghosts):
+        s = substream(key, STREAM_GHOST, i)
+        r = uniform_range(s, GHOST_SHIFT_DRAW, p[GHOST_SHIFT], p[GHOST_SHIFT + 1])
+        a = uniform_range(s, GHOST_DIRECTION, 0.0, 2.0 * math.pi)
+        dark = uniform_range(s, GHOST_SIGN, 0.0, 1.0) < uniform_range(s, GHOST_SIGN + 1, p[GHOST_DARK],
+                                                                       p[GHOST_DARK + 1])
+        draw_outline(canvas, text, box, np.int64(round(r * math.sin(a))) - shift_y,
+                     np.int64(round(r * math.cos(a))) - shift_x,
+                     uniform_range(s, GHOST_W, p[GHOST_WIDTH], p[GHOST_WIDTH + 1]), 1 if dark else -1)
+    py = np.empty(4, np.float64)
+    px = np.empty(4, np.float64)
+    for i in range(n_drips):
+        s = substream(key, STREAM_DRIP, i)
+        x0 = uniform_range(s, DRIP_X, box[2] - shift_x, box[3] - shift_x)
+        col = min(max(np.int64(x0), 0), W - 1)
+        y0 = -1.0
+        for y in range(H - 1, -1, -1):
+            if canvas[y, col] > 0.5:
+                y0 = y + 0.5
+                break
+        if y0 < 0.0:
+            continue
+        length = uniform_range(s, DRIP_LEN, p[DRIP_LENGTH], p[DRIP_LENGTH + 1])
+        theta = uniform_range(s, DRIP_THETA, p[DRIP_ANGLE], p[DRIP_ANGLE + 1]) * (math.pi / 180.0)
+        ty, tx = math.sin(theta), math.cos(theta)
+        for c in range(4):
+            bend = 0.0 if c == 0 or c == 3 else uniform_range(s, DRIP_BEND + c - 1, -0.15, 0.15) * length
+            py[c] = y0 + ty * length * c / 3.0 + tx * bend
+            px[c] = x0 + tx * length * c / 3.0 - ty * bend
+        draw_bezier(canvas, py, px, uniform_range(s, DRIP_W, p[DRIP_WIDTH], p[DRIP_WIDTH + 1]), 1, 8)
+
+
+@ngjit
 def _draw_clutter(canvas, key, p):
     """Strokes, then ellipses, then dots; each one from its own sub-stream."""
     H, W = canvas.shape
@@ -311,6 +372,7 @@ def render_one(out, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, 
             shift_x = (x0 + x1 - W) // 2
     sigma = uniform_range(stream_key(key, STREAM_BLUR), BLUR_SIGMA_DRAW, p[BLUR_SIGMA], p[BLUR_SIGMA + 1])
     blur(src, final, buf_c, max(sigma, 0.0), shift_y, shift_x)
+    _draw_text_marks(final, src, shift_y, shift_x, key, p)
     _draw_clutter(final, key, p)
     _to_grey(final, out, key, table, p, buf_c)
 

@@ -19,8 +19,9 @@ from trainer.infer import infer
 from trainer.model import build_model
 from trainer.train import TrainConfig, autocast_for, optimise
 
-LEPTURE_EXACT_AT_LEAST = 0.8   # the issue's target; measured 0.886 and 0.866 on two folders of 500 (README)
+LEPTURE_EXACT_AT_LEAST = 0.8   # the issue's target; the shipped model read 0.928 / 0.922 of two folders of 500
 WIKIPEDIA_EXACT_AT_LEAST = 0.85  # measured 0.892 on the 250 of the dev half (README); the issue's target: 0.75
+FACEBOOK_EXACT_AT_LEAST = 0.25   # the issue's target; measured 0.36 on the 50 of the dev half with 9 shifts (README)
 
 
 @pytest.fixture(scope="module")
@@ -86,25 +87,34 @@ def test_infer_and_eval_commands(tiny_model, tmp_path):
     assert r.returncode == 0, r.stderr
     report = json.loads((out / "report.json").read_text())
     assert {"exact_rate", "ece", "n", "seconds_per_captcha"} <= set(report) and report["n"] == 40
+    assert report["labels_in_text_prior"] == {"n": 40, "exact_rate": report["exact_rate"], "ece": report["ece"]}
     assert report["not_evaluated"][0]["why"] == "not an image"
     assert (out / "reliability.png").exists() and (out / "coverage.png").exists()
     assert (out / "failures.md").read_text().startswith("# tiny on data")
     beam = tmp_path / "beam"
     r = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", "--data", str(data), "--checkpoint",
-                        str(path), "--method", "beam", "--beam-width", "8", "--calibrate", "50", "--out", str(beam)],
+                        str(path), "--method", "beam", "--beam-width", "8", "--calibrate", "50", "--calibrate-scale",
+                        "1.5", "--shifts", "2", "--out", str(beam)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     report = json.loads((beam / "report.json").read_text())
     assert report["method"] == "beam" and report["exact_rate"] > 0.9 and 0.1 <= report["temperature"] <= 20
-    assert report["calibration"]["n"] == 50 and "ece_before_calibration" in report
+    assert report["calibration"]["n"] == 50 and report["calibration"]["scale"] == 1.5 and report["shifts"] == 2
+    assert "ece_before_calibration" in report
     swap = subprocess.run([sys.executable, "-m", "synthstream.cli", "infer", str(data / "000000.png"), "--checkpoint",
                            str(path), "--method", "beam", "--prior", "wikipedia"], capture_output=True, text=True,
                           timeout=300)
     assert swap.returncode == 2 and "alphabet" in swap.stderr and "Traceback" not in swap.stderr
-    for flag, value in (("--particles", "1000000"), ("--bandwidth", "1e300"), ("--bandwidth", "1e-300")):
+    for flag, value in (("--particles", "1000000"), ("--bandwidth", "1e300"), ("--bandwidth", "1e-300"),
+                        ("--shifts", "0"), ("--shifts", "99")):
         bad = subprocess.run([sys.executable, "-m", "synthstream.cli", "infer", str(data / "000000.png"),
                               "--checkpoint", str(path), flag, value], capture_output=True, text=True, timeout=300)
         assert bad.returncode == 2 and flag in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    is_shifted = subprocess.run([sys.executable, "-m", "synthstream.cli", "infer", str(data / "000000.png"),
+                                 "--checkpoint", str(path), "--method", "is", "--shifts", "2"], capture_output=True,
+                                text=True, timeout=300)
+    assert is_shifted.returncode == 2 and "--shifts applies to" in is_shifted.stderr
+    assert len(is_shifted.stderr.strip().splitlines()) == 1, is_shifted.stderr
     wrong = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", "--data", str(data), "--checkpoint",
                             str(path), "--style", "wikipedia"], capture_output=True, text=True, timeout=300)
     assert wrong.returncode == 2 and "is a model of style 'tiny', not 'wikipedia'" in wrong.stderr
@@ -121,6 +131,14 @@ def test_bad_checkpoints_and_folders(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
+def _eval_report(tmp_path, *args: str) -> dict:
+    """`synthstream eval ARGS --calibrate 0 --out DIR` (must succeed) and its report."""
+    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", *args, "--calibrate", "0", "--out",
+                        str(tmp_path / "report")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return json.loads((tmp_path / "report" / "report.json").read_text())
+
+
 def test_the_shipped_lepture_model_reads_imagecaptchas_own_output(tmp_path):
     """`lepture` claims to imitate the `captcha` package's ImageCaptcha, so its shipped model is judged on images
     the installed package writes itself (never trained on: the model saw only the style's samples). The
@@ -128,19 +146,20 @@ def test_the_shipped_lepture_model_reads_imagecaptchas_own_output(tmp_path):
     from synthstream.bench.imagecaptcha import write_imagecaptcha_folder
 
     data = write_imagecaptcha_folder(tmp_path / "imagecaptcha", n=200, seed=0)
-    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", "--data", str(data), "--checkpoint",
-                        "lepture", "--method", "beam", "--calibrate", "0", "--out", str(tmp_path / "report")],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    report = _eval_report(tmp_path, "--data", str(data), "--checkpoint", "lepture", "--method", "beam")
     assert report["n"] == 200 and report["exact_rate"] >= LEPTURE_EXACT_AT_LEAST, report["exact_rate"]
 
 
 def test_the_shipped_wikipedia_model_reads_real_wikipedia_captchas(tmp_path, real_captchas):
     """Trained on synthetic captchas only, decoded under the two-word prior: the real dev half (when present)."""
-    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", "--data", str(real_captchas / "wikipedia"),
-                        "--checkpoint", "wikipedia", "--prior", "wikipedia", "--method", "beam", "--calibrate", "0",
-                        "--out", str(tmp_path / "report")], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    report = _eval_report(tmp_path, "--data", str(real_captchas / "wikipedia"), "--checkpoint", "wikipedia",
+                          "--prior", "wikipedia", "--method", "beam")
     assert report["n"] == 250 and report["exact_rate"] >= WIKIPEDIA_EXACT_AT_LEAST, report["exact_rate"]
+    assert report["labels_off_text_prior"] == 8 and report["labels_in_text_prior"]["n"] == 242
+
+
+def test_the_shipped_facebook_model_reads_real_facebook_captchas(tmp_path, real_captchas):
+    """Trained on synthetic captchas only, read by the beam with the shift ensemble: the real dev half."""
+    report = _eval_report(tmp_path, "--data", str(real_captchas / "facebook"), "--checkpoint", "facebook",
+                          "--method", "beam", "--shifts", "9")
+    assert report["n"] == 50 and report["exact_rate"] >= FACEBOOK_EXACT_AT_LEAST, report["exact_rate"]

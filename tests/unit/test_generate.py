@@ -122,3 +122,28 @@ def test_filled_cells_make_every_letter_as_tall_as_the_cell():
     images, _ = generate(style, 5, 0, 8)
     rows = (images.min(axis=2) < 128).sum(axis=1)                        # rows holding ink, per image
     assert (np.abs(rows - 30) <= 2).all()
+
+
+def _marked(**clutter):
+    raw = {"name": "marked", "height": 50, "width": 160, "alphabet": "ABMW", "fonts": ["DejaVuSans-Bold.ttf"],
+           "latents": {"num_chars": 4, "font_size": 28}, "layout": {"start_x": 8, "baseline": 32},
+           "clutter": clutter}
+    return parse_style(raw, "test")
+
+
+def test_ghost_outlines_cut_or_double_the_letters_and_drips_hang_from_them():
+    plain, _ = generate(_marked(), 3, 0, 8)
+    ghosted, _ = generate(_marked(ghosts=1, ghost_shift=3.0), 3, 0, 8)
+    assert (ghosted >= plain).all()                                         # background colour: only cuts ink
+    assert ((ghosted > plain.astype(int) + 100).sum(axis=(1, 2)) > 20).all()
+    doubled, _ = generate(_marked(ghosts=1, ghost_shift=3.0, ghost_dark=1.0), 3, 0, 8)
+    assert (doubled <= plain).all()                                         # in ink: only adds it
+    assert ((doubled < plain.astype(int) - 100).sum(axis=(1, 2)) > 20).all()
+    dripped, _ = generate(_marked(drips=6, drip_length=12.0, drip_angle=90.0), 3, 0, 8)
+    assert (dripped <= plain).all()
+    for before, after in zip(plain, dripped):
+        text = before < 128
+        added_rows, added_cols = np.nonzero(after < before.astype(int) - 100)
+        assert added_rows.max() >= np.nonzero(text.any(axis=1))[0].max() + 8        # they hang below the text
+        for r, c in zip(added_rows, added_cols):                   # each below ink of its own column (+- 2)
+            assert text[:r + 2, max(0, c - 2):c + 3].any()

@@ -8,11 +8,13 @@ from synthstream.trace import codec_of, traces_from_classes
 from trainer.evaluate import calibration, coverage_curve, levenshtein
 from trainer.exact import all_traces, kl
 from trainer.infer import (
+    SHIFTS,
     _collect,
     abc_log_likelihood,
     calibrated_bandwidth,
     infer,
     projection,
+    shifted,
 )
 from trainer.model import build_model
 
@@ -63,6 +65,30 @@ def test_posteriors_are_distributions(method):
             assert p.ess is None
     again = infer(model, style, images, method=method, particles=16)
     assert [p.strings for p in again] == [p.strings for p in posts]     # seeded: reproducible
+
+
+def test_the_shift_ensemble_is_the_mixture_of_reads_of_moved_images():
+    torch.manual_seed(0)
+    style = load_style("tiny")
+    model = build_model("cpu", style).eval()
+    images, _ = generate(style, 0, 0, 3)
+    moved = shifted(images, 1, -2)                                 # one row down, two columns left
+    assert (moved[:, 1:, :-2] == images[:, :-1, 2:]).all() and (moved[:, 0, :-2] == images[:, 0, 2:]).all()
+    assert (moved[:, :, -2:] == moved[:, :, -3:-2]).all()          # the columns moved in repeat the edge
+    posts = infer(model, style, images, method="beam", beam_width=4, shifts=3)
+    parts = [infer(model, style, shifted(images, dy, dx), method="beam", beam_width=4) for dy, dx in SHIFTS[:3]]
+    for i, p in enumerate(posts):
+        expected: dict[str, float] = {}
+        for part in parts:
+            for s, q in zip(part[i].strings, part[i].probs):
+                expected[s] = expected.get(s, 0.0) + q / 3
+        assert dict(zip(p.strings, p.probs)) == pytest.approx(expected) and p.probs == sorted(p.probs, reverse=True)
+        assert sum(p.probs) == pytest.approx(1.0) and p.particles == 12
+    assert [p.probs for p in infer(model, style, images, method="beam", beam_width=4, shifts=1)] == \
+        [p.probs for p in parts[0]]
+    for bad in ({"method": "is", "shifts": 2}, {"method": "beam", "shifts": len(SHIFTS) + 1}):
+        with pytest.raises(ValueError, match="shifts"):
+            infer(model, style, images, **bad)
 
 
 def test_enumeration_and_kl():

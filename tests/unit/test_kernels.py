@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from synthstream.render.kernels.blur import blur, gaussian_taps
-from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse
+from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline
 from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
 from synthstream.render.kernels.warp import BSPLINE_STD, add_shear, add_smooth_field, ink_bbox, remap
 from synthstream.render.rng import normal_table
@@ -140,6 +140,21 @@ def test_clutter_coverage():
     full = np.ones((40, 60), np.float32)
     draw_ellipse(full, 20.0, 30.0, 10.0, 15.0, 1.5, -1)      # background colour: cuts the ink
     assert full[20, 15] < 0.2 and full[10, 30] < 0.2 and full[20, 30] == 1.0 and full[0, 0] == 1.0
+
+
+def test_outline_follows_the_moved_edge_of_the_coverage():
+    y, x = np.mgrid[0:40, 0:60]
+    edge = np.minimum(np.minimum(y - 10, 29 - y), np.minimum(x - 20, 39 - x))
+    src = np.clip(0.5 + edge, 0, 1).astype(np.float32)        # a square: its 0.5 level line, rows 10, 29, cols 20, 39
+    box = np.array([9, 31, 19, 41], np.int64)
+    cut = np.ones((40, 60), np.float32)
+    draw_outline(cut, src, box, 2, -3, 1.0, -1)               # moved 2 down, 3 left, in background colour
+    assert set(np.nonzero(cut[:, 25] < 0.5)[0]) == {12, 31}   # a column through the moved square
+    assert set(np.nonzero(cut[20] < 0.5)[0]) == {17, 36}      # a row through it
+    assert cut[21, 27] == 1.0 and cut[0, 0] == 1.0            # inside and far outside: untouched
+    ink = np.zeros((40, 60), np.float32)
+    draw_outline(ink, src, box, 0, 0, 1.0, 1)                 # in ink: the same line, painted
+    assert ink[10, 30] > 0.5 and ink[20, 30] == 0.0 and 0.0 <= ink.min() and ink.max() <= 1.0
 
 
 def test_numba_cache_is_keyed_on_kernel_modules_only():

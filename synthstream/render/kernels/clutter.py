@@ -1,4 +1,5 @@
-"""Anti-aliased clutter on a coverage canvas: cubic Bezier strokes, ellipse outlines, dots.
+"""Anti-aliased clutter on a coverage canvas: cubic Bezier strokes, ellipse outlines, dots, shifted outlines
+of the text.
 
 Coverage of a pixel at distance d from a curve of width w is clamp(w/2 + 1/2 - d, 0, 1). `sign` +1 paints ink
 (max), -1 paints background (multiplies the coverage by 1 - a), which is how the Facebook ellipses cut letters.
@@ -118,3 +119,31 @@ def draw_dot(canvas, cy, cx, radius, sign):
         for x in range(xlo, xhi):
             d = math.sqrt((y - cy) ** 2 + (x - cx) ** 2)
             _paint(canvas, y, x, radius + 0.5 - d, sign)
+
+
+@ngjit
+def _at(src, y, x):
+    """src[y, x], 0 outside."""
+    H, W = src.shape
+    return src[y, x] if 0 <= y < H and 0 <= x < W else 0.0
+
+
+@ngjit
+def draw_outline(canvas, src, box, dy, dx, width, sign):
+    """The 0.5 level line of coverage `src` (H, W), moved by whole pixels (dy, dx), as a line `width` wide;
+    distance to it ~ |c - 0.5| / |grad c| (gradient by central differences), drawn on the pixels of partial
+    coverage only (the anti-aliased edge band: the flat 0 and 1 pixels, most of the box, cost one load).
+    `box` (y0, y1, x0, x1) bounds src's ink, so only pixels of the moved box are visited."""
+    H, W = canvas.shape
+    half = 0.5 * width + 0.5
+    for y in range(max(0, box[0] + dy), min(H, box[1] + dy)):
+        for x in range(max(0, box[2] + dx), min(W, box[3] + dx)):
+            sy, sx = y - dy, x - dx
+            c = _at(src, sy, sx)
+            if c <= 0.0 or c >= 1.0:
+                continue
+            gy = 0.5 * (_at(src, sy + 1, sx) - _at(src, sy - 1, sx))
+            gx = 0.5 * (_at(src, sy, sx + 1) - _at(src, sy, sx - 1))
+            g = math.sqrt(gy * gy + gx * gx)
+            if g > 1e-3:
+                _paint(canvas, y, x, half - abs(c - 0.5) / g, sign)
