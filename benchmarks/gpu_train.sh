@@ -7,7 +7,8 @@
 #   eval_wikipedia.json, eval_facebook.json   `synthstream eval` reports on ../shared/data/real-captchas
 #   gpu_train.json                   throughput and final validation figures of both runs, the GPU's name
 # Settings (environment): MINUTES (3.3 per style), GENERATORS (4), BATCH (256), PRESET (gpu-columns), SHIFTS (9),
-# DEVICE (--gpu; set DEVICE= to rehearse on a CPU), REAL (../shared/data/real-captchas), OUT (out/gpu_train), RUNS (a scratch folder).
+# CALIBRATE (100 synthetic captchas for the temperature), DEVICE (--gpu; set DEVICE= to rehearse on a CPU),
+# REAL (../shared/data/real-captchas), OUT (out/gpu_train), RUNS (a scratch folder).
 # Re-running with the same RUNS continues each run from its newest checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ for style in wikipedia facebook; do
     .venv/bin/synthstream export --checkpoint "$RUNS/$style" --out "$OUT/$style.pt"
     if [ -d "$REAL/$style" ]; then
         .venv/bin/synthstream eval --data "$REAL/$style" --checkpoint "$OUT/$style.pt" --method beam "${read_as[@]}" \
-            --shifts "${SHIFTS:-9}" --out "$RUNS/eval_$style"
+            --shifts "${SHIFTS:-9}" --calibrate "${CALIBRATE:-100}" --out "$RUNS/eval_$style"
         cp "$RUNS/eval_$style/report.json" "$OUT/eval_$style.json"
     fi
 done
