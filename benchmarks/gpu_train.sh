@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # GPU training, one command, <= 9 minutes on one GPU: trains `wikipedia` (on the paper's uniform letters,
 # `wikipedia_letters`, read under the two-word prior as the shipped model is) and `facebook` with the
-# `gpu-columns` preset for a fixed wall budget each (synthetic data only), evaluates each on the real dev halves
-# (beam 16 with the 9-shift ensemble, as the shipped models are read), and leaves under $OUT:
+# `cpu-columns` network (the shipped models' network; PRESET=gpu-columns for the wide one, whose 80M-parameter
+# export is 164 MB) for a fixed wall budget each (synthetic data only), evaluates each on the real dev halves
+# (beam 16 with the 9-shift ensemble, as the shipped models are read) where REAL holds them, and leaves under $OUT:
 #   wikipedia.pt, facebook.pt        exported models (float16, for trainer/models/)
 #   eval_wikipedia.json, eval_facebook.json   `synthstream eval` reports on ../shared/data/real-captchas
 #   gpu_train.json                   throughput and final validation figures of both runs, the GPU's name
-# Settings (environment): MINUTES (3.3 per style), GENERATORS (4), BATCH (256), PRESET (gpu-columns), SHIFTS (9),
+# Settings (environment): MINUTES (3.3 per style), GENERATORS (4), BATCH (256), PRESET (cpu-columns), SHIFTS (9),
 # CALIBRATE (100 synthetic captchas for the temperature), DEVICE (--gpu; set DEVICE= to rehearse on a CPU),
 # REAL (../shared/data/real-captchas), OUT (out/gpu_train), RUNS (a scratch folder).
 # Re-running with the same RUNS continues each run from its newest checkpoint.
@@ -20,7 +21,7 @@ mkdir -p "$OUT"
 for style in wikipedia facebook; do
     train_style="$style"; read_as=()
     [ "$style" != wikipedia ] || { train_style=wikipedia_letters; read_as=(--prior wikipedia); }
-    .venv/bin/synthstream train --style "$train_style" --preset "${PRESET:-gpu-columns}" $DEVICE \
+    .venv/bin/synthstream train --style "$train_style" --preset "${PRESET:-cpu-columns}" $DEVICE \
         --batch-size "${BATCH:-256}" --generators "${GENERATORS:-4}" --generator-cpus 1 --steps 1000000 \
         --max-minutes "${MINUTES:-3.3}" --val-every 500 --no-progress --out "$RUNS/$style"
     .venv/bin/synthstream export --checkpoint "$RUNS/$style" --out "$OUT/$style.pt"
