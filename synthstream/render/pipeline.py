@@ -248,6 +248,18 @@ def _warp(padded, warped, dx, dy, key, table, p):
 
 
 @ngjit
+def _bent_chord(py, px, s, y0, x0, length, degrees, bend_draw, bend):
+    """The 4 Bezier control points (into py, px) of a chord of `length` from (y0, x0) at `degrees`, the inner
+    two moved sideways by up to `bend` x length (draws `bend_draw` and `bend_draw` + 1 of sub-stream `s`)."""
+    theta = degrees * (math.pi / 180.0)
+    ty, tx = math.sin(theta), math.cos(theta)
+    for c in range(4):
+        side = 0.0 if c == 0 or c == 3 else uniform_range(s, bend_draw + c - 1, -bend, bend) * length
+        py[c] = y0 + ty * length * c / 3.0 + tx * side
+        px[c] = x0 + tx * length * c / 3.0 - ty * side
+
+
+@ngjit
 def _draw_text_marks(canvas, text, shift_y, shift_x, key, p):
     """Marks that follow the text: ghosts (the outline of `text`, the warped text's coverage before the
     re-centring shift, moved by whole pixels in a random direction and drawn in background colour, so it
@@ -286,13 +298,8 @@ def _draw_text_marks(canvas, text, shift_y, shift_x, key, p):
                 break
         if y0 < 0.0:
             continue
-        length = uniform_range(s, DRIP_LEN, p[DRIP_LENGTH], p[DRIP_LENGTH + 1])
-        theta = uniform_range(s, DRIP_THETA, p[DRIP_ANGLE], p[DRIP_ANGLE + 1]) * (math.pi / 180.0)
-        ty, tx = math.sin(theta), math.cos(theta)
-        for c in range(4):
-            bend = 0.0 if c == 0 or c == 3 else uniform_range(s, DRIP_BEND + c - 1, -0.15, 0.15) * length
-            py[c] = y0 + ty * length * c / 3.0 + tx * bend
-            px[c] = x0 + tx * length * c / 3.0 - ty * bend
+        _bent_chord(py, px, s, y0, x0, uniform_range(s, DRIP_LEN, p[DRIP_LENGTH], p[DRIP_LENGTH + 1]),
+                    uniform_range(s, DRIP_THETA, p[DRIP_ANGLE], p[DRIP_ANGLE + 1]), DRIP_BEND, 0.15)
         draw_bezier(canvas, py, px, uniform_range(s, DRIP_W, p[DRIP_WIDTH], p[DRIP_WIDTH + 1]), 1, 8)
 
 
@@ -307,13 +314,8 @@ def _draw_clutter(canvas, key, p):
         s = substream(key, STREAM_STROKE, i)
         y0 = H * uniform_range(s, STROKE_Y0, p[STROKE_Y], p[STROKE_Y + 1])
         x0 = uniform_range(s, STROKE_X0, 0.0, W)
-        length = uniform_range(s, STROKE_LEN, p[STROKE_LENGTH], p[STROKE_LENGTH + 1])
-        theta = uniform_range(s, STROKE_THETA, p[STROKE_ANGLE], p[STROKE_ANGLE + 1]) * (math.pi / 180.0)
-        ty, tx = math.sin(theta), math.cos(theta)
-        for c in range(4):  # control points along the chord, the inner two bent sideways
-            bend = 0.0 if c == 0 or c == 3 else uniform_range(s, STROKE_BEND + c - 1, -0.4, 0.4) * length
-            py[c] = y0 + ty * length * c / 3.0 + tx * bend
-            px[c] = x0 + tx * length * c / 3.0 - ty * bend
+        _bent_chord(py, px, s, y0, x0, uniform_range(s, STROKE_LEN, p[STROKE_LENGTH], p[STROKE_LENGTH + 1]),
+                    uniform_range(s, STROKE_THETA, p[STROKE_ANGLE], p[STROKE_ANGLE + 1]), STROKE_BEND, 0.4)
         draw_bezier(canvas, py, px, uniform_range(s, STROKE_W, p[STROKE_WIDTH], p[STROKE_WIDTH + 1]), 1, 16)
     for i in range(randint(k, N_ELLIPSES, p[ELLIPSES], p[ELLIPSES + 1])):
         s = substream(key, STREAM_ELLIPSE, i)
