@@ -89,6 +89,17 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, stop)
 
 
+def exit_quietly_on_sigterm() -> None:
+    """From now on (the command's work is done, the process is exiting: Ray's atexit shutdown can take seconds)
+    SIGTERM ends the process at once with status 143 instead of raising `Stopped` inside the exit handlers,
+    which would print a traceback; the watcher ends an embedded Ray's processes."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(143))
+
+
 # -- joining: fail fast on an unreachable address -----------------------------------------------------------
 
 def connect_timeout(timeout_s: float | None = None) -> float:

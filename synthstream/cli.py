@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("synthstream: interrupted", file=sys.stderr)
         return 130
+    finally:
+        from cluster.local import exit_quietly_on_sigterm
+
+        exit_quietly_on_sigterm()
     return 0
 
 

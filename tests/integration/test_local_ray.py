@@ -112,6 +112,34 @@ def test_a_sigkilled_driver_leaves_no_ray_process(tmp_path):
     assert left == [], f"still running 10 s after the driver was killed: {names}"
 
 
+EXITING = textwrap.dedent("""
+    import atexit, json, os, signal, sys, time
+    import psutil
+    from cluster.local import connect, exit_quietly_on_sigterm
+
+    connect(num_cpus=1)
+    time.sleep(3)                                  # a command's work: the watcher has seen Ray's agents start
+    print(json.dumps([p.pid for p in psutil.Process().children(recursive=True)]), flush=True)
+    atexit.register(os.kill, os.getpid(), signal.SIGTERM)   # a SIGTERM while exiting (runs before Ray's shutdown)
+    if sys.argv[1] == "done":
+        exit_quietly_on_sigterm()                          # what the CLI does once its command has returned
+""")
+
+
+@pytest.mark.parametrize("mode", ["done", "raw"])
+def test_a_sigterm_while_exiting_ends_the_driver_without_a_traceback(tmp_path, mode):
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    driver = subprocess.run([sys.executable, "-c", EXITING, mode], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    pids = json.loads(driver.stdout.splitlines()[0])
+    if mode == "raw":                     # without it: `Stopped` raised inside an exit handler, a traceback
+        assert "Traceback" in driver.stderr and "stopped by SIGTERM" in driver.stderr
+    else:
+        assert driver.returncode == 143 and "Traceback" not in driver.stderr, driver.stderr
+    assert _wait_gone(pids, 10) == []     # the watcher ends the Ray processes the exit left behind
+
+
 def test_token_file_is_made_private(tmp_path):
     token = tmp_path / ".ray" / "auth_token"
     secure_token_file(token)
