@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> None:
         write_report(out, report, rows, f"{style.name} on {Path(args.data).name}")
     size = f"width {args.beam_width}" if args.method == "beam" else f"{args.particles} particles"
     size += f", {args.shifts} shifts" if args.shifts > 1 else ""
+    size += f", bandwidth {report['bandwidth']:.3g}" if report["bandwidth"] is not None else ""
     by_len = ", ".join(f"len {k}: {v['exact_rate']:.2f} (n={v['n']})" for k, v in report["rate_by_length"].items())
     mism = "" if report["mismatch_rate"] is None else f", model-mismatch flag on {100 * report['mismatch_rate']:.0f}%"
     print(f"{style.name} model on {args.data}: exact {report['exact_rate']:.3f} (n={report['n']}), "

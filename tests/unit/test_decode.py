@@ -195,3 +195,17 @@ def test_failures_page_escapes_labels(tmp_path):
     table = [ln for ln in (tmp_path / "r" / "failures.md").read_text().splitlines() if ln.startswith("| ![")]
     assert len(table) == 2 and all(ln.count("|") == 8 for ln in table)
     assert "<b>" not in (tmp_path / "r" / "failures.md").read_text()
+
+
+def test_an_importance_sampling_report_names_its_bandwidth():
+    from trainer.evaluate import evaluate
+    from trainer.images import Loaded
+    from trainer.infer import calibrated_bandwidth
+    style = load_style("tiny")
+    images, traces = generate(style, 0, 0, 2)
+    items = [Loaded(path=f"{i}", image=im, label=lab) for i, (im, lab) in enumerate(zip(images, traces.texts()))]
+    model = build_model("cpu", style).eval()
+    assert evaluate(model, style, items, method="is", particles=4, bandwidth=None)[0]["bandwidth"] == \
+        calibrated_bandwidth(style)
+    assert evaluate(model, style, items, method="is", particles=4, bandwidth=0.5)[0]["bandwidth"] == 0.5
+    assert evaluate(model, style, items, method="proposal", particles=4, bandwidth=0.5)[0]["bandwidth"] is None
