@@ -27,7 +27,7 @@ import numpy as np
 from synthstream.render.rng import _mix64_np, sample_keys
 from synthstream.trace import TraceBatch, codec_of
 from trainer.images import Loaded
-from trainer.infer import Posterior, calibrated_bandwidth, infer
+from trainer.infer import Posterior, infer, kernel_bandwidth
 
 MISMATCH_ESS_FRACTION = 0.02       # IS: ESS below 2% of the particles = q and the model disagree
 CALIBRATION_SALT = np.uint64(0x43414C4942524154)     # "CALIBRAT": the calibration set's own key domain
@@ -181,7 +181,7 @@ def evaluate(model, style, items: list[Loaded], *, method: str, particles: int, 
                                                  for r in scored])) if scored else float("nan"),
         "rate_by_length": {str(k): {"n": len(v), "exact_rate": float(np.mean(v))}
                            for k, v in sorted(by_length.items())},
-        "bandwidth": (bandwidth if bandwidth is not None else calibrated_bandwidth(style)) if method == "is" else None,
+        "bandwidth": kernel_bandwidth(style, bandwidth) if method == "is" else None,
         "ece": ece, "temperature": temperature,
         "ece_before_calibration": calibration(raw_conf, correct)[0] if len(scored) else float("nan"),
         "reliability": bins, "coverage_accuracy": coverage_curve(confidence, correct),

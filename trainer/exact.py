@@ -17,7 +17,7 @@ from synthstream.generate import render
 from synthstream.render.rng import sample_keys
 from synthstream.style import Style
 from synthstream.trace import codec_of, traces_from_classes
-from trainer.infer import abc_log_likelihood, calibrated_bandwidth, projection
+from trainer.infer import abc_log_likelihood, kernel_bandwidth, projection
 from trainer.model import ProposalNet
 
 MAX_TRACES = 10_000
@@ -77,7 +77,7 @@ def exact_posterior(style: Style, image: np.ndarray, nuisance_draws: int = 64, s
     rendered = render(style, traces_from_classes(style, values, keys))
     log_lik = abc_log_likelihood(np.broadcast_to(image, rendered.shape), rendered,
                                  projection(style.height, style.width),
-                                 bandwidth if bandwidth is not None else calibrated_bandwidth(style)).reshape(n, m)
+                                 kernel_bandwidth(style, bandwidth)).reshape(n, m)
     log_marginal = log_lik.max(1) + np.log(np.mean(np.exp(log_lik - log_lik.max(1, keepdims=True)), axis=1))
     return _by_string(codec.texts(traces), codec.log_prior(traces) + log_marginal)
 

@@ -102,6 +102,11 @@ def calibrated_bandwidth(style: Style) -> float:
     return float(np.sqrt(max(np.std(np.sum(z * z, axis=1)), 1e-6) / 2.0))
 
 
+def kernel_bandwidth(style: Style, bandwidth: float | None = None) -> float:
+    """The ABC bandwidth importance sampling uses: `bandwidth` when given, else the style's calibrated one."""
+    return bandwidth if bandwidth is not None else calibrated_bandwidth(style)
+
+
 def abc_log_likelihood(observed: np.ndarray, rendered: np.ndarray, proj: np.ndarray,
                        bandwidth: float) -> np.ndarray:
     """log N(P (x - r) / 255; 0, bandwidth^2 I) up to a constant; observed [N, H, W], rendered [N, H, W]."""
@@ -256,7 +261,7 @@ def _sampled(model: ProposalNet, style: Style, images: np.ndarray, method: str, 
     x = torch.from_numpy(np.ascontiguousarray(images))
     if method == "is":
         proj = projection(style.height, style.width)
-        bw = bandwidth if bandwidth is not None else calibrated_bandwidth(style)
+        bw = kernel_bandwidth(style, bandwidth)
     per_chunk = max(1, chunk // particles)                        # images per network call
     part = min(particles, chunk)                                  # particles per image per network call
     acc = [_Weights() for _ in range(n)]
