@@ -62,6 +62,14 @@ def nonneg_float(text: str) -> float:
     return v
 
 
+def positive_float_list(text: str) -> list[float]:
+    """Comma-separated finite numbers, each > 0, e.g. `1,0.3,0.1`."""
+    try:
+        return [positive_float(v) for v in text.split(",") if v.strip()] or [positive_float("")]
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers > 0 ({e})") from None
+
+
 def positive_int_list(text: str) -> list[int]:
     """Comma-separated counts, each >= 1, e.g. `1,2`."""
     try:

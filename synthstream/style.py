@@ -93,7 +93,7 @@ _KEPT_WHEN_FIXED = ("background", "ink", "ink_opacity", "char_scale", "char_fill
 # [text]: the string prior (synthstream/text.py). kind "choice" takes one of the listed strings.
 _TEXT_CHOICES = {"prior": ("chars", "words"), "case": ("lower", "upper", "as-is")}
 _TEXT_DEFAULTS = {"prior": "chars", "words": 2, "word_length": [1, MAX_CHARS], "word_list": None,
-                  "case": "lower", "sha256": ""}
+                  "case": "lower", "not_first": "", "doubled_ends": True, "sha256": ""}
 _TOP = {"name", "description", "height", "width", "alphabet", "fonts", "text", *_FIELDS}
 
 
@@ -304,6 +304,13 @@ def _parse_text(given: Any, bad) -> dict[str, Any]:
             raise bad(f"text.{key}", out[key], f"must be one of {', '.join(map(repr, choices))}")
     out["words"] = _parse_value("text.words", out["words"], "count", 1, 4, bad)
     out["word_length"] = _parse_value("text.word_length", out["word_length"], "int", 1, MAX_CHARS, bad)
+    if not isinstance(out["not_first"], str):
+        raise bad("text.not_first", out["not_first"], "must be a string of the letters no word may start with")
+    if not isinstance(out["doubled_ends"], bool):
+        raise bad("text.doubled_ends", out["doubled_ends"], "must be true or false")
+    if out["prior"] != "words" and (out["not_first"] or not out["doubled_ends"]):
+        raise bad("text.not_first" if out["not_first"] else "text.doubled_ends",
+                  out["not_first"] or out["doubled_ends"], "only a 'words' prior filters words")
     if not isinstance(out["sha256"], str):
         raise bad("text.sha256", out["sha256"], "must be a hex string")
     wl = out["word_list"]

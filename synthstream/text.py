@@ -4,11 +4,12 @@
   prior). p(s) = 1/|lengths| * |alphabet|^-len(s).
 * `words`: `words` words, each drawn uniformly from a word list (entries with characters outside the style's
   alphabet after the case rule are dropped, duplicates merged), keeping only words whose lengths lie in
-  `word_length`, joined without a separator; tuples whose total length falls outside `latents.num_chars`
-  are excluded. Every valid tuple of words is equally likely, so p(s) = (ways to split s into valid words) / Z,
-  with Z the number of valid tuples. Sampling draws the tuple of word lengths from its exact categorical
-  (weights = product of the number of words of each length), then each word uniformly among words of its
-  length: exact, no rejection.
+  `word_length` (and, optionally, not starting with a letter of `not_first`, and, with `doubled_ends = false`,
+  not starting or ending with a doubled letter: MediaWiki's captcha.py filter), joined without a separator;
+  tuples whose total length falls outside `latents.num_chars` are excluded. Every valid tuple of words is
+  equally likely, so p(s) = (ways to split s into valid words) / Z, with Z the number of valid tuples.
+  Sampling draws the tuple of word lengths from its exact categorical (weights = product of the number of
+  words of each length), then each word uniformly among words of its length: exact, no rejection.
 
 The traced addresses stay characters (`num_chars`, `char/i`): they are what the image shows and what the
 proposal network reads best; the word structure lives in the prior, which inference uses to restrict and
@@ -52,7 +53,8 @@ def find_word_list(spec: WordListSpec, style_name: str = "") -> Path:
 
 
 @functools.lru_cache(maxsize=8)
-def _read_words(path: str, alphabet: str, case: str, lo: int, hi: int, stamp: tuple) -> tuple[tuple[str, ...], str]:
+def _read_words(path: str, alphabet: str, case: str, lo: int, hi: int, not_first: str, doubled_ends: bool,
+                stamp: tuple) -> tuple[tuple[str, ...], str]:
     """Usable words (sorted by length, then text) and the sha256 of that vocabulary (`stamp`: the file's size and
     mtime, so an edited file is read again)."""
     try:
@@ -66,7 +68,9 @@ def _read_words(path: str, alphabet: str, case: str, lo: int, hi: int, stamp: tu
         if not w or "'" in w:
             continue
         w = w.lower() if case == "lower" else w.upper() if case == "upper" else w
-        if lo <= len(w) <= hi and set(w) <= allowed:
+        if not (lo <= len(w) <= hi and set(w) <= allowed) or w[0] in not_first:
+            continue
+        if doubled_ends or len(w) < 2 or (w[0] != w[1] and w[-1] != w[-2]):
             words.add(w)
     vocab = tuple(sorted(words, key=lambda w: (len(w), w)))
     return vocab, hashlib.sha256("\n".join(vocab).encode()).hexdigest()
@@ -165,7 +169,8 @@ def text_prior(style) -> TextPrior:
     path = find_word_list(spec, style.name)
     lo, hi = t["word_length"]
     stat = path.stat()
-    vocab, digest = _read_words(str(path), style.alphabet, t["case"], lo, hi, (stat.st_size, stat.st_mtime_ns))
+    vocab, digest = _read_words(str(path), style.alphabet, t["case"], lo, hi, t["not_first"], t["doubled_ends"],
+                                (stat.st_size, stat.st_mtime_ns))
     if not vocab:
         raise UserError(f"style {style.name!r}: word list {str(path)!r} has no word of {lo}-{hi} characters "
                         f"from the alphabet")

@@ -15,7 +15,9 @@
   configurable; by default it is calibrated per style so that re-rendering the *same* trace with fresh
   nuisance moves log L by about one nat (sigma^2 = std of ||P d||^2 over such pairs / 2): the nuisance alone
   then cannot collapse the weights, while wrong strings still lose. Weights are summed per string -> MAP,
-  top-k with probabilities, effective sample size.
+  top-k with probabilities, effective sample size. For synthetic images whose sample keys are known,
+  `own_keys` re-renders every particle with the image's own nuisance instead: what a perfect nuisance
+  proposal would give, the ceiling of IS (`synthstream bench importance` measures both).
 
 Shift ensemble (`shifts` K > 1, proposal and beam): the posterior is the mean of the posteriors of K copies of
 the image moved by small fixed offsets (`SHIFTS`, the identity first, edges repeated). The network was
@@ -221,10 +223,12 @@ def mixture(posteriors: list[Posterior]) -> Posterior:
 @torch.no_grad()
 def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str = "proposal", particles: int = 100,
           bandwidth: float | None = None, seed: int = 0, chunk: int = 4096, beam_width: int = 16,
-          train_style: Style | None = None, temperature: float = 1.0, shifts: int = 1) -> list[Posterior]:
+          train_style: Style | None = None, temperature: float = 1.0, shifts: int = 1,
+          own_keys: np.ndarray | None = None) -> list[Posterior]:
     """Posteriors for uint8 images [n, H, W] of the model's style (bandwidth None: calibrated). `style` is
     the style to infer under; `train_style` the one q was trained on, when its text prior differs (a prior
-    swap, see the module docstring); `shifts` > 1: the shift ensemble."""
+    swap, see the module docstring); `shifts` > 1: the shift ensemble; `own_keys` uint64 [n] (`is` only,
+    synthetic images): the images' sample keys, whose nuisance every particle is re-rendered with."""
     if method not in METHODS:
         raise ValueError(f"method {method!r}: use one of {', '.join(METHODS)}")
     if not 1 <= particles <= MAX_PARTICLES:
@@ -233,6 +237,8 @@ def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str =
         raise ValueError(f"temperature {temperature}: must be a positive number")
     if not 1 <= shifts <= len(SHIFTS) or (shifts > 1 and method == "is"):
         raise ValueError(f"shifts {shifts}: must be in [1, {len(SHIFTS)}], and 1 for importance sampling")
+    if own_keys is not None and (method != "is" or len(own_keys) != len(images)):
+        raise ValueError("own_keys: one key per image, and only for importance sampling")
     if shifts > 1:
         runs = [infer(model, style, shifted(images, dy, dx), method=method, particles=particles, seed=seed + k,
                       chunk=chunk, beam_width=beam_width, train_style=train_style)
@@ -246,12 +252,12 @@ def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str =
         values, _ = model.decode(torch.from_numpy(images))
         posts = [Posterior([t], [1.0], particles=1) for t in codec.texts(values.numpy())]
     else:
-        posts = _sampled(model, style, images, method, particles, bandwidth, seed, chunk)
+        posts = _sampled(model, style, images, method, particles, bandwidth, seed, chunk, own_keys)
     return [p.tempered(temperature) for p in posts] if temperature != 1.0 else posts
 
 
 def _sampled(model: ProposalNet, style: Style, images: np.ndarray, method: str, particles: int,
-             bandwidth: float | None, seed: int, chunk: int) -> list[Posterior]:
+             bandwidth: float | None, seed: int, chunk: int, own_keys: np.ndarray | None = None) -> list[Posterior]:
     """`proposal` and `is`: particles in chunks of at most `chunk` rows, weights accumulated per image."""
     from trainer.decode import sample_on_support
 
@@ -275,7 +281,10 @@ def _sampled(model: ProposalNet, style: Style, images: np.ndarray, method: str, 
                 values, log_w = v.numpy(), np.zeros(v.shape[0])
             else:
                 values, log_q = sample_on_support(model, style, imgs, k, generator)
-                keys = sample_keys(seed + 1_000_003, np.arange(drawn, drawn + len(values)))   # fresh nuisance
+                if own_keys is None:                                  # fresh nuisance from the prior
+                    keys = sample_keys(seed + 1_000_003, np.arange(drawn, drawn + len(values)))
+                else:                                                 # each image's own, for every particle
+                    keys = np.repeat(np.asarray(own_keys, np.uint64)[i:i + per_chunk], k)
                 rendered = render(style, traces_from_classes(style, values, keys))
                 log_lik = abc_log_likelihood(np.repeat(images[i:i + per_chunk], k, axis=0), rendered, proj, bw)
                 log_w = codec.log_prior(values) + log_lik - log_q

@@ -1,4 +1,4 @@
-"""`synthstream bench generator|stream|train`: the arguments of the benchmarks in `synthstream/bench/`.
+"""`synthstream bench generator|stream|train|importance`: the arguments of the benchmarks in `synthstream/bench/`.
 
 Each benchmark module is imported only when its command runs (they pull in Numba, Ray and torch)."""
 
@@ -18,7 +18,8 @@ def bench_seconds(text: str) -> float:
 
 
 def register(subparsers) -> None:
-    bench = subparsers.add_parser("bench", help="throughput benchmarks (table + JSON, baseline in the same run)")
+    bench = subparsers.add_parser("bench", help="benchmarks: throughput, and importance sampling's ceiling "
+                                                "(table + JSON, baseline in the same run)")
     bsub = bench.add_subparsers(dest="bench", required=True)
 
     g = bsub.add_parser("generator", help="captchas/s per core per style vs the `captcha` package")
@@ -57,6 +58,18 @@ def register(subparsers) -> None:
     tr.add_argument("--json", help="also write the JSON result here")
     tr.set_defaults(func=run_train)
 
+    im = bsub.add_parser("importance", help="importance sampling on synthetic captchas against the ABC kernel's "
+                                            "width, nuisance from the prior vs the image's own; beam and q baselines")
+    im.add_argument("--checkpoint", required=True, help="a checkpoint.pt (or its run folder), or a shipped model")
+    im.add_argument("--prior", help="infer (and draw the test captchas) under this style's text prior")
+    im.add_argument("-n", type=argtypes.int_range(1, 100_000), default=200, help="synthetic captchas")
+    im.add_argument("--particles", type=argtypes.int_range(1, 100_000), default=100)
+    im.add_argument("--scales", type=argtypes.positive_float_list, default=[1.0, 0.3, 0.1, 0.03],
+                    help="comma-separated multiples of the calibrated bandwidth")
+    im.add_argument("--seed", type=argtypes.int_range(0, 2**31 - 1), default=0)
+    im.add_argument("--json", help="also write the JSON result here")
+    im.set_defaults(func=run_importance)
+
 
 def run_generator(args: argparse.Namespace) -> None:
     from synthstream.bench import generator
@@ -72,3 +85,8 @@ def run_train(args: argparse.Namespace) -> None:
     from synthstream.bench import train
     train.run(args.preset or ["cpu"], args.style, args.batch, args.seconds, args.generators,
               args.generator_cpus, args.gpu, args.json, args.address)
+
+
+def run_importance(args: argparse.Namespace) -> None:
+    from synthstream.bench import importance
+    importance.run(args.checkpoint, args.prior, args.n, args.particles, args.scales, args.seed, args.json)

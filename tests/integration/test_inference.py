@@ -120,6 +120,24 @@ def test_infer_and_eval_commands(tiny_model, tmp_path):
     assert wrong.returncode == 2 and "is a model of style 'tiny', not 'wikipedia'" in wrong.stderr
 
 
+def test_the_importance_benchmark_command(tiny_model, tmp_path):
+    """`synthstream bench importance`: the beam and q baselines, then IS per bandwidth with nuisance from
+    the prior and the image's own (a narrow kernel with the own nuisance reads everything q proposes)."""
+    _, _, path = tiny_model
+    out = tmp_path / "importance.json"
+    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "bench", "importance", "--checkpoint", str(path),
+                        "-n", "20", "--particles", "200", "--scales", "1,0.001", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    runs = json.loads(out.read_text())["runs"]
+    assert [(x["method"], x.get("nuisance")) for x in runs] == [("beam", None), ("proposal", None)] + \
+        [("is", "prior"), ("is", "own")] * 2
+    assert runs[-1]["bandwidth_scale"] == 0.001 and runs[-1]["exact"] == 1.0
+    bad = subprocess.run([sys.executable, "-m", "synthstream.cli", "bench", "importance", "--checkpoint", str(path),
+                          "--scales", "1e-9"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "outside" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_bad_checkpoints_and_folders(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, "-m", "synthstream.cli", *a], capture_output=True,
                                     text=True, timeout=300)

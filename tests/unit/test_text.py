@@ -42,6 +42,21 @@ def test_words_prior_is_exact_and_its_sampler_matches_it(tmp_path):
     assert all(traces.trace(i).log_prior == pytest.approx(traces.log_prior()[i]) for i in range(20))
 
 
+def test_words_can_be_filtered_as_mediawikis_generator_does(tmp_path):
+    words = ["abc", "bad", "hag", "aab", "abb", "cab", "a"]
+    assert set(codec_of(words_style(tmp_path, words)).text.vocab) == set(words)
+    prior = codec_of(words_style(tmp_path, words, not_first="h", doubled_ends=False)).text
+    assert set(prior.vocab) == {"abc", "bad", "cab", "a"}                   # hag: h first; aab, abb: doubled ends
+    assert prior.log_prob("abca") > -math.inf and prior.log_prob("aaba") == -math.inf
+    raw = load_style("tiny").to_raw()
+    raw["text"] = {"not_first": "x"}
+    with pytest.raises(UserError, match="text.not_first.*only a 'words' prior"):
+        parse_style(raw, "t")
+    raw["text"] = {"prior": "words", "word_list": {"file": "x"}, "doubled_ends": "no"}
+    with pytest.raises(UserError, match="text.doubled_ends"):
+        parse_style(raw, "t")
+
+
 def test_wikipedia_draws_two_dictionary_words_of_four_or_five_letters():
     style = load_style("wikipedia")
     prior = codec_of(style).text
@@ -50,6 +65,8 @@ def test_wikipedia_draws_two_dictionary_words_of_four_or_five_letters():
     np.testing.assert_allclose(lengths, [0.119, 0.452, 0.429], atol=0.03)
     assert all(prior.splits(t) >= 1 for t in texts[:200])
     assert prior.log_prob("allowgates") > -math.inf and prior.log_prob("qqqqqqqq") == -math.inf
+    assert not any(w[0] == "f" or w[0] == w[1] or w[-1] == w[-2] for w in prior.vocab)   # MediaWiki's filter
+    assert prior.log_prob("womanchews") > -math.inf and prior.log_prob("womanchess") == -math.inf
 
 
 def test_a_word_list_that_differs_from_the_styles_digest_is_refused(tmp_path):
