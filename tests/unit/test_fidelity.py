@@ -11,6 +11,8 @@ from synthstream.fidelity import (
     STATISTICS,
     auc_score,
     classifier_auc,
+    feature_gap,
+    features,
     fidelity_command,
     image_statistics,
     statistics_table,
@@ -40,6 +42,7 @@ def test_style_against_its_own_samples_is_indistinguishable():
     synthetic, _ = generate(style, 202, 0, 300)
     result = classifier_auc(real, synthetic, folds=5, repeats=4, seed=0)
     assert abs(result.auc - 0.5) <= 0.05, result
+    assert feature_gap(features(real), features(synthetic)) < 0.05          # chance: ~2/n per feature
 
 
 def test_wikipedia_and_facebook_are_told_apart():
@@ -47,6 +50,29 @@ def test_wikipedia_and_facebook_are_told_apart():
     fb, _ = generate(load_style("facebook"), 1, 0, 100)
     result = classifier_auc(wiki, fb, folds=5, repeats=1)
     assert result.auc > 0.95, result
+    assert feature_gap(features(wiki), features(fb)) > 1
+
+
+def test_mediawikis_warp_is_seeded_and_keeps_the_text():
+    from synthstream.bench.mediawiki import mediawiki_distort, text_layer_style
+
+    text, _ = generate(text_layer_style(load_style("wikipedia")), 3, 0, 2)
+    a = mediawiki_distort(text[0], 2.5, np.random.default_rng(0))
+    assert a.shape == text[0].shape and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, mediawiki_distort(text[0], 2.5, np.random.default_rng(0)))
+    assert not np.array_equal(a, mediawiki_distort(text[0], 2.5, np.random.default_rng(1)))
+    ink_before, ink_after = (text[0] < 128).sum(), (a < 128).sum()
+    assert 0.5 * ink_before < ink_after < 2 * ink_before and (a[:, :5] == 255).all()    # margins stay white
+
+
+def test_the_mediawiki_reference_command(real_captchas, tmp_path):
+    from synthstream.bench.mediawiki import main
+
+    out = tmp_path / "mw.json"
+    assert main(["--real", str(real_captchas / "wikipedia"), "-n", "20", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert len(results) == 2 and all(0 <= r["auc"]["auc"] <= 1 and r["feature_gap"] >= 0 for r in results.values())
+    assert main(["--real", str(tmp_path / "none")]) == 2
 
 
 def test_statistics_follow_simple_images():
