@@ -66,10 +66,11 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
         return address
     secure_token_file()
     before = _child_pids()
+    watcher = _watch_driver(before)                 # before ray.init: a driver may die while Ray starts
     with single_machine_mode():
         ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb << 20, include_dashboard=False, **common)
     secure_token_file()
-    _watch_driver(sorted(_child_pids() - before))
+    _tell_watcher(watcher, sorted(_child_pids() - before - {watcher.pid}))
     _stop_on_sigterm()
     return "local"
 
@@ -179,36 +180,45 @@ def _child_pids() -> set[int]:
     return {p.pid for p in psutil.Process().children()}
 
 
-def _watch_driver(ray_pids: list[int]) -> None:
-    """Start a watcher that ends the Ray processes `ray_pids` (and their descendants) once this driver has
-    gone; it exits by itself once they have all ended (after ray.shutdown)."""
-    if not ray_pids:
-        return
+def _watch_driver(earlier_children: set[int]) -> subprocess.Popen:
+    """Start, before ray.init, a watcher that ends the embedded Ray's processes once this driver has gone
+    (see `_watcher_main`); `_tell_watcher` then names them. It exits by itself after ray.shutdown."""
     import psutil  # Ray's own copy when no other is installed (Ray puts it on sys.path)
 
     paths = [str(Path(__file__).resolve().parents[1]), str(Path(psutil.__file__).resolve().parents[1])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [*paths, os.environ.get("PYTHONPATH")]))}
     code = "from cluster.local import _watcher_main; _watcher_main()"
-    watcher = subprocess.Popen([sys.executable, "-c", code, *map(str, ray_pids)], stdin=subprocess.PIPE,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                               start_new_session=True)
+    watcher = subprocess.Popen([sys.executable, "-c", code, str(os.getpid()), *map(str, sorted(earlier_children))],
+                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=env, start_new_session=True)
     _watchers.append(watcher)
+    return watcher
 
 
-def _watcher_main(poll_s: float = 1.0, grace_s: float = 2.0) -> None:
-    """The watcher: every `poll_s`, note the Ray processes (the pids given and their descendants) while its
-    stdin is open; once the driver has gone (stdin closes), SIGTERM those still running, SIGKILL them after
-    `grace_s`. Returns early when every noted process has ended (ray.shutdown did the work)."""
+def _tell_watcher(watcher: subprocess.Popen, ray_pids: list[int]) -> None:
+    """Name the processes ray.init started (one line on the watcher's stdin, which stays open)."""
+    try:
+        watcher.stdin.write((" ".join(map(str, ray_pids)) + "\n").encode())
+        watcher.stdin.flush()
+    except OSError:
+        pass                                         # the watcher has gone: nothing to tell
+
+
+def _watcher_main(poll_s: float = 1.0, grace_s: float = 2.0, startup_s: float = 10.0) -> None:
+    """The watcher (argv: the driver's pid, then the driver's children from before ray.init). Until the driver
+    names Ray's processes (a line on stdin), every child the driver starts is Ray's; after, the named ones and
+    their descendants are too. Every 50 ms for the first `startup_s` (while Ray starts its agents, which are
+    orphaned and out of reach once the driver and with it the raylet dies), then every `poll_s`, it notes them;
+    once the driver has gone (stdin closes), it SIGTERMs those still running and SIGKILLs them after `grace_s`.
+    It returns early when every named process has ended (ray.shutdown did the work)."""
     import select
 
     import psutil
 
+    fast_until = time.monotonic() + startup_s
+    driver_pid, earlier = int(sys.argv[1]), {int(a) for a in sys.argv[2:]} | {os.getpid()}
     seen: dict[int, psutil.Process] = {}
-    for pid in map(int, sys.argv[1:]):
-        try:
-            seen[pid] = psutil.Process(pid)
-        except psutil.Error:
-            pass
+    named = False
 
     def running() -> list[psutil.Process]:
         out = []
@@ -220,19 +230,42 @@ def _watcher_main(poll_s: float = 1.0, grace_s: float = 2.0) -> None:
                 pass
         return out
 
-    while True:
-        alive = running()
-        if not alive:
-            return
-        for p in alive:
+    def note_descendants(parents: list[psutil.Process]) -> None:
+        for p in parents:
             try:
                 for child in p.children(recursive=True):
-                    seen.setdefault(child.pid, child)
+                    if child.pid not in earlier:
+                        seen.setdefault(child.pid, child)
             except psutil.Error:
                 pass
-        ready, _, _ = select.select([sys.stdin], [], [], poll_s)
-        if ready and not os.read(sys.stdin.fileno(), 1):
-            break                                           # EOF: the driver has exited or was killed
+
+    def name(line: bytes) -> None:                  # what ray.init started, beside what was seen starting
+        for pid in map(int, line.split()):
+            try:
+                seen[pid] = psutil.Process(pid)
+            except psutil.Error:
+                pass
+
+    try:
+        driver = [psutil.Process(driver_pid)]
+    except psutil.Error:
+        return
+    pending = b""
+    while True:
+        alive = running()
+        if named and not alive:
+            return
+        note_descendants(alive if named else driver)
+        ready, _, _ = select.select([sys.stdin], [], [], poll_s if time.monotonic() > fast_until else 0.05)
+        if ready:
+            data = os.read(sys.stdin.fileno(), 4096)
+            if not data:
+                break                                       # EOF: the driver has exited or was killed
+            pending += data
+            if not named and b"\n" in pending:
+                name(pending.split(b"\n", 1)[0])
+                named = True
+    note_descendants(running())         # whatever a still-living Ray process started since the last poll
     alive = running()
     for p in alive:
         try:

@@ -112,6 +112,54 @@ def test_a_sigkilled_driver_leaves_no_ray_process(tmp_path):
     assert left == [], f"still running 10 s after the driver was killed: {names}"
 
 
+QUICK = textwrap.dedent("""
+    import time
+    from cluster.local import connect
+
+    connect(num_cpus=1)
+    print("connected", flush=True)
+    time.sleep(600)
+""")
+
+
+def _ray_processes() -> dict[int, str]:
+    out = {}
+    for p in psutil.process_iter(["name", "cmdline"]):
+        text = " ".join([p.info["name"] or "", *(p.info["cmdline"] or [])])
+        if any(k in text for k in ("raylet", "gcs_server", "dashboard", "runtime_env", "ray::", "log_monitor",
+                                   "monitor.py", "default_worker")):
+            out[p.pid] = p.info["name"]
+    return out
+
+
+def test_a_driver_killed_right_after_connecting_leaves_no_ray_process(tmp_path):
+    """Ray starts its agents after `connect` returns; the watcher notes them when the driver dies, even when
+    that is before its next poll (it polls once a second)."""
+    before = _ray_processes()
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    driver = subprocess.Popen([sys.executable, "-c", QUICK], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert driver.stdout.readline().strip() == "connected"
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    new = {}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        new = {pid: name for pid, name in _ray_processes().items() if pid not in before}
+        if not new:
+            break
+        time.sleep(0.2)
+    for pid in new:
+        try:
+            psutil.Process(pid).kill()           # do not leak them into the rest of the suite
+        except psutil.Error:
+            pass
+    assert new == {}, f"still running 10 s after the driver was killed: {new}"
+
+
 EXITING = textwrap.dedent("""
     import atexit, json, os, signal, sys, time
     import psutil
