@@ -64,8 +64,11 @@ def nonneg_float(text: str) -> float:
 
 def positive_float_list(text: str) -> list[float]:
     """Comma-separated finite numbers, each > 0, e.g. `1,0.3,0.1`."""
+    values = [v for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers > 0, e.g. 1,0.3")
     try:
-        return [positive_float(v) for v in text.split(",") if v.strip()] or [positive_float("")]
+        return [positive_float(v) for v in values]
     except argparse.ArgumentTypeError as e:
         raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers > 0 ({e})") from None
 

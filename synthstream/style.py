@@ -93,7 +93,7 @@ _KEPT_WHEN_FIXED = ("background", "ink", "ink_opacity", "char_scale", "char_fill
 # [text]: the string prior (synthstream/text.py). kind "choice" takes one of the listed strings.
 _TEXT_CHOICES = {"prior": ("chars", "words"), "case": ("lower", "upper", "as-is")}
 _TEXT_DEFAULTS = {"prior": "chars", "words": 2, "word_length": [1, MAX_CHARS], "word_list": None,
-                  "case": "lower", "not_first": "", "doubled_ends": True, "sha256": ""}
+                  "case": "lower", "not_first": "", "doubled_ends": True, "count_duplicates": False, "sha256": ""}
 _TOP = {"name", "description", "height", "width", "alphabet", "fonts", "text", *_FIELDS}
 
 
@@ -308,9 +308,12 @@ def _parse_text(given: Any, bad) -> dict[str, Any]:
         raise bad("text.not_first", out["not_first"], "must be a string of the letters no word may start with")
     if not isinstance(out["doubled_ends"], bool):
         raise bad("text.doubled_ends", out["doubled_ends"], "must be true or false")
-    if out["prior"] != "words" and (out["not_first"] or not out["doubled_ends"]):
-        raise bad("text.not_first" if out["not_first"] else "text.doubled_ends",
-                  out["not_first"] or out["doubled_ends"], "only a 'words' prior filters words")
+    if not isinstance(out["count_duplicates"], bool):
+        raise bad("text.count_duplicates", out["count_duplicates"], "must be true or false")
+    if out["prior"] != "words":
+        for key in ("not_first", "doubled_ends", "count_duplicates"):
+            if out[key] != _TEXT_DEFAULTS[key]:
+                raise bad(f"text.{key}", out[key], "only a 'words' prior reads a word list")
     if not isinstance(out["sha256"], str):
         raise bad("text.sha256", out["sha256"], "must be a hex string")
     wl = out["word_list"]

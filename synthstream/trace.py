@@ -138,7 +138,7 @@ class LatentCodec:
         if isinstance(self.text, WordsPrior):
             t = self.text
             _sample_words(keys, sizes, self.num_chars_lo, t.tuple_cdf, t.tuple_lengths, t.length_start,
-                          t.length_count, t.word_chars, values)
+                          t.length_count, t.word_cumulative, t.word_chars, values)
         else:
             _sample_chars(keys, sizes, len(self.style.alphabet), self.num_chars_lo, values)
         return values
@@ -164,9 +164,11 @@ def _sample_chars(keys, sizes, n_alpha, nc_lo, values):
 
 
 @ngjit_parallel
-def _sample_words(keys, sizes, nc_lo, tuple_cdf, tuple_lengths, length_start, length_count, word_chars, values):
+def _sample_words(keys, sizes, nc_lo, tuple_cdf, tuple_lengths, length_start, length_count, word_cumulative,
+                  word_chars, values):
     """values [n, S + max_chars]: the tuple of word lengths from its categorical (counter 0), scalars j >= 1
-    uniform (counter j), word w uniform among words of its length (counter S + w)."""
+    uniform (counter j), word w among words of its length in proportion to its weight (counter S + w; with
+    weights all 1 this is the uniform index floor(u x count))."""
     S = sizes.shape[0]
     for i in prange(keys.shape[0]):
         k = hash2(keys[i], STREAM_LATENT)
@@ -176,7 +178,9 @@ def _sample_words(keys, sizes, nc_lo, tuple_cdf, tuple_lengths, length_start, le
         pos = S
         for w in range(tuple_lengths.shape[1]):
             length = tuple_lengths[t, w]
-            row = length_start[length] + randint(k, S + w, 0, length_count[length] - 1)
+            start, count = length_start[length], length_count[length]
+            block = word_cumulative[start:start + count]
+            row = start + min(np.searchsorted(block, uniform(k, S + w) * block[count - 1], side="right"), count - 1)
             for c in range(length):
                 values[i, pos] = word_chars[row, c]
                 pos += 1

@@ -57,16 +57,35 @@ def test_words_can_be_filtered_as_mediawikis_generator_does(tmp_path):
         parse_style(raw, "t")
 
 
+def test_duplicates_can_count_as_a_generator_drawing_raw_lines_does(tmp_path):
+    words = ["a", "A", "b", "ab", "c"]                     # "a" is listed twice once case is folded
+    merged = codec_of(words_style(tmp_path, words)).text
+    assert merged.z == 3 * 3 + 3 + 3 + 1 and merged.weight["a"] == 1
+    style = words_style(tmp_path, words, count_duplicates=True)
+    prior = codec_of(style).text
+    assert prior.weight == {"a": 2, "ab": 1, "b": 1, "c": 1}
+    # length-1 weight 4, length-2 weight 1: pairs of total length 2..4: 4*4 + 4*1 + 1*4 + 1*1 = 25
+    assert prior.z == 25
+    assert prior.log_prob("aa") == pytest.approx(math.log(4 / 25))           # a|a
+    assert prior.log_prob("aab") == pytest.approx(math.log((2 * 1 + 0) / 25))  # a|ab only (aa is not a word)
+    assert prior.log_prob("abc") == pytest.approx(math.log(1 / 25))           # ab|c
+    texts = sample_traces(style, 5, 0, 30_000).texts()
+    for t in ("aa", "ab", "bc", "aab", "abab"):
+        assert texts.count(t) / len(texts) == pytest.approx(math.exp(prior.log_prob(t)), abs=0.01), t
+    assert merged.digest != prior.digest
+
+
 def test_wikipedia_draws_two_dictionary_words_of_four_or_five_letters():
     style = load_style("wikipedia")
     prior = codec_of(style).text
     texts = sample_traces(style, 0, 0, 4000).texts()
     lengths = np.bincount([len(t) for t in texts], minlength=11)[8:] / len(texts)
     np.testing.assert_allclose(lengths, [0.119, 0.452, 0.429], atol=0.03)
-    assert all(prior.splits(t) >= 1 for t in texts[:200])
+    assert all(prior.split_weight(t) >= 1 for t in texts[:200])
     assert prior.log_prob("allowgates") > -math.inf and prior.log_prob("qqqqqqqq") == -math.inf
     assert not any(w[0] == "f" or w[0] == w[1] or w[-1] == w[-2] for w in prior.vocab)   # MediaWiki's filter
     assert prior.log_prob("womanchews") > -math.inf and prior.log_prob("womanchess") == -math.inf
+    assert prior.weight["mark"] == 2 and prior.weight["gate"] == 1       # `Mark` and `mark` are two lines
 
 
 def test_a_word_list_that_differs_from_the_styles_digest_is_refused(tmp_path):
