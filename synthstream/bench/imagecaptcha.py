@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from synthstream import argtypes
-from synthstream.errors import UserError
+from synthstream.bench.report import module_main
 from synthstream.labelled import write_labelled_folder
 from synthstream.style import load_style
 
@@ -44,12 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=argtypes.positive_int, default=200, help="how many captchas (default 200)")
     parser.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the texts (default 0)")
     args = parser.parse_args(argv)
-    try:
-        print(write_imagecaptcha_folder(args.out, args.n, args.seed))
-    except UserError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return module_main(parser.prog, lambda: print(write_imagecaptcha_folder(args.out, args.n, args.seed)))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from synthstream import argtypes
-from synthstream.bench.report import machine, print_table, write_json
+from synthstream.bench.report import machine, module_main, print_table, write_json
 from synthstream.errors import UserError
 
 ROUNDS = 3
@@ -79,14 +79,14 @@ def text_layer_style(style):
 
 
 def run(real_dir: str, n: int, amplitude: float, seed: int, json_path: str | None) -> dict:
-    from synthstream.fidelity import compare_images, load_real_images
+    from synthstream.fidelity import MIN_IMAGES, compare_images, load_real_images
     from synthstream.generate import generate
     from synthstream.style import load_style
 
     style = load_style("wikipedia")
     real = load_real_images(real_dir, style, limit=n)
-    if len(real) < 10:
-        raise UserError(f"--real holds {len(real)} images; the test needs at least 10")
+    if len(real) < MIN_IMAGES:
+        raise UserError(f"--real holds {len(real)} images; the test needs at least {MIN_IMAGES}")
     own, _ = generate(style, seed, 0, len(real))
     text, _ = generate(text_layer_style(style), seed, 0, len(real))
     rng = np.random.default_rng(seed)
@@ -111,12 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=argtypes.seed, default=0)
     parser.add_argument("--json", help="also write the JSON result here")
     args = parser.parse_args(argv)
-    try:
-        run(args.real, args.n, args.amplitude, args.seed, args.json)
-    except UserError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return module_main(parser.prog, lambda: run(args.real, args.n, args.amplitude, args.seed, args.json))
 
 
 if __name__ == "__main__":

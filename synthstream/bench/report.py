@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from synthstream.errors import UserError
@@ -31,3 +33,13 @@ def write_json(result: dict, path: str | None) -> None:
             Path(path).write_text(text + "\n")
         except OSError as e:
             raise UserError(f"cannot write --json {path}: {e.strerror}") from None
+
+
+def module_main(prog: str, call: Callable[[], object]) -> int:
+    """The exit status of a benchmark module run as a script: 0, or 2 after one line for a UserError."""
+    try:
+        call()
+    except UserError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
