@@ -298,8 +298,14 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, iterations: int = 25)
 def classifier_auc(real: np.ndarray, synthetic: np.ndarray, folds: int = 5, repeats: int = 4, seed: int = 0,
                    l2: float = 0.05) -> AucResult:
     """Out-of-fold AUC of a classifier telling `synthetic` (positive) from `real`, repeated stratified k-fold."""
-    x = np.concatenate([features(real), features(synthetic)])
-    y = np.concatenate([np.zeros(len(real)), np.ones(len(synthetic))])
+    return _classifier_auc(features(real), features(synthetic), folds, repeats, seed, l2)
+
+
+def _classifier_auc(real_features: np.ndarray, synthetic_features: np.ndarray, folds: int, repeats: int, seed: int,
+                    l2: float = 0.05) -> AucResult:
+    """`classifier_auc` on the images' features."""
+    x = np.concatenate([real_features, synthetic_features])
+    y = np.concatenate([np.zeros(len(real_features)), np.ones(len(synthetic_features))])
     rng = np.random.default_rng(seed)
     aucs = []
     for _ in range(repeats):
@@ -312,7 +318,7 @@ def classifier_auc(real: np.ndarray, synthetic: np.ndarray, folds: int = 5, repe
             score = _fit_logistic(x[~test], y[~test], l2)
             aucs.append(auc_score(y[test], score(x[test])))
     return AucResult(float(np.mean(aucs)), float(np.std(aucs)), [round(a, 4) for a in aucs], folds, repeats,
-                     len(real), len(synthetic))
+                     len(real_features), len(synthetic_features))
 
 
 # -- the command ----------------------------------------------------------------------------------------------
@@ -331,10 +337,11 @@ def compare(style: Style, real: np.ndarray, seed: int = 0, folds: int = 5, repea
 def compare_images(real: np.ndarray, synthetic: np.ndarray, seed: int = 0, folds: int = 5,
                    repeats: int = 4) -> dict:
     """AUC, feature gap and statistics of two sets of grey uint8 images [n, H, W] of one size."""
-    result = classifier_auc(real, synthetic, folds=folds, repeats=repeats, seed=seed)
+    real_features, synthetic_features = features(real), features(synthetic)
+    result = _classifier_auc(real_features, synthetic_features, folds, repeats, seed)
     table = statistics_table(real, synthetic)
     worst = max(table, key=lambda r: abs(r.difference))
-    return {"auc": asdict(result), "feature_gap": feature_gap(features(real), features(synthetic)),
+    return {"auc": asdict(result), "feature_gap": feature_gap(real_features, synthetic_features),
             "statistics": [asdict(r) for r in table], "most_different": worst.name}
 
 

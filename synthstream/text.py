@@ -113,20 +113,20 @@ class WordsPrior:
         self.alphabet, self.lengths, self.n_words, self.vocab, self.digest = alphabet, num_chars, n_words, vocab, digest
         self.weight = dict(zip(vocab, weights or [1] * len(vocab)))
         self.words = frozenset(vocab)
-        counts: dict[int, int] = {}                         # total word weight per length
+        length_weight: dict[int, int] = {}                  # total word weight per length
         for w in vocab:
-            counts[len(w)] = counts.get(len(w), 0) + self.weight[w]
-        tuples = [t for t in itertools.product(sorted(counts), repeat=n_words)
+            length_weight[len(w)] = length_weight.get(len(w), 0) + self.weight[w]
+        tuples = [t for t in itertools.product(sorted(length_weight), repeat=n_words)
                   if num_chars[0] <= sum(t) <= num_chars[1]]
         if not tuples:
-            raise UserError(f"no {n_words} words of lengths {sorted(counts)} have a total length within "
+            raise UserError(f"no {n_words} words of lengths {sorted(length_weight)} have a total length within "
                             f"num_chars {list(num_chars)}")
-        weights = np.array([math.prod(counts[n] for n in t) for t in tuples], np.float64)
+        weights = np.array([math.prod(length_weight[n] for n in t) for t in tuples], np.float64)
         self.z = float(weights.sum())                     # total weight of the valid word tuples
         self.tuple_lengths = np.array(tuples, np.int32)   # [K, n_words]
         self.tuple_cdf = np.cumsum(weights) / self.z
-        self.max_word = max(counts)
-        # words as alphabet indices, grouped by length: rows start[len] .. start[len] + counts[len]
+        self.max_word = max(length_weight)
+        # words as alphabet indices, grouped by length: rows start[len] .. start[len] + length_count[len]
         index = {c: i for i, c in enumerate(alphabet)}
         self.word_chars = np.full((len(vocab), self.max_word), -1, np.int32)
         for i, w in enumerate(vocab):

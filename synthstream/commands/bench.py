@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from synthstream import argtypes
+from synthstream.commands.infer import particles
 
 
 def bench_seconds(text: str) -> float:
@@ -63,7 +64,7 @@ def register(subparsers) -> None:
     im.add_argument("--checkpoint", required=True, help="a checkpoint.pt (or its run folder), or a shipped model")
     im.add_argument("--prior", help="infer (and draw the test captchas) under this style's text prior")
     im.add_argument("-n", type=argtypes.int_range(1, 100_000), default=200, help="synthetic captchas")
-    im.add_argument("--particles", type=argtypes.int_range(1, 100_000), default=100)
+    im.add_argument("--particles", type=particles, default=100, help="samples of q per captcha")
     im.add_argument("--scales", type=argtypes.positive_float_list, default=[1.0, 0.3, 0.1, 0.03],
                     help="comma-separated multiples of the calibrated bandwidth")
     im.add_argument("--seed", type=argtypes.int_range(0, 2**31 - 1), default=0)

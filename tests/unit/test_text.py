@@ -88,6 +88,35 @@ def test_wikipedia_draws_two_dictionary_words_of_four_or_five_letters():
     assert prior.weight["mark"] == 2 and prior.weight["gate"] == 1       # `Mark` and `mark` are two lines
 
 
+def test_mediawikis_word_rules_fit_the_real_wikipedia_labels(real_captchas):
+    """The README's evidence for MediaWiki's word filter and for counting duplicates, from the dev labels."""
+    raw = load_style("wikipedia").to_raw()
+    variants = {}
+    for name, text in {"plain": {"not_first": "", "doubled_ends": True, "count_duplicates": False},
+                       "filtered": {"count_duplicates": False}, "counted": {}}.items():
+        r = {**raw, "text": {**raw["text"], **text, "sha256": ""}}
+        variants[name] = codec_of(parse_style(r, name)).text
+    plain, filtered, counted = variants["plain"], variants["filtered"], variants["counted"]
+    assert (len(plain.vocab), len(filtered.vocab)) == (9182, 8424)
+    doubles = {w for w, k in counted.weight.items() if k > 1}                  # listed more than once
+    assert len(doubles) == 367 and counted.weight["mark"] == 2 and counted.weight["wasp"] == 3
+    labels = [p.stem for p in (real_captchas / "wikipedia").iterdir() if p.suffix == ".png"]
+    in_plain = [t for t in labels if plain.log_prob(t) > -math.inf]
+    assert len(labels) == 250 and len(in_plain) == 242
+    assert all(filtered.log_prob(t) > -math.inf for t in in_plain)              # every one passes the filter
+    expected_failing = len(in_plain) * (1 - (len(filtered.vocab) / len(plain.vocab)) ** 2)
+    assert expected_failing == pytest.approx(38.3, abs=0.1)                      # ... where ~38 would not
+    kept = len(filtered.vocab) / len(plain.vocab)
+    assert 1 - kept == pytest.approx(0.083, abs=0.001) and 1 - kept ** 2 == pytest.approx(0.158, abs=0.001)
+    assert 1e-19 < kept ** (2 * len(in_plain)) < 1e-18                          # none failing by chance
+    words = [w for t in in_plain for w in next((t[:i], t[i:]) for i in (4, 5) if t[:i] in filtered.words
+                                               and t[i:] in filtered.words)]
+    assert len(words) == 484 and sum(w in doubles for w in words) == 43
+    merged_share = len(doubles) / len(filtered.vocab)
+    counted_share = sum(counted.weight[w] for w in doubles) / sum(counted.weight.values())
+    assert 484 * merged_share == pytest.approx(21.1, abs=0.1) and 484 * counted_share == pytest.approx(40.5, abs=0.1)
+
+
 def test_a_word_list_that_differs_from_the_styles_digest_is_refused(tmp_path):
     style = words_style(tmp_path, ["a", "b"])
     raw = style.to_raw()
