@@ -28,64 +28,77 @@ from synthstream.errors import UserError
 MAX_SIDE = 1024          # absurd image sizes are refused
 MAX_CHARS = 32
 
-# section -> key -> (kind, default, low bound, high bound). Kinds: int/float ranges ("x" or [lo, hi]),
-# "pos" (a range or "center"), "bool", "count" (one integer, not a range).
-_FIELDS: dict[str, dict[str, tuple[str, Any, float, float]]] = {
+# section -> key -> (kind, default, low bound, high bound, unit, doc). Kinds: int/float ranges ("x" or [lo, hi],
+# drawn uniformly per sample), "pos" (a range or "center"), "bool", "count" (one integer, not a range).
+# Code reads the first four by position (`kind, default, lo, hi, *_`); docs/styles.md is generated from all six
+# (`python -m synthstream.stylesdoc`).
+_FIELDS: dict[str, dict[str, tuple[str, Any, float, float, str, str]]] = {
     "latents": {
-        "num_chars": ("int", None, 1, MAX_CHARS),
-        "font_size": ("int", None, 4, 256),
-        "kerning": ("int", 0, -64, 64),
+        "num_chars": ("int", None, 1, MAX_CHARS, "characters",
+                      "string length (traced: the network predicts it); a `words` prior keeps the word tuples "
+                      "whose total length lies in it"),
+        "font_size": ("int", None, 4, 256, "px", "font size (traced), at most twice the image height"),
+        "kerning": ("int", 0, -64, 64, "px", "extra pen advance between characters (traced)"),
     },
     "layout": {
-        "start_x": ("pos", "center", -MAX_SIDE, MAX_SIDE),
-        "baseline": ("pos", "center", -MAX_SIDE, MAX_SIDE),
-        "char_rotation": ("float", 0.0, -90, 90),     # degrees, per character
-        "char_dy": ("int", 0, -MAX_SIDE, MAX_SIDE),    # vertical jitter per character, pixels
-        "recenter": ("bool", False, 0, 1),            # move the ink's bounding box to the centre after warping
-        "embolden": ("count", 0, 0, 4),               # pixels of outline added to every glyph (FreeType stroke)
-        "char_scale": ("float", 1.0, 0.1, 4),         # size factor per character (its glyph and its advance)
-        "char_fill": ("float", 0.0, 0, MAX_SIDE),     # >0: stretch each rotated glyph's ink to a cell one advance
-        #                                               wide and this many pixels tall (ImageCaptcha's look)
-        "char_space": ("float", 0.0, 0, 1),           # probability of a blank advance before each character
-        "char_dx": ("int", 0, -MAX_SIDE, MAX_SIDE),    # pen shift after each character, pixels
-        "fit_width": ("bool", False, 0, 1),           # squeeze text wider than the image to its width
+        "start_x": ("pos", "center", -MAX_SIDE, MAX_SIDE, "px",
+                    'left edge of the text, or "center" to centre its box horizontally'),
+        "baseline": ("pos", "center", -MAX_SIDE, MAX_SIDE, "px",
+                     'baseline height from the top, or "center" to centre the text box vertically'),
+        "char_rotation": ("float", 0.0, -90, 90, "degrees", "rotation of each character"),
+        "char_dy": ("int", 0, -MAX_SIDE, MAX_SIDE, "px", "vertical jitter of each character"),
+        "recenter": ("bool", False, 0, 1, "", "move the ink's bounding box back to the centre after warping"),
+        "embolden": ("count", 0, 0, 4, "px", "outline added to every glyph (FreeType stroke)"),
+        "char_scale": ("float", 1.0, 0.1, 4, "factor", "size of each character (its glyph and its advance)"),
+        "char_fill": ("float", 0.0, 0, MAX_SIDE, "px",
+                      "> 0: stretch each rotated glyph's ink to a cell one advance wide and this tall "
+                      "(ImageCaptcha's look)"),
+        "char_space": ("float", 0.0, 0, 1, "probability", "a blank advance before each character"),
+        "char_dx": ("int", 0, -MAX_SIDE, MAX_SIDE, "px", "pen shift after each character"),
+        "fit_width": ("bool", False, 0, 1, "", "squeeze text wider than the image to its width"),
     },
     "warp": {
-        "elastic_alpha": ("float", 0.0, 0, 1000),
-        "elastic_sigma": ("float", 8.0, 0.5, 256),
-        "fine_alpha": ("float", 0.0, 0, 1000),
-        "fine_sigma": ("float", 2.0, 0.5, 256),
-        "shear_x_period": ("float", 10.0, 1, 10000),
-        "shear_x_amplitude": ("float", 0.0, -100, 100),
-        "shear_y_period": ("float", 10.0, 1, 10000),
-        "shear_y_amplitude": ("float", 0.0, -100, 100),
+        "elastic_alpha": ("float", 0.0, 0, 1000, "scipy alpha",
+                          "strength of a smooth random displacement field (scipy's `elastic_transform` "
+                          "convention: displacement std = alpha 0.577 / (2 sqrt(pi) sigma) px); 0: none"),
+        "elastic_sigma": ("float", 8.0, 0.5, 256, "px", "smoothness of that field (Gaussian width)"),
+        "fine_alpha": ("float", 0.0, 0, 1000, "scipy alpha",
+                       "a second, finer displacement field (hairy stroke edges); 0: none"),
+        "fine_sigma": ("float", 2.0, 0.5, 256, "px", "smoothness of the fine field"),
+        "shear_x_period": ("float", 10.0, 1, 10000, "px per cycle",
+                           "rows per cycle of the horizontal wave dx(y) = A sin(2 pi y / P + phase)"),
+        "shear_x_amplitude": ("float", 0.0, -100, 100, "px", "A of that wave; 0: none"),
+        "shear_y_period": ("float", 10.0, 1, 10000, "px per cycle",
+                           "columns per cycle of the vertical wave dy(x) = A sin(2 pi x / P + phase)"),
+        "shear_y_amplitude": ("float", 0.0, -100, 100, "px", "A of that wave; 0: none"),
     },
     "ink": {
-        "background": ("int", 255, 0, 255),
-        "ink": ("int", 0, 0, 255),
-        "ink_opacity": ("float", 1.0, 0, 1),
-        "blur_sigma": ("float", 0.0, 0, 8),
-        "noise_sigma": ("float", 0.0, 0, 128),
+        "background": ("int", 255, 0, 255, "grey level", "background colour (0 black, 255 white)"),
+        "ink": ("int", 0, 0, 255, "grey level", "text and stroke colour"),
+        "ink_opacity": ("float", 1.0, 0, 1, "fraction", "how far ink covers the background (1: opaque)"),
+        "blur_sigma": ("float", 0.0, 0, 8, "px", "Gaussian blur after warping"),
+        "noise_sigma": ("float", 0.0, 0, 128, "grey levels", "Gaussian pixel noise (standard deviation)"),
     },
     "clutter": {
-        "strokes": ("int", 0, 0, 64),
-        "stroke_width": ("float", 1.0, 0.1, 32),
-        "stroke_length": ("float", 60.0, 1, 4096),
-        "stroke_angle": ("float", [-180.0, 180.0], -360, 360),   # degrees from horizontal
-        "stroke_y": ("float", [0.0, 1.0], 0, 1),                 # start height as a fraction of the image
-        "ellipses": ("int", 0, 0, 64),
-        "ellipse_width": ("float", 1.0, 0.1, 32),
-        "ellipse_radius": ("float", 10.0, 1, 4096),
-        "dots": ("int", 0, 0, 512),
-        "dot_radius": ("float", 1.0, 0.1, 32),
-        "ghosts": ("int", 0, 0, 8),                  # the text's outline, shifted, in background colour
-        "ghost_shift": ("float", 2.0, 0, 64),          # how far (pixels, in a uniform direction; rounded)
-        "ghost_width": ("float", 1.0, 0.1, 8),
-        "ghost_dark": ("float", 0.0, 0, 1),            # probability that an outline is drawn in ink instead
-        "drips": ("int", 0, 0, 64),                   # short strokes hanging from the text's lower edge
-        "drip_length": ("float", 10.0, 1, 4096),
-        "drip_width": ("float", 1.0, 0.1, 32),
-        "drip_angle": ("float", [60.0, 120.0], -360, 360),   # degrees; 90 hangs straight down
+        "strokes": ("int", 0, 0, 64, "per image", "anti-aliased bent strokes in ink"),
+        "stroke_width": ("float", 1.0, 0.1, 32, "px", "stroke width"),
+        "stroke_length": ("float", 60.0, 1, 4096, "px", "stroke length (bent by up to 0.4 of it)"),
+        "stroke_angle": ("float", [-180.0, 180.0], -360, 360, "degrees", "stroke direction from horizontal"),
+        "stroke_y": ("float", [0.0, 1.0], 0, 1, "fraction of height", "stroke start height"),
+        "ellipses": ("int", 0, 0, 64, "per image", "ellipse outlines in background colour"),
+        "ellipse_width": ("float", 1.0, 0.1, 32, "px", "outline width"),
+        "ellipse_radius": ("float", 10.0, 1, 4096, "px", "radius (each axis drawn separately)"),
+        "dots": ("int", 0, 0, 512, "per image", "ink dots"),
+        "dot_radius": ("float", 1.0, 0.1, 32, "px", "dot radius"),
+        "ghosts": ("int", 0, 0, 8, "per image",
+                   "the text's outline, shifted, in background colour (cuts white lines into the letters)"),
+        "ghost_shift": ("float", 2.0, 0, 64, "px", "how far, in a uniform direction (rounded)"),
+        "ghost_width": ("float", 1.0, 0.1, 8, "px", "outline width"),
+        "ghost_dark": ("float", 0.0, 0, 1, "probability", "an outline is drawn in ink instead (a doubled edge)"),
+        "drips": ("int", 0, 0, 64, "per image", "short strokes hanging from the lowest ink of a random text column"),
+        "drip_length": ("float", 10.0, 1, 4096, "px", "drip length"),
+        "drip_width": ("float", 1.0, 0.1, 32, "px", "drip width"),
+        "drip_angle": ("float", [60.0, 120.0], -360, 360, "degrees", "drip direction; 90 hangs straight down"),
     },
 }
 # Fixed values that widening a style's nuisance prior leaves alone: colours and the characters' shape.
@@ -95,6 +108,12 @@ _TEXT_CHOICES = {"prior": ("chars", "words"), "case": ("lower", "upper", "as-is"
 _TEXT_DEFAULTS = {"prior": "chars", "words": 2, "word_length": [1, MAX_CHARS], "word_list": None,
                   "case": "lower", "not_first": "", "doubled_ends": True, "count_duplicates": False, "sha256": ""}
 _TOP = {"name", "description", "height", "width", "alphabet", "fonts", "text", *_FIELDS}
+
+
+def field_table() -> dict[str, dict[str, tuple[str, Any, float, float, str, str]]]:
+    """The section fields as (kind, default, lo, hi, unit, doc), in file order (docs/styles.md is made from it)."""
+    return {section: {key: (*spec[:4], *(*spec[4:], "", "")[:2]) for key, spec in fields.items()}
+            for section, fields in _FIELDS.items()}
 
 
 @dataclass(frozen=True)
@@ -156,7 +175,7 @@ class Style:
             return self
         raw = self.to_raw()
         for section in ("layout", "warp", "ink", "clutter"):
-            for key, (kind, _, lo_bound, hi_bound) in _FIELDS[section].items():
+            for key, (kind, _, lo_bound, hi_bound, *_) in _FIELDS[section].items():
                 value = raw[section][key]
                 if kind not in ("int", "float", "pos") or not isinstance(value, list):
                     continue
@@ -267,7 +286,7 @@ def parse_style(raw: dict, source: str = "<dict>") -> Style:
             k = sorted(extra)[0]
             raise bad(f"{section}.{k}", given[k], f"unknown field; known: {', '.join(spec)}")
         out = {}
-        for key, (kind, default, lo_bound, hi_bound) in spec.items():
+        for key, (kind, default, lo_bound, hi_bound, *_) in spec.items():
             fname = f"{section}.{key}"
             value = given.get(key, default)
             if value is None:
