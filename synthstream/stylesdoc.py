@@ -32,6 +32,8 @@ TOP_LEVEL = {   # field -> (required, what it takes, meaning)
               "installs it, errors name it); `module`: an installed Python package whose files include it; a "
               "font lacking a glyph of the alphabet is refused, naming the characters"),
     "text": (False, "table", "the string prior: see [text] below"),
+    "fit": (False, "table", "what `synthstream fit` may change (`fixed`, `free`, `bounds`, `widen`, `fonts`); "
+            "rendering ignores it: see [fit.md](fit.md)"),
 }
 
 TEXT = {        # [text] field -> (what it takes, meaning)
