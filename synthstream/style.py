@@ -87,7 +87,7 @@ _FIELDS: dict[str, dict[str, tuple[str, Any, float, float, str, str]]] = {
         "stroke_y": ("float", [0.0, 1.0], 0, 1, "fraction of height", "stroke start height"),
         "ellipses": ("int", 0, 0, 64, "per image", "ellipse outlines in background colour"),
         "ellipse_width": ("float", 1.0, 0.1, 32, "px", "outline width"),
-        "ellipse_radius": ("float", 10.0, 1, 4096, "px", "radius (each axis drawn separately)"),
+        "ellipse_radius": ("float", 10.0, 1, 4096, "px", "radius, drawn separately for each axis"),
         "dots": ("int", 0, 0, 512, "per image", "ink dots"),
         "dot_radius": ("float", 1.0, 0.1, 32, "px", "dot radius"),
         "ghosts": ("int", 0, 0, 8, "per image",
