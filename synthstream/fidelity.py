@@ -40,12 +40,13 @@ from pathlib import Path
 import numpy as np
 
 from synthstream.errors import UserError
+from synthstream.labelled import IMAGE_SUFFIXES as SUFFIXES  # noqa: F401 - kept for callers of the old name
 from synthstream.style import Style, load_style
 
-SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 STATISTICS = ("background", "ink_level", "contrast", "ink_fraction", "box_width", "box_height", "box_x",
               "box_y", "stroke_width", "edge_energy", "edge_sharpness", "clutter_coverage", "background_noise")
 GRID_ROWS = 12
+FIDELITY_KIND = "fidelity report"
 MIN_IMAGES = 10            # per side; fewer cannot give a 5-fold AUC worth reporting
 
 
@@ -82,26 +83,12 @@ class StatRow:
 # -- reading --------------------------------------------------------------------------------------------------
 
 def load_real_images(directory: str | Path, style: Style, limit: int | None = None) -> np.ndarray:
-    """Grey uint8 [n, H, W] at the style's size (resized bilinearly if needed), files sorted by name."""
-    from PIL import Image, UnidentifiedImageError
+    """Grey uint8 [n, H, W] at the style's size (resized bilinearly if needed), files sorted by name, read by
+    the one image reader (`synthstream.images`); an unreadable file is one UserError naming it."""
+    from synthstream.images import background_level, fit_to, read_folder
 
-    d = Path(directory)
-    if not d.is_dir():
-        raise UserError(f"--real {str(directory)!r} is not a directory; give the folder of real captchas")
-    files = sorted(p for p in d.iterdir() if p.suffix.lower() in SUFFIXES)
-    if not files:
-        raise UserError(f"--real {str(directory)!r} holds no images ({', '.join(SUFFIXES)})")
-    images = []
-    for path in files[:limit]:
-        try:
-            with Image.open(path) as im:
-                grey = im.convert("L")
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise UserError(f"--real: {path} is not a readable image ({str(e)[:80]}); remove it") from None
-        if grey.size != (style.width, style.height):
-            grey = grey.resize((style.width, style.height), Image.BILINEAR)
-        images.append(np.asarray(grey, dtype=np.uint8))
-    return np.stack(images)
+    read = read_folder(directory, "--real", background_level(style), limit)
+    return np.stack([fit_to(grey, style.width, style.height)[0] for _, grey in read])
 
 
 # -- statistics -----------------------------------------------------------------------------------------------
@@ -373,34 +360,31 @@ def fidelity_command(style: str | Style, real_dir: str, json_path: str | None = 
     Returns: the report (JSON-able dict: style, auc {auc, auc_std, fold_aucs, ...}, statistics, most_different).
     """
     from synthstream.grid import make_grid
-    from synthstream.output import atomic_write
+    from synthstream.output import atomic_write, owned_output_dir, replace_owned_dir
 
     if not isinstance(n, int) or n < MIN_IMAGES:
         raise UserError(f"-n {n!r} must be an integer >= {MIN_IMAGES}")
     style = style if isinstance(style, Style) else load_style(style)
-    out = None
     if out_dir is not None:
-        out = Path(out_dir)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UserError(f"--out {out_dir!r}: {e.strerror}") from None
+        owned_output_dir(out_dir, FIDELITY_KIND)            # before any work; never a folder of the user's
     real = load_real_images(real_dir, style, limit=n)
     report = compare(style, real, seed=seed)
     synthetic = report.pop("synthetic")
     report["real_dir"] = str(real_dir)
     print(format_table(report))
     text = json.dumps(report, indent=2) + "\n"
-    targets = ([Path(json_path)] if json_path else []) + ([out / "fidelity.json"] if out else [])
-    for target in targets:
-        try:
-            atomic_write(target, lambda tmp: Path(tmp).write_text(text))
-        except OSError as e:
-            raise UserError(f"cannot write {target}: {e.strerror}") from None
-    if out:
+    if json_path:
+        atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
+    if out_dir is not None:
         rows = min(GRID_ROWS, len(real))
         tiles = [(img, "synthetic") for img in synthetic[:rows * 2]]
         sheet = make_grid(tiles, 2, [(img, "") for img in real[:rows]])
-        atomic_write(out / "fidelity_grid.png", lambda tmp: sheet.save(tmp, format="PNG"))
+
+        def fill(tmp: Path) -> None:
+            (tmp / "fidelity.json").write_text(text)
+            sheet.save(tmp / "fidelity_grid.png", format="PNG")
+
+        replace_owned_dir(out_dir, FIDELITY_KIND, fill)
+        out = Path(out_dir)
         print(f"wrote {out / 'fidelity.json'} and {out / 'fidelity_grid.png'}")
     return report

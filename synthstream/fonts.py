@@ -35,7 +35,7 @@ def _user_fonts() -> dict[str, str]:
     found: dict[str, str] = {}
     for d in filter(None, os.environ.get("SYNTHSTREAM_FONT_PATH", "").split(os.pathsep)):
         for path in sorted(Path(d).rglob("*")):
-            if path.suffix.lower() in _FONT_SUFFIXES:
+            if path.suffix.lower() in _FONT_SUFFIXES and path.is_file():    # a FIFO would block FreeType
                 found.setdefault(path.name, str(path))
     return found
 
@@ -97,6 +97,15 @@ def missing_glyphs(path: str, alphabet: str) -> str:
         raise UserError(f"font file {path!r} cannot be rendered by FreeType ({str(e)[:80]})") from None
 
 
+@functools.lru_cache(maxsize=64)
+def blank_glyphs(path: str, alphabet: str) -> str:
+    """The characters of `alphabet` that the font at `path` draws as nothing (no ink at all), e.g. a space."""
+    from PIL import ImageFont
+
+    font = ImageFont.truetype(path, _PROBE_SIZE)
+    return "".join(c for c in dict.fromkeys(alphabet) if not any(bytes(font.getmask(c))))
+
+
 def checked_font(spec: FontSpec, alphabet: str, style_name: str = "") -> str:
     """find_font, then refuse a file FreeType cannot read or one lacking glyphs for the style's alphabet."""
     path = find_font(spec, style_name)
@@ -106,4 +115,10 @@ def checked_font(spec: FontSpec, alphabet: str, style_name: str = "") -> str:
         raise UserError(f"{of}font {path!r} has no glyph for {len(missing)} of the alphabet's characters: "
                         f"{missing!r} ({', '.join(f'U+{ord(c):04X}' for c in missing[:8])}); choose a font "
                         f"that covers them or drop them from the alphabet")
+    blank = blank_glyphs(path, alphabet)
+    if blank:
+        of = f"style {style_name!r}: " if style_name else ""
+        raise UserError(f"{of}font {path!r} draws the alphabet's character {blank[0]!r} (U+{ord(blank[0]):04X}) "
+                        f"as nothing, so its captchas would be blank there; drop it from the alphabet or choose "
+                        f"another font")
     return path

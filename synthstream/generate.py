@@ -7,16 +7,17 @@ uses; `generate` = `sample_traces` + `render`. Neither runs per-sample Python.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 
 from synthstream.errors import UserError
 from synthstream.glyphs import glyph_atlas
-from synthstream.limits import MAX_SAMPLES
+from synthstream.limits import MAX_INDEX, MAX_SAMPLES, MAX_SEED
 from synthstream.render.params import render_params
 from synthstream.render.pipeline import render_batch_kernel
 from synthstream.render.rng import normal_table
-from synthstream.style import Style
+from synthstream.style import Style, load_style
 from synthstream.trace import TraceBatch, sample_traces
 
 
@@ -40,11 +41,22 @@ def render(style: Style, traces: TraceBatch, out: np.ndarray | None = None) -> n
     return out
 
 
-def generate(style: Style, seed: int, first_index: int, n: int) -> tuple[np.ndarray, TraceBatch]:
-    """n fresh samples for global indices [first_index, first_index + n)."""
-    if not isinstance(n, (int, np.integer)) or not 0 < n <= MAX_SAMPLES:
+def generate(style: Style | str, seed: int, first_index: int, n: int) -> tuple[np.ndarray, TraceBatch]:
+    """n fresh samples for global indices [first_index, first_index + n). `style` is a Style, or a built-in
+    style's name or a style file's path. Non-integers (1.5, True, "3") are a TypeError, never truncated."""
+    if isinstance(style, (str, Path)):
+        style = load_style(style)
+    elif not isinstance(style, Style):
+        raise TypeError(f"style must be a Style or a style name or path, not {type(style).__name__}")
+    for name, value in (("seed", seed), ("first_index", first_index), ("n", n)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, not {type(value).__name__} ({value!r})")
+    if not 0 < n <= MAX_SAMPLES:
         raise UserError(f"sample count n = {n!r} must be an integer in [1, {MAX_SAMPLES}]")
-    if first_index < 0:
-        raise UserError(f"first index {first_index} must be >= 0")
-    traces = sample_traces(style, seed, first_index, n)
+    if not 0 <= seed < MAX_SEED:
+        raise UserError(f"seed {seed} must be in [0, 2**63)")
+    if not 0 <= first_index <= MAX_INDEX - n:
+        raise UserError(f"first index {first_index} must be in [0, 2**63 - n] (the last index is "
+                        f"first_index + n - 1 < 2**63)")
+    traces = sample_traces(style, int(seed), int(first_index), int(n))
     return render(style, traces), traces

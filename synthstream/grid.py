@@ -13,14 +13,15 @@ PAD = 4
 
 def load_real(directory: str | Path, limit: int, background: float = 255.0,
               skipped=None) -> list[tuple[np.ndarray, str]]:
-    """Up to `limit` real captchas (grey uint8, label from labels.csv or the file name), sorted by name.
+    """Up to `limit` real captchas (grey uint8 by `synthstream.images`, label from labels.csv or the file
+    name), sorted by name.
 
     Files that cannot be read as images are skipped: each is passed to `skipped(path, why)`, by default
     one `synthstream: skipped ...` line on stderr. A folder with no readable image is one UserError.
     """
     from synthstream.errors import UserError
+    from synthstream.images import UnreadableImage, read_grey
     from synthstream.labelled import read_labelled_folder
-    from trainer.images import UnreadableImage, read_grey
 
     items, problems = [], []
     for path, label in read_labelled_folder(directory, "--real"):

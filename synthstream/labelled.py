@@ -79,7 +79,10 @@ def read_labelled_folder(directory: str | Path, flag: str = "--data") -> list[tu
     if not files:
         raise UserError(f"{flag} {str(directory)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     csv_path = d / LABELS_FILE
-    labels = read_labels_csv(csv_path, {p.name for p in files}) if csv_path.is_file() else {}
+    if csv_path.exists() and not csv_path.is_file():        # a folder or FIFO by that name is not ignored
+        raise UserError(f"{str(csv_path)!r} is not a regular file; the labels must be a CSV file (or absent, "
+                        f"to take labels from the file names)")
+    labels = read_labels_csv(csv_path, {p.name for p in files}) if csv_path.exists() else {}
     return [(p, labels.get(p.name, p.stem)) for p in files]
 
 

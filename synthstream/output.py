@@ -30,15 +30,102 @@ def writable_output(path: str | Path, suffixes: tuple[str, ...], flag: str = "--
 
 
 def empty_output_dir(path: str | Path, flag: str = "--out") -> Path:
-    """Check (creating it if needed) an output folder before doing any work: it must be empty."""
+    """Check an output folder before doing any work: new, or an empty folder, in a writable place. Nothing is
+    created here (the writer makes it whole, see `atomic_dir`), so a refused or failed run leaves nothing."""
     out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{flag} {str(path)!r}: {e.strerror}") from None
-    if any(out.iterdir()):
-        raise UserError(f"{flag} {str(path)!r} is a folder that is not empty")
+    if out.is_dir():
+        if any(out.iterdir()):
+            raise UserError(f"{flag} {str(path)!r} is a folder that is not empty")
+    else:
+        _check_creatable(out, flag)
     return out
+
+
+def _check_creatable(out: Path, flag: str) -> None:
+    """A folder that does not exist yet can be made: the nearest existing ancestor is a writable folder."""
+    if out.exists() or out.is_symlink():
+        raise UserError(f"{flag} {str(out)!r} exists and is not a folder")
+    ancestor = out.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"{flag} {str(out)!r}: {str(ancestor)!r} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {str(out)!r}: folder {str(ancestor)!r} is not writable")
+
+
+# -- folders the project owns ----------------------------------------------------------------------------------
+# A folder a command writes whole (an evaluation report, a fidelity report) carries MARKER, listing what the
+# command wrote there. Writing again replaces such a folder only when it holds nothing else; a folder holding
+# any file the project did not write is refused, and nothing outside it (a sibling, a backup) is touched.
+MARKER = ".synthstream.json"
+
+
+def owned_output_dir(path: str | Path, kind: str, flag: str = "--out") -> Path:
+    """Check an output folder before any work: new, empty, or an earlier `kind` written by synthstream (which
+    the write will replace). Refuses a file, or a folder holding anything synthstream did not write there."""
+    out = Path(path)
+    if not out.is_dir():
+        _check_creatable(out, flag)
+        return out
+    foreign = _foreign_files(out, kind)
+    if foreign:
+        raise UserError(f"{flag} {str(path)!r} holds files that synthstream did not write as {_article(kind)} "
+                        f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); choose an empty or new "
+                        f"folder (nothing was changed)")
+    if not os.access(out, os.W_OK) or not os.access(out.resolve().parent, os.W_OK):
+        raise UserError(f"{flag} {str(path)!r}: not writable")
+    return out
+
+
+def replace_owned_dir(path: str | Path, kind: str, write: Callable[[Path], object], flag: str = "--out") -> None:
+    """`write(tmp_dir)` fills a new folder (MARKER added) that then takes `path`'s place whole. An earlier
+    `kind` there is moved to a fresh hidden sibling (made here, so no name of the user's is reused), and removed
+    only once the new folder is in place; any failure puts it back."""
+    import json
+
+    out = owned_output_dir(path, kind, flag)            # again: the folder may have changed since the check
+
+    def fill(tmp: Path) -> None:
+        write(tmp)
+        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        (tmp / MARKER).write_text(json.dumps({"kind": kind, "files": files}, indent=1) + "\n")
+
+    if not (out.is_dir() and any(out.iterdir())):
+        atomic_dir(out, fill)
+        return
+    real = out.resolve()
+    old = Path(tempfile.mkdtemp(dir=real.parent, prefix=f".{real.name}.old-"))
+    try:
+        os.replace(real, old)                              # onto the empty folder just made
+    except OSError as e:
+        old.rmdir()
+        raise UserError(f"cannot replace {str(out)!r}: {e.strerror}") from None
+    try:
+        atomic_dir(real, fill)
+    except BaseException:
+        os.replace(old, real)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _foreign_files(folder: Path, kind: str) -> list[str]:
+    """The names in `folder` that an earlier `kind` written by synthstream does not account for."""
+    import json
+
+    names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir() or p.is_symlink())
+    if not names:
+        return []
+    try:
+        held = json.loads((folder / MARKER).read_text())
+        ours = set(held["files"]) | {MARKER} if held["kind"] == kind else set()
+    except (OSError, ValueError, KeyError, TypeError):
+        ours = set()
+    return [n for n in names if n not in ours]
+
+
+def _article(kind: str) -> str:
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
@@ -62,21 +149,47 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
 
 
 def atomic_dir(path: str | Path, write: Callable[[Path], object]) -> None:
-    """`write(tmp_dir)` fills a temporary sibling folder, which then replaces `path` (absent or empty)."""
+    """`write(tmp_dir)` fills a temporary sibling folder, which then replaces `path` (absent or empty). Missing
+    parent folders are made, and removed again if the write fails."""
     out = Path(path).resolve()              # through a symlink: replace the folder it points to
+    made = _make_parents(out.parent)
     tmp = None
     try:
         tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
         write(tmp)
-        for f in tmp.iterdir():
+        for f in tmp.rglob("*"):
             _fsync(f)
         os.chmod(tmp, 0o777 & ~_umask())    # mkdtemp makes 0700
         os.replace(tmp, out)                # replaces an empty folder; refuses a non-empty one
+        made = []
     except OSError as e:
         raise UserError(f"cannot write {str(out)!r}: {e.strerror}") from None
     finally:
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        for folder in made:                 # deepest first; only the ones made here, and only if still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Make `folder` and its missing ancestors; the ones made, deepest first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for f in reversed(missing):
+        try:
+            f.mkdir()
+        except FileExistsError:
+            pass
+        except OSError as e:
+            for g in missing[missing.index(f) + 1:]:
+                g.rmdir()
+            raise UserError(f"cannot make folder {str(f)!r}: {e.strerror}") from None
+    return missing
 
 
 def _fsync(path: str | Path) -> None:

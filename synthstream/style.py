@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -218,9 +219,9 @@ def load_style(name_or_path: str | Path) -> Style:
     if text.endswith(".toml") or "/" in text:
         path = Path(text)
         if not path.is_file():
-            raise UserError(f"style file {text!r} does not exist")
+            raise UserError(f"style file {text!r} {_not_a_file(path)}")
         try:
-            raw_text, source = path.read_text(encoding="utf-8"), str(path)
+            raw_text, source = path.read_text(encoding="utf-8-sig"), str(path)    # a BOM (Windows editors) is fine
         except UnicodeDecodeError as e:
             raise UserError(f"style file {text!r} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
                             f"{e.start})") from None
@@ -237,6 +238,17 @@ def load_style(name_or_path: str | Path) -> Style:
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"style {source}: not valid TOML: {e}") from None
     return parse_style(raw, source)
+
+
+def _not_a_file(path: Path) -> str:
+    """Why `path` is not a style file, for "style file 'x' ...": missing, a folder, a link loop, a FIFO."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return "does not exist" + (" (a symbolic link to a missing file)" if path.is_symlink() else "")
+    except OSError as e:
+        return f"cannot be read ({e.strerror}{': a symbolic link loop' if e.errno == 40 else ''})"
+    return "is a directory; give the .toml file" if path.is_dir() else "is not a regular file"
 
 
 def parse_style(raw: dict, source: str = "<dict>") -> Style:
@@ -265,6 +277,10 @@ def parse_style(raw: dict, source: str = "<dict>") -> Style:
         raise bad("alphabet", alphabet, "must be a non-empty string of distinct printable characters")
     if len(alphabet) > 127:
         raise bad("alphabet", alphabet, "at most 127 characters")
+    blank = [c for c in alphabet if c.isspace() or not c.isprintable() or unicodedata.category(c) in ("Cf", "Zs")]
+    if blank:
+        raise bad("alphabet", alphabet, f"character {blank[0]!r} (U+{ord(blank[0]):04X}) draws no ink, so its "
+                  f"captchas would be blank where it is; remove it")
     fonts_raw = raw["fonts"]
     if not isinstance(fonts_raw, list) or not fonts_raw:
         raise bad("fonts", fonts_raw, "must be a non-empty list of {file = ..., package = ...} tables")

@@ -8,7 +8,10 @@ mismatched one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,7 +30,8 @@ def save(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Opt
     net = getattr(model, "net", None)
     state = {"format": FORMAT, "model": model.state_dict(), "net": _plain(asdict(net)) if net is not None else None,
              "optimizer": optimizer.state_dict() if optimizer is not None else None,
-             "step": int(step), "position": int(position), "config": config, "style": style_raw, "preset": preset}
+             "step": int(step), "position": int(position), "config": config, "style": style_raw, "preset": preset,
+             "style_sha256": style_digest(style_raw)}
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
@@ -67,7 +71,9 @@ def load(path: str | Path) -> dict:
     if not path.is_file():
         raise UserError(f"checkpoint {str(path)!r} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():         # torch warns about a raw pickle's protocol before refusing it
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, not a zip, unsafe pickle...
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()            # torch colours its refusals
         first = (text.splitlines() or [type(e).__name__])[0]
@@ -82,10 +88,16 @@ def load(path: str | Path) -> dict:
     return state
 
 
+def style_digest(style_raw: dict) -> str:
+    """The sha256 of a style's raw form (sorted JSON): saved with the weights, so an edit shows."""
+    return hashlib.sha256(json.dumps(style_raw, sort_keys=True).encode()).hexdigest()
+
+
 def _problem(state: dict) -> str:
-    """What is wrong with a checkpoint's contents ("" if nothing): style, preset, network shape, weights."""
+    """What is wrong with a checkpoint's contents ("" if nothing): style (and its digest), preset, network
+    shape and its size, weights."""
     from synthstream.style import parse_style
-    from trainer.model import PRESETS
+    from trainer.model import PRESETS, net_config_problem
 
     if not isinstance(state.get("style"), dict):
         return "it names no style"
@@ -93,8 +105,16 @@ def _problem(state: dict) -> str:
         parse_style(state["style"], "checkpoint")
     except UserError as e:
         return f"its style is invalid ({e})"
+    digest = state.get("style_sha256")              # checkpoints written before the digest have none
+    if digest is not None and digest != style_digest(state["style"]):
+        return ("its style was edited after training (it no longer matches the digest saved with the weights; "
+                "an edited alphabet would read every character wrong)")
     if state.get("net") is None and state.get("preset") not in PRESETS:
         return f"unknown preset {state.get('preset')!r}"
+    if state.get("net") is not None:
+        why = net_config_problem(state["net"], state["style"])
+        if why:
+            return f"its network shape is invalid ({why})"
     weights = state["model"]
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         return "its weights are not a state dict of tensors"

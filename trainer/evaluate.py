@@ -196,53 +196,28 @@ def evaluate(model, style, items: list[Loaded], *, method: str, particles: int, 
 
 
 REPORT_FILES = ("report.json", "reliability.png", "coverage.png", "failures.md")
+REPORT_KIND = "evaluation report"
 
 
 def check_report_dir(path: str | Path) -> Path:
-    """Before any work: the report folder must be new, empty or an earlier report (which it replaces)."""
-    import os
+    """Before any work: the report folder must be new, empty or an earlier report synthstream wrote there
+    (which it replaces); a folder holding anything else is refused (synthstream.output)."""
+    from synthstream.output import owned_output_dir
 
-    from synthstream.errors import UserError
-
-    out = Path(path)
-    if out.exists():
-        if not out.is_dir():
-            raise UserError(f"--out {str(path)!r} exists and is not a folder")
-        extra = sorted({p.name for p in out.iterdir()} - set(REPORT_FILES))
-        if extra:
-            raise UserError(f"--out {str(path)!r} holds files that are not an evaluation report ({extra[0]}"
-                            f"{', ...' if len(extra) > 1 else ''}); choose an empty or new folder")
-    parent = out.resolve().parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise UserError(f"--out {str(path)!r}: folder {str(parent)!r} does not exist or is not writable")
-    return out
+    return owned_output_dir(path, REPORT_KIND)
 
 
 def write_report(out_dir: Path, report: dict, rows: list[Row], title: str) -> None:
-    """The report folder, written whole into a temporary sibling and then put in place (an earlier report there
-    is replaced; a failed write leaves the earlier one as it was)."""
-    import shutil
-
-    from synthstream.output import atomic_dir
+    """The report folder, written whole and then put in place; an earlier report there is replaced only once
+    the new one is complete, and nothing but that report is ever removed (synthstream.output)."""
+    from synthstream.output import replace_owned_dir
 
     def fill(tmp: Path) -> None:
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
         _plots(tmp, report, title)
         _failures_page(tmp, report, rows, title)
 
-    out_dir = Path(out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()):         # an earlier report (check_report_dir said so)
-        old = out_dir.with_name(f".{out_dir.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-        try:
-            atomic_dir(out_dir, fill)
-        except BaseException:
-            old.rename(out_dir)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        atomic_dir(out_dir, fill)
+    replace_owned_dir(out_dir, REPORT_KIND, fill)
 
 
 def _plots(out_dir: Path, report: dict, title: str) -> None:

@@ -310,14 +310,72 @@ def build_model(preset: str, style) -> ProposalNet:
     return ProposalNet(PRESETS[preset], LatentSpace.of(style), (style.height, style.width))
 
 
+# Bounds on a network shape read from a file (a checkpoint's `net`): each field's range, then the whole
+# network's parameter count, both checked before a byte of it is allocated.
+_NET_INT_BOUNDS = {"downsample": (1, 16), "stem_stride": (1, 8), "embed_value": (1, 4096),
+                   "embed_address": (1, 4096), "lstm_hidden": (1, 8192), "lstm_layers": (1, 8), "attend": (0, 4096),
+                   "attend_from": (-64, 63)}
+_MAX_CONV, _MAX_CHANNELS, _MAX_FC, _MAX_WIDTH = 32, 4096, 8, 65536
+MAX_PARAMETERS = 500_000_000        # 2 GB of float32 weights; the shipped networks have a few million
+
+
+def net_config_from_raw(raw) -> NetConfig:
+    """A NetConfig from its plain form (a checkpoint's `net`), every field checked (ValueError names it)."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"expected a table, got {type(raw).__name__}")
+    known = set(NetConfig.__dataclass_fields__)
+    unknown = sorted(set(raw) - known, key=str)
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r}")
+
+    def integer(name, value, lo, hi):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"{name} = {value!r} must be an integer in [{lo}, {hi}]")
+        return value
+
+    values = {k: integer(k, raw[k], *_NET_INT_BOUNDS[k]) for k in _NET_INT_BOUNDS if k in raw}
+    if "conv" in raw:
+        conv = raw["conv"]
+        if not isinstance(conv, (list, tuple)) or not 1 <= len(conv) <= _MAX_CONV or not all(
+                isinstance(layer, (list, tuple)) and len(layer) == 2 and isinstance(layer[1], bool) for layer in conv):
+            raise ValueError(f"conv = {conv!r} must list 1-{_MAX_CONV} [channels, pool] pairs")
+        values["conv"] = tuple((integer("conv channels", c, 1, _MAX_CHANNELS), p) for c, p in conv)
+    if "fc" in raw:
+        fc = raw["fc"]
+        if not isinstance(fc, (list, tuple)) or len(fc) > _MAX_FC:
+            raise ValueError(f"fc = {fc!r} must list at most {_MAX_FC} layer widths")
+        values["fc"] = tuple(integer("fc width", w, 1, _MAX_WIDTH) for w in fc)
+    return NetConfig(**values)
+
+
+def net_config_problem(raw, style_raw: dict) -> str:
+    """Why a checkpoint's network shape cannot be built for its style ("" if it can): a bad field, a feature
+    map pooled away, or more than MAX_PARAMETERS weights (counted on the meta device: nothing allocated)."""
+    from synthstream.style import parse_style
+
+    try:
+        net = net_config_from_raw(raw)
+    except ValueError as e:
+        return str(e)
+    style = parse_style(style_raw, "checkpoint")
+    try:
+        with torch.device("meta"):
+            shell = ProposalNet(net, LatentSpace.of(style), (style.height, style.width))
+    except (RuntimeError, ValueError) as e:
+        return f"it does not fit a {style.width}x{style.height} image ({str(e).splitlines()[0][:100]})"
+    count = sum(p.numel() for p in shell.parameters())
+    if count > MAX_PARAMETERS:
+        return f"{count:,} weights ({count * 4 / 1e9:.1f} GB), more than the {MAX_PARAMETERS:,} allowed"
+    return ""
+
+
 def model_from_checkpoint(state: dict) -> tuple[ProposalNet, Style]:
     """Rebuild the network a checkpoint was trained as (its own NetConfig, not today's preset) and load it."""
     from synthstream.style import parse_style
 
     style = parse_style(state["style"], "checkpoint")
     raw = state.get("net")
-    net = PRESETS[state["preset"]] if raw is None else NetConfig(
-        **{**raw, "conv": tuple((int(c), bool(p)) for c, p in raw["conv"]), "fc": tuple(raw["fc"])})
+    net = PRESETS[state["preset"]] if raw is None else net_config_from_raw(raw)
     model = ProposalNet(net, LatentSpace.of(style), (style.height, style.width))
     try:
         model.load_state_dict(state["model"])

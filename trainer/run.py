@@ -61,6 +61,8 @@ def check_out_dir(storage: RunStorage, config: TrainConfig, resume: bool) -> dic
     held = held_marker(storage, RUN_FILE, "run", config.identity())
     if held is None and resume:
         raise UserError(f"--resume: {storage.describe()!r} holds no training run")
+    if held is not None and storage.exists("metrics.csv"):
+        storage.read_metrics()                      # a damaged one is refused now, not at the first validation
     return held
 
 
@@ -77,7 +79,7 @@ def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bo
         held.get("finished_step", -1) >= config.steps or (config.max_seconds and "finished_step" in held))
     if finished:
         log.info("%s already finished at step %d; nothing to do", storage.describe(), held["finished_step"])
-        return json.loads(storage.read_bytes("report.json"))
+        return storage.read_json("report.json")
     connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))    # before any write
     storage.make()
     guard = lock(storage)
@@ -266,7 +268,7 @@ class MetricsLog:
         self.storage, self.rows, self.worker_nodes = storage, [], []
         self._tb_dir, self._tb = storage.scratch() / "tensorboard", None
         if storage.exists("metrics.csv"):
-            self.rows = list(csv.DictReader(io.StringIO(storage.read_bytes("metrics.csv").decode())))
+            self.rows = storage.read_metrics("metrics.csv")
 
     def add(self, rows: list[dict]) -> None:
         if not rows:

@@ -28,6 +28,7 @@ class RunStorage:
         else:
             self.fs, self.path = pafs.LocalFileSystem(), str(Path(out).expanduser().resolve())
         self.local = Path(self.path) if isinstance(self.fs, pafs.LocalFileSystem) else None
+        self.made: list[Path] = []          # local folders `make` created, deepest first
 
     @property
     def ray_storage_path(self) -> str:
@@ -58,10 +59,54 @@ class RunStorage:
             return f.read()
 
     def make(self) -> None:
+        """Create the folder (and missing parents); remembers which of them this run made, for `unlock`."""
+        if self.local is not None:
+            self.made = [p for p in [self.local, *self.local.parents] if not p.exists()]
         try:
             self.fs.create_dir(self.path, recursive=True)
         except OSError as e:
             raise UserError(f"--out {self.out!r}: cannot create it ({str(e).splitlines()[0]})") from None
+
+    def check_writable(self) -> None:
+        """Before any work (and before Ray starts): a local folder, or where it would be made, is writable."""
+        if self.local is None:
+            return
+        place = self.local
+        while not place.exists():
+            place = place.parent
+        if not place.is_dir():
+            raise UserError(f"--out {self.out!r}: {str(place)!r} is not a folder")
+        if not os.access(place, os.W_OK | os.X_OK):
+            raise UserError(f"--out {self.out!r}: {str(place)!r} is not writable (nothing was changed)")
+
+    def read_json(self, name: str) -> dict:
+        """A JSON object the run wrote; a damaged one is one UserError naming the file."""
+        import json
+
+        try:
+            value = json.loads(self.read_bytes(name))
+        except (OSError, ValueError) as e:
+            raise damaged(self, name, str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+        if not isinstance(value, dict):
+            raise damaged(self, name, f"expected a JSON object, got {type(value).__name__}")
+        return value
+
+    def read_metrics(self, name: str = "metrics.csv") -> list[dict]:
+        """The rows of the run's metrics.csv; a damaged file (not UTF-8, no numeric `step`) is one UserError."""
+        import csv
+        import io
+        import math
+
+        try:
+            rows = list(csv.DictReader(io.StringIO(self.read_bytes(name).decode("utf-8"))))
+            for i, row in enumerate(rows, 2):
+                step = float(row.get("step") or "nan")
+                if not math.isfinite(step) or None in row:
+                    raise ValueError(f"line {i}: no numeric step" if not math.isfinite(step) else
+                                     f"line {i}: more values than columns")
+        except (OSError, ValueError, csv.Error) as e:            # UnicodeDecodeError is a ValueError
+            raise damaged(self, name, str(e).splitlines()[0][:120]) from None
+        return rows
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Write a whole file: to a temporary name, then renamed over `name` (never half a file)."""
@@ -103,6 +148,12 @@ def write_failed(e: OSError, where: str) -> RunFailed | UserError:
     return kind(f"cannot write {where!r}: {str(e).splitlines()[0]}")
 
 
+def damaged(storage: RunStorage, name: str, why: str) -> UserError:
+    """The one line for a run folder's file that cannot be read back."""
+    return UserError(f"--out: {storage.describe(name)!r} is damaged ({why}); move the folder aside and start a "
+                     f"new run, or repair the file (nothing was changed)")
+
+
 def held_marker(storage: RunStorage, marker: str, what: str, identity: dict) -> dict | None:
     """What a run folder holds: None when it is new or empty, else its marker file (e.g. run.json) whose
     "identity" equals `identity`. Refuses, untouched, a file, a folder of other files, or another identity."""
@@ -110,6 +161,8 @@ def held_marker(storage: RunStorage, marker: str, what: str, identity: dict) -> 
 
     if storage.kind() == "file":
         raise UserError(f"--out {storage.describe()!r} exists and is not a directory")
+    storage.check_writable()
+    _check_free(storage)
     names = [n for n in storage.names() if n != ".lock"]
     if marker not in names:
         if names:
@@ -117,11 +170,13 @@ def held_marker(storage: RunStorage, marker: str, what: str, identity: dict) -> 
                             f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}); choose an empty or new "
                             f"folder (nothing was changed)")
         return None
-    try:
-        held = json.loads(storage.read_bytes(marker))
-        theirs = held["identity"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"--out {storage.describe(marker)!r} cannot be read ({e})") from None
+    held = storage.read_json(marker)
+    theirs = held.get("identity")
+    if not isinstance(theirs, dict):
+        raise damaged(storage, marker, "no \"identity\" table")
+    step = held.get("finished_step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise damaged(storage, marker, f"finished_step = {step!r} is not a step number")
     mine = json.loads(json.dumps(identity))
     differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
     if differ:
@@ -130,23 +185,69 @@ def held_marker(storage: RunStorage, marker: str, what: str, identity: dict) -> 
     return held
 
 
-def lock(storage: RunStorage):
+def _check_free(storage: RunStorage) -> None:
+    """Refuse at once (before Ray starts) a local folder another run holds the lock of."""
+    if storage.local is None or not (storage.local / ".lock").is_file():
+        return
+    import fcntl
+
+    try:
+        fd = os.open(storage.local / ".lock", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _in_use(storage) from None
+    except OSError:
+        pass
+    finally:
+        os.close(fd)                    # closing releases a lock taken here
+
+
+def _in_use(storage: RunStorage) -> UserError:
+    return UserError(f"--out {str(storage.local)!r} is in use by another training run (nothing was changed)")
+
+
+class Guard:
+    """A held run-folder lock: its file descriptor and the storage it guards."""
+
+    def __init__(self, fd: int, storage: RunStorage) -> None:
+        self.fd, self.storage = fd, storage
+
+
+def lock(storage: RunStorage) -> Guard | None:
     """An exclusive lock on a local run folder for this process's lifetime (None for remote storage, where
-    Ray Train's own storage is the source of truth). Raises UserError when another run holds it."""
+    Ray Train's own storage is the source of truth). Raises UserError when another run holds it, or when the
+    folder cannot hold the lock file (a read-only mount)."""
     if storage.local is None:
         return None
     import fcntl
 
-    fd = os.open(storage.local / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(storage.local / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(f"--out {str(storage.local)!r}: cannot write there ({e.strerror})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise UserError(f"--out {str(storage.local)!r} is in use by another training run (nothing was changed)") \
-            from None
-    return fd
+        raise _in_use(storage) from None
+    return Guard(fd, storage)
 
 
-def unlock(fd) -> None:
-    if fd is not None:
-        os.close(fd)
+def unlock(guard: Guard | None) -> None:
+    """Release the lock. A run that wrote nothing (refused after the lock was taken) leaves nothing: the lock
+    file goes, and so do the folders `make` created, if they are still empty."""
+    if guard is None:
+        return
+    local = guard.storage.local
+    try:
+        if local is not None and [p.name for p in local.iterdir()] == [".lock"]:
+            (local / ".lock").unlink()
+            for folder in guard.storage.made:
+                folder.rmdir()
+    except OSError:
+        pass
+    finally:
+        os.close(guard.fd)

@@ -8,7 +8,7 @@ from pathlib import Path
 from synthstream import argtypes
 from synthstream.errors import UserError
 from synthstream.labelled import write_labelled_folder
-from synthstream.limits import MAX_GRID_TILES
+from synthstream.limits import MAX_GRID_TILES, MAX_INDEX
 from synthstream.output import atomic_write, empty_output_dir, writable_output
 
 
@@ -60,11 +60,13 @@ def _write_npz(path: str, style, seed: int, first_index: int, n: int) -> None:
                 np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
 
 
-def _sample_destination(path: str) -> Path:
-    """Check --out before any rendering: an empty (or new) folder, or a writable .png/.npz file."""
+def _sample_destination(path: str) -> tuple[Path, str]:
+    """Check --out before any rendering: an empty (or new) folder, or a writable .png/.npz file; and its kind
+    ("folder", ".png" or ".npz"). Nothing is made here: a refused or failed run leaves nothing behind."""
     if not (path.endswith("/") or Path(path).is_dir()):
-        return writable_output(path, (".png", ".npz"))
-    return empty_output_dir(path)
+        out = writable_output(path, (".png", ".npz"))
+        return out, out.suffix.lower()
+    return empty_output_dir(path), "folder"
 
 
 def run(args: argparse.Namespace) -> None:
@@ -73,10 +75,12 @@ def run(args: argparse.Namespace) -> None:
     from synthstream.render.jit import set_threads
     from synthstream.style import load_style
 
-    out = _sample_destination(args.out)
-    kind = "folder" if out.is_dir() else out.suffix.lower()
+    out, kind = _sample_destination(args.out)
     if kind == ".png" and args.n > MAX_GRID_TILES:
         raise UserError(f"-n {args.n}: a PNG grid holds at most {MAX_GRID_TILES} tiles; use an .npz for more")
+    if args.first_index + args.n > MAX_INDEX:
+        raise UserError(f"--first-index {args.first_index} with -n {args.n}: the last index would pass 2**63 - 1; "
+                        f"use --first-index <= {MAX_INDEX - args.n}")
     style = load_style(args.style).widened(args.prior_scale)
     if args.threads:
         set_threads(args.threads)

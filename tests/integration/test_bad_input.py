@@ -101,14 +101,109 @@ ROWS = [
     Row("eval-out-is-a-file", ["eval", "--data", "{D}/good", "--checkpoint", "{D}/tiny.pt", "--out",
                                "{D}/full/keep.txt"], 2, ERR + r"--out .*keep\.txt' exists and is not a folder"),
     Row("eval-out-holds-user-files", ["eval", "--data", "{D}/good", "--checkpoint", "{D}/tiny.pt", "--out",
-                                      "{D}/full"], 2, ERR + r"--out .* holds files that are not an evaluation report"),
+                                      "{D}/full"], 2,
+        ERR + r"--out .* holds files that synthstream did not write as an evaluation report \(keep\.txt\)"),
     Row("style-file-not-utf8", ["sample", "--style", "{D}/latin1.toml", "--out", "{O}/x.png"],
         2, ERR + r"style file .*latin1\.toml' is not UTF-8 text"),
     Row("bench-seconds-too-short", ["bench", "generator", "--seconds", "1e-9"],
         2, r"synthstream bench generator: error: argument --seconds: .*too short"),
     Row("train-negative-resource-wait", ["train", "--resource-wait", "-1", "--out", "{O}/r"],
         2, r"synthstream train: error: argument --resource-wait: .*must be >= 0"),
+    # -- issue 24: user data, silently wrong reads, FIFOs, tampered checkpoints, damaged run folders -----------
+    Row("eval-out-holds-the-users-report-json", ["eval", "--data", "{D}/good", "--checkpoint", "{D}/tiny.pt",
+                                                 "--out", "{D}/userreport"], 2,
+        ERR + r"--out .*userreport' holds files that synthstream did not write .*\(report\.json\)"),
+    Row("fidelity-out-holds-the-users-fidelity-json", ["fidelity", "--style", "tiny", "--real", "{D}/good", "-n",
+                                                       "10", "--out", "{D}/userfid"], 2,
+        ERR + r"--out .*userfid' holds files that synthstream did not write as a fidelity report"),
+    Row("infer-float-tiff-with-nan", ["infer", "{D}/nan.tif", "{D}/good/AB.png", "--checkpoint", "{D}/tiny.pt"],
+        0, ERR + r".*nan\.tif: 1 of its 1536 pixels are NaN"),
+    Row("infer-fifo-named-png", ["infer", "{D}/fifo/pipe.png", "{D}/good/AB.png", "--checkpoint", "{D}/tiny.pt"],
+        0, ERR + r".*pipe\.png: not a regular file \(a FIFO\)"),
+    Row("eval-folder-with-a-fifo", ["eval", "--data", "{D}/fifo", "--checkpoint", "{D}/tiny.pt"],
+        0, ERR + r".*pipe\.png: not a regular file \(a FIFO\)"),
+    Row("fidelity-real-folder-with-a-fifo", ["fidelity", "--style", "tiny", "--real", "{D}/fifo", "-n", "10"],
+        2, ERR + r"--real: .*pipe\.png' is not a readable image \(not a regular file \(a FIFO\)\)"),
+    Row("fifo-in-the-font-path", ["sample", "--style", "tiny", "-n", "1", "--out", "{O}/x.png"], 0, None,
+        env={"SYNTHSTREAM_FONT_PATH": "{D}/fifofonts"}, outputs=("x.png",)),
+    Row("style-alphabet-with-a-space", ["sample", "--style", "{D}/space.toml", "--out", "{O}/x.png"],
+        2, ERR + r"style .*field alphabet = 'AB C': character ' ' \(U\+0020\) draws no ink"),
+    Row("style-with-a-utf8-bom", ["sample", "--style", "{D}/bom.toml", "-n", "1", "--out", "{O}/x.png"], 0, None,
+        outputs=("x.png",)),
+    Row("style-path-is-a-directory", ["sample", "--style", "{D}/styledir.toml", "--out", "{O}/x.png"],
+        2, ERR + r"style file .*styledir\.toml' is a directory"),
+    Row("style-path-is-a-symlink-loop", ["sample", "--style", "{D}/loop.toml", "--out", "{O}/x.png"],
+        2, ERR + r"style file .*loop\.toml' cannot be read \(.*symbolic link loop\)"),
+    Row("labels-csv-is-a-directory", ["eval", "--data", "{D}/csvdir", "--checkpoint", "{D}/tiny.pt"],
+        2, ERR + r".*labels\.csv' is not a regular file"),
+    Row("checkpoint-with-an-edited-alphabet", ["infer", "{D}/good/AB.png", "--checkpoint", "{D}/edited.pt"],
+        2, ERR + r"checkpoint .*edited\.pt' is damaged: its style was edited after training"),
+    Row("checkpoint-net-unknown-key", ["infer", "{D}/good/AB.png", "--checkpoint", "{D}/net_key.pt"],
+        2, ERR + r".*net_key\.pt' is damaged: its network shape is invalid \(unknown field 'colour'\)"),
+    Row("checkpoint-net-conv-a-string", ["infer", "{D}/good/AB.png", "--checkpoint", "{D}/net_conv.pt"],
+        2, ERR + r".*net_conv\.pt' is damaged: its network shape is invalid \(conv = 'big' must list"),
+    Row("checkpoint-net-no-lstm-layers", ["infer", "{D}/good/AB.png", "--checkpoint", "{D}/net_lstm.pt"],
+        2, ERR + r".*net_lstm\.pt' is damaged: .*lstm_layers = 0 must be an integer in \[1, 8\]"),
+    Row("checkpoint-net-4-tb-fc", ["infer", "{D}/good/AB.png", "--checkpoint", "{D}/net_fc.pt"],
+        2, ERR + r".*net_fc\.pt' is damaged: .*fc width = 2000000000 must be"),
+    Row("checkpoint-net-too-many-weights", ["infer", "{D}/good/AB.png", "--checkpoint", "{D}/net_big.pt"],
+        2, ERR + r".*net_big\.pt' is damaged: .*weights \(.* GB\), more than the 500,000,000 allowed"),
+    Row("checkpoint-raw-pickle-is-one-line", ["infer", "{D}/good/AB.png", "--checkpoint", "{D}/pickle.pt"],
+        2, ERR + r"checkpoint .*pickle\.pt' cannot be read \(it holds Python objects"),
+    Row("sample-first-index-near-2-63", ["sample", "--style", "tiny", "--first-index", str(2**63 - 1), "-n", "2",
+                                         "--out", "{O}/x.png"], 2, ERR + r"--first-index .* would pass 2\*\*63 - 1"),
+    Row("train-run-json-finished-step-a-string", ["train", "--style", "tiny", "--steps", "5", "--out",
+                                                  "{D}/badrun"], 2,
+        ERR + r"--out: .*run\.json' is damaged \(finished_step = 'seven' is not a step number\)"),
+    Row("sample-folder-on-a-full-disk-leaves-no-folder", ["sample", "--style", "tiny", "-n", "64", "--out",
+                                                          "{O}/new/set/"], 2, ERR + r".*set", fsize_limit=600),
 ]
+
+
+class _Pickled:
+    """A raw pickle payload (never unpickled by the CLI: weights_only refuses it)."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+def _tampered_checkpoints(d: Path) -> None:
+    """tiny.pt with its style or network shape edited, and a raw pickle."""
+    import pickle
+
+    import torch
+
+    state = torch.load(d / "tiny.pt", weights_only=True)
+    torch.save({**state, "style": {**state["style"], "alphabet": "ABCE"}}, d / "edited.pt")
+    net = state["net"]
+    for name, change in (("key", {"colour": 1}), ("conv", {"conv": "big"}), ("lstm", {"lstm_layers": 0}),
+                         ("fc", {"fc": [2000000000]}), ("big", {"fc": [60000, 60000]})):
+        torch.save({**state, "net": {**net, **change}}, d / f"net_{name}.pt")
+    with open(d / "pickle.pt", "wb") as f:
+        pickle.dump({"format": 1, "model": _Pickled()}, f, protocol=4)
+
+
+def _odd_files(d: Path, image: np.ndarray) -> None:
+    """FIFOs, a NaN TIFF, styles with a space, a BOM, a folder or a loop for a name, folders of the user's."""
+    from PIL import Image
+
+    nan = np.full(image.shape, 0.5, np.float32)
+    nan[0, 0] = np.nan
+    Image.fromarray(nan, "F").save(d / "nan.tif")
+    for folder in ("fifo", "fifofonts", "csvdir", "userreport", "userfid", "badrun", "styledir.toml"):
+        (d / folder).mkdir()
+    Image.fromarray(image).save(d / "fifo" / "AB.png")
+    os.mkfifo(d / "fifo" / "pipe.png")
+    os.mkfifo(d / "fifofonts" / "DejaVuSans-Bold.ttf")
+    Image.fromarray(image).save(d / "csvdir" / "AB.png")
+    (d / "csvdir" / "labels.csv").mkdir()
+    (d / "userreport" / "report.json").write_text('{"mine": true}')
+    (d / "userfid" / "fidelity.json").write_text('{"mine": true}')
+    (d / "badrun" / "run.json").write_text('{"identity": {}, "finished_step": "seven"}')
+    tiny = (ROOT / "synthstream" / "styles" / "tiny.toml").read_text()
+    (d / "space.toml").write_text(tiny.replace('alphabet = "ABCD"', 'alphabet = "AB C"'))
+    (d / "bom.toml").write_bytes(b"\xef\xbb\xbf" + tiny.encode())
+    os.symlink(d / "loop.toml", d / "loop.toml")
 
 
 def _png_header_only(path: Path, width: int, height: int) -> None:
@@ -162,6 +257,8 @@ def inputs(tmp_path_factory) -> Path:
     (d / "cjk.toml").write_text(f'name = "cjk"\nalphabet = "AB中"\nfonts = ["DejaVuSans-Bold.ttf"]\n{base}')
     (d / "broken_font.toml").write_text(f'name = "bf"\nalphabet = "AB"\nfonts = ["Broken.ttf"]\n{base}')
     (d / "fonts" / "Broken.ttf").write_bytes(Path(find_font(FontSpec("DejaVuSans-Bold.ttf"))).read_bytes()[:3000])
+    _tampered_checkpoints(d)
+    _odd_files(d, image)
     # fill Numba's on-disk cache for `sample --style tiny DIR/` first, so the full-disk row's file-size limit
     # hits the labelled folder, not the JIT cache (a cache write on a full disk is a traceback inside Numba)
     subprocess.run([sys.executable, "-m", "synthstream.cli", "sample", "--style", "tiny", "-n", "2", "--out",
@@ -199,5 +296,5 @@ def test_bad_input_is_one_line(row: Row, inputs: Path, tmp_path: Path):
         assert len(lines) == 1, proc.stderr
         assert re.match(row.line, lines[0]), lines[0]
     assert _snapshot(inputs) == before, "an input file changed"
-    made = {k for k, v in _snapshot(out).items() if v != "dir" or any((out / k).iterdir())}
+    made = set(_snapshot(out))                     # an empty folder left behind counts too
     assert made == set(row.outputs), f"left behind: {sorted(made - set(row.outputs))}"

@@ -128,3 +128,40 @@ def test_weights_of_the_wrong_shape_are_one_line(tmp_path):
         {k: torch.zeros(3) for k in list(s["model"])[:1]}))
     with pytest.raises(UserError, match="do not fit its network"):
         model_from_checkpoint(checkpoint.load(path))
+
+
+def _saved(tmp_path):
+    style = load_style("tiny")
+    path = tmp_path / "checkpoint.pt"
+    checkpoint.save(path, model=build_model("cpu", style), optimizer=None, step=1, position=1, config={},
+                    style_raw=style.to_raw(), preset="cpu")
+    return path, torch.load(path, weights_only=True)
+
+
+def test_an_edited_alphabet_is_refused(tmp_path):
+    path, state = _saved(tmp_path)
+    torch.save({**state, "style": {**state["style"], "alphabet": "ABCE"}}, path)    # same size: the weights fit
+    with pytest.raises(UserError, match="its style was edited after training"):
+        checkpoint.load(path)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"colour": 1}, "unknown field 'colour'"), ({"conv": "big"}, "conv = 'big' must list"),
+    ({"conv": [[16, "yes"]]}, "must list"), ({"lstm_layers": 0}, r"lstm_layers = 0 must be an integer in \[1, 8\]"),
+    ({"lstm_hidden": True}, "lstm_hidden = True"), ({"fc": [2000000000]}, "fc width = 2000000000"),
+    ({"fc": [60000, 60000]}, r"weights \(.* GB\), more than"), ({"conv": [[8, True]] * 12}, "does not fit a 48x32"),
+])
+def test_a_tampered_network_shape_is_refused_before_building(tmp_path, change, fragment):
+    path, state = _saved(tmp_path)
+    torch.save({**state, "net": {**state["net"], **change}}, path)
+    with pytest.raises(UserError, match=f"its network shape is invalid \\(.*{fragment}"):
+        checkpoint.load(path)
+
+
+def test_the_raw_pickle_refusal_prints_no_warning(tmp_path, recwarn):
+    path = tmp_path / "checkpoint.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"format": 1, "model": Evil()}, f, protocol=4)
+    with pytest.raises(UserError, match="holds Python objects"):
+        checkpoint.load(path)
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)]

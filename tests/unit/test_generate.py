@@ -147,3 +147,20 @@ def test_ghost_outlines_cut_or_double_the_letters_and_drips_hang_from_them():
         assert added_rows.max() >= np.nonzero(text.any(axis=1))[0].max() + 8        # they hang below the text
         for r, c in zip(added_rows, added_cols):                   # each below ink of its own column (+- 2)
             assert text[:r + 2, max(0, c - 2):c + 3].any()
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"seed": 1.5}, TypeError), ({"first_index": 1.5}, TypeError), ({"n": 2.0}, TypeError),
+    ({"seed": True}, TypeError), ({"style": 3}, TypeError), ({"first_index": 2**63 - 1}, UserError),
+    ({"first_index": 2**63 - 2}, UserError), ({"seed": 2**63}, UserError), ({"first_index": -1}, UserError),
+])
+def test_api_arguments_are_checked_not_truncated(kwargs, error):
+    args = {"style": load_style("tiny"), "seed": 0, "first_index": 0, "n": 3, **kwargs}
+    with pytest.raises(error):
+        generate(**args)
+
+
+def test_api_takes_a_style_name_and_the_last_indices():
+    by_name, traces = generate(style="tiny", seed=1, first_index=2**63 - 3, n=3)
+    by_style, _ = generate(load_style("tiny"), 1, 2**63 - 3, 3)
+    assert (by_name == by_style).all() and int(traces.indices[-1]) == 2**63 - 1

@@ -165,3 +165,86 @@ def test_real_folder_skips_what_is_not_an_image(tmp_path):
             p.unlink()
     with pytest.raises(UserError, match="--real .* holds no readable image"):
         load_real(tmp_path, 10, skipped=lambda *a: None)
+
+
+# -- the one image reader (synthstream/images.py): every path sees the same pixels ------------------------------
+
+def _asymmetric() -> np.ndarray:
+    """A 50x200 image whose rotation shows: dark on the left half, a light band on top."""
+    a = np.full((50, 200), 200, np.uint8)
+    a[:, :100] = 40
+    a[:10] = 250
+    return a
+
+
+def test_exif_orientation_is_applied_as_viewers_do(tmp_path):
+    from synthstream.images import read_grey
+
+    exif = Image.Exif()
+    exif[0x0112] = 3                                  # rotated 180 degrees
+    Image.fromarray(_asymmetric()).save(tmp_path / "turned.jpg", quality=95, exif=exif)
+    grey = read_grey(tmp_path / "turned.jpg")
+    assert np.abs(grey.astype(int) - np.rot90(_asymmetric(), 2)).mean() < 3
+    exif[0x0112] = 6                                  # rotated 90: the width and height swap
+    Image.fromarray(_asymmetric()).save(tmp_path / "side.jpg", quality=95, exif=exif)
+    assert read_grey(tmp_path / "side.jpg").shape == (200, 50)
+
+
+def test_every_reader_gives_the_same_pixels(tmp_path):
+    """infer/eval (trainer.images), fidelity and sample --real: one reader for 16-bit, alpha and EXIF files."""
+    from synthstream.fidelity import load_real_images
+    from synthstream.grid import load_real
+
+    a = _asymmetric()
+    Image.fromarray(a.astype(np.uint16) * 257).save(tmp_path / "abcdefgh.png")             # 16-bit
+    alpha = np.where(a < 100, 255, 0).astype(np.uint8)
+    Image.fromarray(np.dstack([a, a, a, alpha]), "RGBA").save(tmp_path / "ijklmnop.png")    # transparency
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    Image.fromarray(a).save(tmp_path / "qrstuvwx.tif", exif=exif)                          # a .tif, turned
+    files = sorted(tmp_path.iterdir())
+    infer_view = np.stack([it.image for it in load_paths([str(p) for p in files], WIKI)])
+    eval_view = np.stack([it.image for it in load_labelled_dir(str(tmp_path), WIKI)])
+    grid_view = np.stack([g for g, _ in load_real(tmp_path, 10, background_level(WIKI))])
+    fidelity_view = load_real_images(tmp_path, WIKI)
+    assert (infer_view == eval_view).all() and (infer_view == grid_view).all()
+    assert (infer_view == fidelity_view).all()
+    assert (infer_view[0] == a).all() and (infer_view[2] == np.rot90(a, 2)).all()
+
+
+def test_nan_pixels_of_a_float_tiff_are_refused(tmp_path):
+    from synthstream.images import UnreadableImage, read_grey
+
+    f = np.full((50, 200), 0.5, np.float32)
+    Image.fromarray(f, "F").save(tmp_path / "ok.tif")
+    assert (read_grey(tmp_path / "ok.tif") == 128).all()
+    f[3, 4:6] = np.nan
+    Image.fromarray(f, "F").save(tmp_path / "nan.tif")
+    with pytest.raises(UnreadableImage, match="2 of its 10000 pixels are NaN"):
+        read_grey(tmp_path / "nan.tif")
+
+
+def test_only_regular_files_are_opened(tmp_path):
+    """A FIFO named like an image would block a reader forever: it is refused at once."""
+    import os
+
+    from synthstream.fidelity import load_real_images
+
+    os.mkfifo(tmp_path / "pipe.png")
+    Image.fromarray(_asymmetric()).save(tmp_path / "abcdefgh.png")
+    items = load_paths([str(tmp_path / "pipe.png")], WIKI)
+    assert items[0].image is None and items[0].note == "not a regular file (a FIFO)"
+    notes = {it.path.name: it.note for it in load_labelled_dir(str(tmp_path), WIKI)}
+    assert notes["pipe.png"] == "not a regular file (a FIFO)"
+    with pytest.raises(UserError, match=r"pipe\.png' is not a readable image \(not a regular file \(a FIFO\)\)"):
+        load_real_images(tmp_path, WIKI)
+
+
+def test_a_fifo_in_the_font_path_is_not_a_font(tmp_path, monkeypatch):
+    import os
+
+    from synthstream.fonts import _user_fonts
+
+    os.mkfifo(tmp_path / "DejaVuSans-Bold.ttf")
+    monkeypatch.setenv("SYNTHSTREAM_FONT_PATH", str(tmp_path))
+    assert _user_fonts() == {}

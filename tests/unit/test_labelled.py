@@ -96,3 +96,10 @@ def test_missing_or_empty_folder_names_the_flag(tmp_path):
         read_labelled_folder(tmp_path / "nope", "--real")
     with pytest.raises(UserError, match="--data .* holds no images"):
         read_labelled_folder(tmp_path)
+
+
+def test_a_labels_csv_that_is_not_a_file_is_refused(tmp_path):
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "AB.png")
+    (tmp_path / "labels.csv").mkdir()
+    with pytest.raises(UserError, match=r"labels\.csv' is not a regular file"):
+        read_labelled_folder(tmp_path)

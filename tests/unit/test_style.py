@@ -101,3 +101,43 @@ def test_prior_scale_widens_nuisance_but_not_latents():
     assert narrow.params["warp"]["shear_x_amplitude"] == (-3.75, 2.75)
     with pytest.raises(UserError, match="prior scale"):
         s.widened(50)
+
+
+def test_a_bom_is_accepted(tmp_path):
+    from importlib import resources
+
+    text = resources.files("synthstream.styles").joinpath("tiny.toml").read_text()
+    (tmp_path / "bom.toml").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert load_style(tmp_path / "bom.toml") == load_style("tiny")
+
+
+@pytest.mark.parametrize("alphabet, char", [("AB C", " "), ("AB\u00a0", "\u00a0"), ("AB\u200b", "\u200b"),
+                                            ("A\u3000", "\u3000")])
+def test_characters_that_draw_nothing_are_refused_by_name(alphabet, char):
+    raw = load_style("tiny").to_raw()
+    with pytest.raises(UserError, match=f"character {char!r} \\(U\\+{ord(char):04X}\\) draws no ink"):
+        parse_style({**raw, "alphabet": alphabet})
+
+
+def test_a_font_that_draws_a_character_as_nothing_is_named():
+    from synthstream.fonts import blank_glyphs, find_font
+    from synthstream.style import FontSpec
+
+    path = find_font(FontSpec("DejaVuSans-Bold.ttf"))
+    assert blank_glyphs(path, "AB") == "" and blank_glyphs(path, "A B") == " "
+
+
+def test_a_style_path_that_is_not_a_file_says_what_it_is(tmp_path):
+    import os
+
+    (tmp_path / "dir.toml").mkdir()
+    os.symlink(tmp_path / "loop.toml", tmp_path / "loop.toml")
+    os.symlink(tmp_path / "gone.toml", tmp_path / "dangling.toml")
+    with pytest.raises(UserError, match="is a directory"):
+        load_style(tmp_path / "dir.toml")
+    with pytest.raises(UserError, match="symbolic link loop"):
+        load_style(tmp_path / "loop.toml")
+    with pytest.raises(UserError, match="does not exist \\(a symbolic link to a missing file\\)"):
+        load_style(tmp_path / "dangling.toml")
+    with pytest.raises(UserError, match="'.*nothere.toml' does not exist$"):
+        load_style(tmp_path / "nothere.toml")
