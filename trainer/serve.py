@@ -140,3 +140,16 @@ def replica_actors() -> list:
     return [ray.get_actor(a["name"], namespace=a["namespace"])
             for a in ray.util.list_named_actors(all_namespaces=True)
             if a["name"].startswith("SERVE_REPLICA::") and APP_NAME in a["name"]]
+
+
+def app(args: dict):
+    """Serve's application builder, for a Serve config file or a RayService's serveConfigV2:
+    `import_path: trainer.serve:app` with `args: {checkpoint: NAME_OR_PATH, max_batch: 16, replica_cpus: 1}`
+    (replicas are set in the config's `deployments`)."""
+    known = {"checkpoint", "max_batch", "replica_cpus", "batch_wait_s"}
+    unknown = set(args) - known
+    if unknown or "checkpoint" not in args:
+        raise ValueError(f"args {sorted(args)}: need checkpoint, may have {sorted(known - {'checkpoint'})}")
+    return build_app(str(args["checkpoint"]), max_batch=int(args.get("max_batch", 16)),
+                     replica_cpus=float(args.get("replica_cpus", 1.0)),
+                     batch_wait_s=float(args.get("batch_wait_s", 0.01)))
