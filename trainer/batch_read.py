@@ -92,10 +92,11 @@ class ReadImages:
 
         from trainer.reader import load_reader
 
-        torch.set_num_threads(threads)
         self.fs, self.reader = filesystem, load_reader(checkpoint, **(overrides or {}))
+        self.threads, self._torch = threads, torch
 
     def __call__(self, batch: dict) -> dict:
+        self._torch.set_num_threads(self.threads)       # (Numba's OpenMP layer may have reset it)
         paths = [str(p) for p in batch["path"]]
         errors: list[str | None] = [None] * len(paths)
         arrays, where = [], []

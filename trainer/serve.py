@@ -78,8 +78,12 @@ def build_app(checkpoint: str, *, replicas: int = 1, replica_cpus: float = 1.0, 
 
             from trainer.reader import load_reader
 
-            torch.set_num_threads(max(1, int(replica_cpus)))
             self.reader = load_reader(checkpoint, **(overrides or {}))
+            self.threads, self._torch = max(1, int(replica_cpus)), torch
+
+        def _read(self, arrays: list) -> list:
+            self._torch.set_num_threads(self.threads)   # in the reading thread (OpenMP's count is per thread)
+            return self.reader.read(arrays)
 
         def check_health(self) -> None:             # Serve's replica health check: the model is still there
             if self.reader is None:
@@ -110,8 +114,7 @@ def build_app(checkpoint: str, *, replicas: int = 1, replica_cpus: float = 1.0, 
 
         @serve.batch(max_batch_size=max_batch, batch_wait_timeout_s=batch_wait_s)
         async def read_batch(self, items: list[tuple]) -> list[dict]:
-            arrays = [a for a, _ in items]
-            readings = await asyncio.to_thread(self.reader.read, arrays)
+            readings = await asyncio.to_thread(self._read, [a for a, _ in items])
             return [replace(r, note=note).to_json() for r, (_, note) in zip(readings, items)]
 
     return ReaderDeployment.bind()
@@ -122,11 +125,14 @@ def start(checkpoint: str, *, host: str = "127.0.0.1", port: int = 8000, replica
           overrides: dict | None = None) -> str:
     """Ray (cluster/local.py), Serve's proxy on host:port, the reader application; returns its base URL once
     every replica is ready."""
+    import logging
+
     from ray import serve
 
     from cluster.local import connect
 
     connect(address)
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)          # the command prints its own line
     serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
     serve.run(build_app(checkpoint, replicas=replicas, replica_cpus=replica_cpus, max_batch=max_batch,
                         overrides=overrides), name=APP_NAME, route_prefix="/")

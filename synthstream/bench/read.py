@@ -46,7 +46,6 @@ def run(checkpoint: str, n: int, actors: int | None, actor_cpus: float, batch: i
 
     reader = load_reader(checkpoint)
     cores = threads or os.cpu_count() or 1
-    torch.set_num_threads(cores)
     with tempfile.TemporaryDirectory(prefix="synthstream-bench-read-") as tmp:
         folder = Path(tmp) / "images"
         folder.mkdir()
@@ -54,6 +53,7 @@ def run(checkpoint: str, n: int, actors: int | None, actor_cpus: float, batch: i
         for i, a in enumerate(render(reader.style, sample_traces(reader.style, EVAL_SEED, 0, n))):
             paths.append(folder / f"{i:06d}.png")
             Image.fromarray(a).save(paths[-1])
+        torch.set_num_threads(cores)        # after rendering: Numba's OpenMP layer resets torch's thread count
         one_process(reader, paths[:batch], batch)                     # warm-up
         single = one_process(reader, paths, batch)
         connect(address)

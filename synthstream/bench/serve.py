@@ -102,9 +102,9 @@ def run(checkpoint: str, clients: int, replicas: int, replica_cpus: float, max_b
     from trainer.reader import load_reader
     from trainer.serve import start
 
-    torch.set_num_threads(threads)
     reader = load_reader(checkpoint)
     bodies = _pngs(reader)
+    torch.set_num_threads(threads)          # after rendering: Numba's OpenMP layer resets torch's thread count
     single_process(reader, bodies, min(2.0, seconds))                          # warm-up
     loop = single_process(reader, bodies, seconds)
     with socket.socket() as s:

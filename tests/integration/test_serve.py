@@ -70,6 +70,18 @@ def captchas():
     return [png(a) for a in images], [r.text for r in reader.read(list(images))]
 
 
+def test_a_missing_checkpoint_is_one_line_before_ray_starts(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "synthstream.cli", "serve", "--checkpoint", str(tmp_path / "no.pt")],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and "does not exist" in proc.stderr
+
+
 def test_listens_on_loopback_only_and_answers_health(server):
     assert server.startswith("http://127.0.0.1:")
     with urllib.request.urlopen(server + "/healthz", timeout=30) as r:
