@@ -192,9 +192,10 @@ def readings(checkpoint: str, fs, paths: list[str], *, actors: int, batch_size: 
         yield batch.select(SCHEMA.names).cast(SCHEMA)
 
 
-def run(data: str, checkpoint: str, out: str | Path, *, actors: int, batch_size: int = 64, chunk: int = 4096,
-        actor_cpus: float = 1.0, address: str | None = None, overrides: dict | None = None) -> dict:
-    """Read every image under `data` not already in `out` (saving every `chunk` images); returns counts."""
+def run(data: str, checkpoint: str, out: str | Path, *, actors: int | None = None, batch_size: int = 64,
+        chunk: int = 4096, actor_cpus: float = 1.0, address: str | None = None, overrides: dict | None = None) -> dict:
+    """Read every image under `data` not already in `out` (saving every `chunk` images); returns counts.
+    `actors` None: as many as the cluster's CPUs hold at `actor_cpus` each."""
     from cluster.local import connect
     from trainer.checkpoint import resolve
 
@@ -209,6 +210,10 @@ def run(data: str, checkpoint: str, out: str | Path, *, actors: int, batch_size:
     if not todo:
         return {"read": 0, "bad": 0, "skipped": len(done), "total": len(parts[0]), "bad_files": []}
     connect(address)
+    if actors is None:
+        import ray
+
+        actors = max(1, int(ray.cluster_resources().get("CPU", 1) // actor_cpus))
     bad: list[tuple[str, str]] = []
     unsaved = 0
     for part in readings(checkpoint, fs, todo, actors=actors, batch_size=batch_size, actor_cpus=actor_cpus,

@@ -58,8 +58,8 @@ def run(checkpoint: str, n: int, actors: int | None, actor_cpus: float, batch: i
         single = one_process(reader, paths, batch)
         connect(address)
         try:
-            actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1) // actor_cpus))
             t0 = time.perf_counter()
+            actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1) // actor_cpus))
             done = batch_read.run(str(folder), checkpoint, Path(tmp) / "results.parquet", actors=actors,
                                   batch_size=batch, actor_cpus=actor_cpus)
             distributed = time.perf_counter() - t0

@@ -30,9 +30,8 @@ def run(args: argparse.Namespace) -> None:
     from trainer import batch_read
 
     out = writable_output(args.out, (".parquet", ".csv"))
-    actors = args.actors or _default_actors(args.actor_cpus, args.address)
-    done = batch_read.run(args.data, args.checkpoint, out, actors=actors, batch_size=args.batch, chunk=args.chunk,
-                          actor_cpus=args.actor_cpus, address=args.address)
+    done = batch_read.run(args.data, args.checkpoint, out, actors=args.actors, batch_size=args.batch,
+                          chunk=args.chunk, actor_cpus=args.actor_cpus, address=args.address)
     if done["read"] == done["bad"] == 0:
         print(f"{out}: every image under {args.data} is already read ({done['total']} rows); nothing to do")
         return
@@ -43,11 +42,3 @@ def run(args: argparse.Namespace) -> None:
     if len(done["bad_files"]) > 10:
         print(f"  ... and {len(done['bad_files']) - 10} more (rows with an error in {out})")
 
-
-def _default_actors(actor_cpus: float, address: str | None) -> int:
-    import ray
-
-    from cluster.local import connect
-
-    connect(address)
-    return max(1, int(ray.cluster_resources().get("CPU", 1) // actor_cpus))
