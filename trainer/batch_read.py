@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -182,6 +183,7 @@ def readings(checkpoint: str, fs, paths: list[str], *, actors: int, batch_size: 
     from synthstream.raydata import quiet_ray_data
 
     quiet_ray_data()
+    logging.getLogger("ray.data").setLevel(logging.ERROR)     # (not even "progress bars disabled")
     ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=max(1, min(len(paths), 4 * actors)))
     ds = ds.map_batches(ReadImages, fn_constructor_kwargs={"checkpoint": checkpoint, "filesystem": fs,
                                                            "overrides": overrides,
