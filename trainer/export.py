@@ -15,7 +15,8 @@ Beam search under a text prior (the recipe's default) branches on a word trie of
 does not trace into a fixed graph; an exported graph reads greedily (q's own mode) and the metadata's `recipe`
 says how this package reads the model (`load_reader`). The metadata JSON: format, style (name, width, height,
 alphabet, num_chars range), codec (addresses in step order with their support sizes, char_start, max_chars),
-recipe, net config, versions.
+recipe, net config, the styles (raw), versions; a safetensors file also carries `checkpoint`: the checkpoint's
+contents but its tensors, so that its weights and metadata make a synthstream checkpoint again.
 """
 
 from __future__ import annotations
@@ -106,10 +107,13 @@ def export(reader, fmt: str, out: str | Path, checkpoint: str | Path | None = No
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     meta = metadata(reader)
+    source = checkpoint if checkpoint is not None else reader.name
     if fmt == "pt":
-        data = _pt(checkpoint if checkpoint is not None else reader.name)
+        data = _pt(source)
+    elif fmt == "safetensors":
+        data = _safetensors(reader, {**meta, "checkpoint": _checkpoint_contents(source)})
     else:
-        data = {"safetensors": _safetensors, "onnx": _onnx, "torchscript": _torchscript}[fmt](reader, meta)
+        data = {"onnx": _onnx, "torchscript": _torchscript}[fmt](reader, meta)
     atomic_write(out, lambda tmp: Path(tmp).write_bytes(data))
     return meta
 
@@ -134,6 +138,14 @@ def _pt(checkpoint) -> bytes:
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
+
+
+def _checkpoint_contents(checkpoint) -> dict:
+    """Everything a checkpoint holds but its tensors (plain types: config, style, network shape, recipe...)."""
+    from trainer.checkpoint import load, resolve
+
+    state = load(resolve(str(checkpoint)))
+    return {k: v for k, v in state.items() if k not in ("model", "optimizer")}
 
 
 def _safetensors(reader, meta: dict) -> bytes:
@@ -191,27 +203,22 @@ def read_metadata(path: str | Path) -> dict:
 
 
 def load_safetensors(path: str | Path, **overrides):
-    """A `Reader` from an exported .safetensors file (network rebuilt from the metadata's net config)."""
+    """A `Reader` from an exported .safetensors file: its weights and the checkpoint contents the metadata
+    carries (`checkpoint`) make a synthstream checkpoint again, which `load_reader` reads with its recipe
+    (`overrides` as for `load_reader`)."""
+    import tempfile
+
     from safetensors.torch import load_file
 
-    from synthstream.style import parse_style
-    from trainer.infer import swap_text_prior
-    from trainer.model import LatentSpace, NetConfig, ProposalNet
-    from trainer.reader import Reader, Recipe
+    from trainer.reader import load_reader
 
     meta = read_metadata(path)
-    raw = meta["net"]
-    net = NetConfig(**{**raw, "conv": tuple((int(c), bool(p)) for c, p in raw["conv"]), "fc": tuple(raw["fc"])})
-    trained = parse_style(meta["trained_style_raw"], str(path))
-    model = ProposalNet(net, LatentSpace.of(trained), (trained.height, trained.width))
-    model.load_state_dict(load_file(str(path)))
-    recipe_fields = {k: v for k, v in meta["recipe"].items() if k != "sources"}
-    recipe = Recipe(**{**recipe_fields, **overrides})
-    style = parse_style(meta["style_raw"], str(path))
-    if recipe.prior and "prior" in overrides:
-        from synthstream.style import load_style
-        style = swap_text_prior(trained, load_style(recipe.prior))
-    return Reader(model.eval(), style, trained, recipe, name=str(path))
+    state = {**meta["checkpoint"], "model": load_file(str(path)), "optimizer": None}
+    with tempfile.TemporaryDirectory(prefix="synthstream-safetensors-") as tmp:
+        torch.save(state, Path(tmp) / "checkpoint.pt")
+        reader = load_reader(Path(tmp) / "checkpoint.pt", **overrides)
+    reader.name = str(path)
+    return reader
 
 
 def texts(chars, alphabet: str) -> list[str]:
