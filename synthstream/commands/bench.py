@@ -1,4 +1,5 @@
-"""`synthstream bench generator|stream|train|importance`: the arguments of the benchmarks in `synthstream/bench/`.
+"""`synthstream bench generator|stream|train|importance|serve|read`: the arguments of the benchmarks in
+`synthstream/bench/`.
 
 Each benchmark module is imported only when its command runs (they pull in Numba, Ray and torch)."""
 
@@ -71,6 +72,32 @@ def register(subparsers) -> None:
     im.add_argument("--json", help="also write the JSON result here")
     im.set_defaults(func=run_importance)
 
+    sv = bsub.add_parser("serve", help="requests/s and p50/p99 latency of `synthstream serve` under N concurrent "
+                                       "clients vs a single-process loop")
+    sv.add_argument("--checkpoint", required=True, help="a checkpoint.pt (or its run folder), or a shipped model")
+    sv.add_argument("--clients", type=argtypes.int_range(1, 1024), default=8)
+    sv.add_argument("--replicas", type=argtypes.int_range(1, 1024), default=2)
+    sv.add_argument("--replica-cpus", type=argtypes.positive_float, default=1.0)
+    sv.add_argument("--max-batch", type=argtypes.int_range(1, 1024), default=16)
+    sv.add_argument("--seconds", type=bench_seconds, default=20.0, help="timed seconds per side")
+    sv.add_argument("--threads", type=argtypes.positive_int, default=1, help="torch threads of the loop")
+    sv.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)")
+    sv.add_argument("--json", help="also write the JSON result here")
+    sv.set_defaults(func=run_serve)
+
+    rd = bsub.add_parser("read", help="captchas/s of `synthstream read` (Ray Data actor pool) vs one process on "
+                                      "the same cores")
+    rd.add_argument("--checkpoint", required=True, help="a checkpoint.pt (or its run folder), or a shipped model")
+    rd.add_argument("-n", type=argtypes.int_range(1, 1_000_000), default=512, help="synthetic PNG files")
+    rd.add_argument("--actors", type=argtypes.int_range(1, 4096), help="reader actors (default: CPUs / --actor-cpus)")
+    rd.add_argument("--actor-cpus", type=argtypes.positive_float, default=1.0)
+    rd.add_argument("--batch", type=argtypes.int_range(1, 4096), default=64, help="images per reader call")
+    rd.add_argument("--threads", type=argtypes.positive_int, help="torch threads of the one process (default: "
+                                                                  "all cores)")
+    rd.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)")
+    rd.add_argument("--json", help="also write the JSON result here")
+    rd.set_defaults(func=run_read)
+
 
 def run_generator(args: argparse.Namespace) -> None:
     from synthstream.bench import generator
@@ -91,3 +118,14 @@ def run_train(args: argparse.Namespace) -> None:
 def run_importance(args: argparse.Namespace) -> None:
     from synthstream.bench import importance
     importance.run(args.checkpoint, args.prior, args.n, args.particles, args.scales, args.seed, args.json)
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    from synthstream.bench import serve
+    serve.run(args.checkpoint, args.clients, args.replicas, args.replica_cpus, args.max_batch, args.seconds,
+              args.json, args.address, args.threads)
+
+
+def run_read(args: argparse.Namespace) -> None:
+    from synthstream.bench import read
+    read.run(args.checkpoint, args.n, args.actors, args.actor_cpus, args.batch, args.json, args.address, args.threads)

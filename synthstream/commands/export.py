@@ -1,4 +1,4 @@
-"""`synthstream export`: slim a checkpoint for shipping."""
+"""`synthstream export`: a trained reader for shipping, or for use outside this package (trainer/export.py)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,25 @@ import argparse
 
 from synthstream.output import writable_output
 
+FORMAT_HELP = ("pt: the slim synthstream checkpoint (float16, load_reader reads it); safetensors: float32 weights + "
+               "metadata; onnx, torchscript: the greedy image-to-string reader as one graph (docs/serving.md)")
+
 
 def register(subparsers) -> None:
-    x = subparsers.add_parser("export", help="slim a checkpoint for shipping (float16 weights, no optimiser)")
-    x.add_argument("--checkpoint", required=True)
-    x.add_argument("--out", required=True, help="destination .pt")
+    x = subparsers.add_parser("export", help="a reader for shipping: slim checkpoint, safetensors, ONNX or "
+                                             "TorchScript (with the recipe and alphabet as metadata)")
+    x.add_argument("--checkpoint", required=True, help="a checkpoint.pt (or its run folder), or a shipped model")
+    x.add_argument("--out", required=True, help="destination file (.pt, .safetensors or .onnx, by --format)")
+    x.add_argument("--format", choices=("pt", "safetensors", "onnx", "torchscript"), default="pt", help=FORMAT_HELP)
     x.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
-    from trainer.checkpoint import export as slim
-    from trainer.checkpoint import resolve
+    from trainer.export import FORMATS, export
+    from trainer.reader import load_reader
 
-    out = writable_output(args.out, (".pt",))
-    state = slim(resolve(args.checkpoint), out)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB; style {state['style']['name']}, step {state['step']})")
+    out = writable_output(args.out, (FORMATS[args.format],))
+    reader = load_reader(args.checkpoint)
+    meta = export(reader, args.format, out, checkpoint=args.checkpoint)
+    print(f"wrote {out} ({args.format}, {out.stat().st_size / 1e6:.1f} MB; style {meta['style']['name']}, "
+          f"alphabet {len(meta['style']['alphabet'])} characters, recipe {meta['recipe']['method']})")
