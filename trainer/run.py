@@ -21,7 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
-from cluster.capacity import ensure_resources, release_request
+from synthstream.capacity import ensure_resources, release_request
 from synthstream.errors import RunFailed, UserError
 from trainer import checkpoint
 from trainer.storage import RunStorage, held_marker, lock, unlock, write_failed
