@@ -425,8 +425,8 @@ def shipped_recipe() -> tuple[str, str]:
     """(style, preset) the shipped `wikipedia` model was trained with: what the README recommends."""
     from trainer import checkpoint
 
-    config = checkpoint.load(ROOT / "trainer" / "models" / "wikipedia.pt")["config"]
-    return config["style"], config["preset"]
+    state = checkpoint.load(ROOT / "trainer" / "models" / "wikipedia.pt")
+    return state["style"]["name"], state["preset"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
