@@ -130,21 +130,30 @@ QUICK = textwrap.dedent("""
 """)
 
 
-def _ray_processes() -> dict[int, str]:
+def _ray_processes(tag: str) -> dict[int, str]:
+    """Ray's processes that carry `tag` in their environment (inherited from our driver): other Ray instances
+    on this machine (other users', other tests') are neither counted nor touched."""
     out = {}
     for p in psutil.process_iter(["name", "cmdline"]):
         text = " ".join([p.info["name"] or "", *(p.info["cmdline"] or [])])
         if any(k in text for k in ("raylet", "gcs_server", "dashboard", "runtime_env", "ray::", "log_monitor",
                                    "monitor.py", "default_worker")):
-            out[p.pid] = p.info["name"]
+            try:
+                if p.environ().get(TAG_ENV) == tag:
+                    out[p.pid] = p.info["name"]
+            except psutil.Error:
+                pass
     return out
+
+
+TAG_ENV = "SYNTHSTREAM_TEST_DRIVER"
 
 
 def test_a_driver_killed_right_after_connecting_leaves_no_ray_process(tmp_path):
     """Ray starts its agents after `connect` returns; the watcher notes them when the driver dies, even when
     that is before its next poll (it polls once a second)."""
-    before = _ray_processes()
-    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    tag = f"{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT), TAG_ENV: tag}
     env.pop("RAY_ADDRESS", None)
     driver = subprocess.Popen([sys.executable, "-c", QUICK], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
@@ -153,19 +162,19 @@ def test_a_driver_killed_right_after_connecting_leaves_no_ray_process(tmp_path):
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait()
-    new = {}
+    left = {}
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        new = {pid: name for pid, name in _ray_processes().items() if pid not in before}
-        if not new:
+        left = _ray_processes(tag)
+        if not left:
             break
         time.sleep(0.2)
-    for pid in new:
+    for pid in left:
         try:
-            psutil.Process(pid).kill()           # do not leak them into the rest of the suite
+            psutil.Process(pid).kill()           # ours (tagged): do not leak them into the rest of the suite
         except psutil.Error:
             pass
-    assert new == {}, f"still running 10 s after the driver was killed: {new}"
+    assert left == {}, f"still running 10 s after the driver was killed: {left}"
 
 
 EXITING = textwrap.dedent("""
