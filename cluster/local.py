@@ -9,27 +9,36 @@ The embedded instance is a single-machine Ray confined to loopback: it runs in R
     and of the autoscaler monitor (44217); the dashboard agent's HTTP API (52365); the runtime-env agent
     (random port).
 Ray also starts its dashboard head (dashboard.py): with include_dashboard=False it runs without its web UI and
-listens only on its metrics port above. The object store and the raylet also use Unix sockets in the
-session folder (/tmp/ray/session_*). Token authentication stays on (every RPC needs the token in
-~/.ray/auth_token, which is made, or kept, mode 0600). The object store is small (512 MiB unless told) so
-the stream's in-flight cap stays far below its spill threshold.
+listens only on its metrics port above. The metrics endpoints answer without authentication (to this
+machine's users only: loopback). Ray Train's torch process group is confined to loopback too
+(cluster/loopback_torch.py). The object store and the raylet also use Unix sockets in the session folder,
+which lives in a private temp folder (`private_temp_dir`: $TMPDIR/synthstream-<uid>, mode 0700; Ray makes its
+own `ray/` folder in it 0777, as it does /tmp/ray, but no other user can enter the parent) unless $RAY_TMPDIR
+names one. Token authentication stays on (every RPC needs the token in ~/.ray/auth_token, which is made, or
+kept, mode 0600). The object store is small (512 MiB unless told) so the stream's in-flight cap stays far
+below its spill threshold.
 
 An embedded Ray does not outlive its driver by more than a few seconds: a small watcher process records
 the driver's Ray processes and, once the driver is gone (even SIGKILLed), ends those still running
 (Ray's own agents would otherwise wait a minute or more on the dead GCS before exiting).
 
-Joining a cluster (`address`, or $RAY_ADDRESS) first checks that the address's GCS port accepts a TCP
-connection within `timeout_s` (default $SYNTHSTREAM_CONNECT_TIMEOUT_S, else 30 s), so an unreachable
-address is one line instead of a hang. A cluster's own listening sockets are set where it was started
-(`ray start --node-ip-address ...`), not here.
+Joining a cluster (`address`, or $RAY_ADDRESS) first checks, within `timeout_s` (default
+$SYNTHSTREAM_CONNECT_TIMEOUT_S, else 30 s), that the address's port accepts a TCP connection and speaks
+gRPC (Ray's protocol: an HTTP server or any other service there is refused at once instead of ray.init
+retrying for minutes), so a wrong address is one line instead of a hang. The workers' log lines are
+forwarded to this driver (`log_to_driver`), so a cluster job's log (`kubectl logs` of a RayJob's submitter)
+shows them. A cluster's own listening sockets are set where it was started (`ray start --node-ip-address
+...`), not here: docs/security.md lists them.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +48,7 @@ from synthstream.errors import UserError
 DEFAULT_OBJECT_STORE_MB = 512
 MAX_OBJECT_STORE_MB = 1 << 20
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
+GRPC_PROBE_S = 5.0                                             # a GCS that accepts TCP answers HTTP/2 in ms
 CONNECT_TIMEOUT_ENV = "SYNTHSTREAM_CONNECT_TIMEOUT_S"
 TOKEN_FILE = Path.home() / ".ray" / "auth_token"              # where Ray reads and writes its token
 _watchers: list[subprocess.Popen] = []                         # kept open: their stdin closes when we die
@@ -55,11 +65,11 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
     if not 75 <= object_store_mb <= MAX_OBJECT_STORE_MB:
         raise UserError(f"object store size {object_store_mb} MiB must be in [75, {MAX_OBJECT_STORE_MB}]")
     address = address or os.environ.get("RAY_ADDRESS") or None
-    common = dict(logging_level="ERROR" if quiet else "INFO", log_to_driver=not quiet)
+    logging_level = "ERROR" if quiet else "INFO"
     if address:
         wait_for_gcs(address, connect_timeout(timeout_s))
         try:
-            ray.init(address=address, **common)
+            ray.init(address=address, logging_level=logging_level, log_to_driver=True)  # workers' lines in the job log
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise UserError(f"cannot join the Ray cluster at {address!r}: {str(e).splitlines()[0]}") from None
         _stop_on_sigterm()
@@ -67,8 +77,10 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
     secure_token_file()
     before = _child_pids()
     watcher = _watch_driver(before)                 # before ray.init: a driver may die while Ray starts
+    temp_dir = None if os.environ.get("RAY_TMPDIR") else str(private_temp_dir() / "ray")
     with single_machine_mode():
-        ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb << 20, include_dashboard=False, **common)
+        ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb << 20, include_dashboard=False,
+                 logging_level=logging_level, log_to_driver=not quiet, _temp_dir=temp_dir)
     secure_token_file()
     _tell_watcher(watcher, sorted(_child_pids() - before - {watcher.pid}))
     _stop_on_sigterm()
@@ -129,7 +141,8 @@ def gcs_host_port(address: str) -> tuple[str, int] | None:
 
 
 def wait_for_gcs(address: str, timeout_s: float) -> None:
-    """Return once the address's port accepts a TCP connection; UserError (one line) after `timeout_s`."""
+    """Return once the address's port accepts a TCP connection and speaks gRPC; UserError (one line) after
+    `timeout_s`, or at once when something else answers there."""
     target = gcs_host_port(address)
     if target is None:
         return
@@ -138,7 +151,8 @@ def wait_for_gcs(address: str, timeout_s: float) -> None:
         left = deadline - time.monotonic()
         try:
             with socket.create_connection(target, timeout=max(min(left, 5.0), 0.05)):
-                return
+                pass
+            return _check_grpc(address, target, max(min(deadline - time.monotonic(), GRPC_PROBE_S), 0.5))
         except OSError as e:
             why = e.strerror or type(e).__name__.replace("Error", " error").lower() or str(e)
             if isinstance(e, socket.gaierror):
@@ -150,7 +164,44 @@ def wait_for_gcs(address: str, timeout_s: float) -> None:
         time.sleep(0.5)
 
 
-# -- the embedded instance: loopback, private token, no orphans ---------------------------------------------
+def _check_grpc(address: str, target: tuple[str, int], timeout_s: float) -> None:
+    """UserError unless `target` completes a gRPC (HTTP/2) handshake within `timeout_s`. Skipped under TLS
+    ($RAY_USE_TLS), which this plain-text probe cannot speak."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return
+    import grpc
+
+    host, port = target
+    channel = grpc.insecure_channel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout_s)
+    except grpc.FutureTimeoutError:
+        raise UserError(f"--address {address!r}: something answers there but it is not a Ray cluster (no gRPC "
+                        f"handshake within {timeout_s:g} s); give the head's GCS port (6379 unless changed) or "
+                        f"its Ray client port (ray://HOST:10001)") from None
+    finally:
+        channel.close()
+
+
+# -- the embedded instance: loopback, private token, private temp folder, no orphans -------------------------
+
+def private_temp_dir(base: Path | None = None) -> Path:
+    """$TMPDIR/synthstream-<uid>, a folder only this user may enter (0700), for the embedded Ray's session
+    folders (Ray makes the ones it creates 0777, and /tmp/ray is 0777 without the sticky bit). An existing
+    one is used only if it is a real folder (not a link) owned by this user; its mode is set to 0700."""
+    path = (base or Path(tempfile.gettempdir())) / f"synthstream-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = path.lstat()
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            raise UserError(f"{str(path)!r} is not a folder of this user's (a link, or someone else's): remove "
+                            f"it, or set $RAY_TMPDIR to a private folder")
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.chmod(path, 0o700)
+    except OSError as e:
+        raise UserError(f"cannot make the private temp folder {str(path)!r}: {e.strerror}") from None
+    return path
+
 
 def secure_token_file(path: Path = TOKEN_FILE) -> None:
     """Make Ray's token file readable by this user only: create it 0600 if missing, else chmod it 0600.

@@ -3,8 +3,11 @@
 # dependency. Safe to run again (it installs only what is missing).
 #   SYNTHSTREAM_TORCH  pip spec for torch (default: torch==2.13.0 without CUDA, plain torch with a GPU)
 #   PYTHON             interpreter for the venv (default: python3)
+# Ray is pinned exactly here (pyproject.toml gives a range): every node of a cluster must run the same Ray,
+# the one deploy/Dockerfile's base image holds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+RAY_PIN="ray[default,train,tune]==2.60.0"
 
 DEBIAN_PACKAGES="$(sed -e 's/#.*//' cluster/debian-packages.txt | xargs)"   # the one list (also read by deploy/Dockerfile)
 if command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then
@@ -33,8 +36,8 @@ if [ -z "${SYNTHSTREAM_TORCH:-}" ]; then
         SYNTHSTREAM_TORCH="torch==2.13.0"    # CPU: never let an unpinned torch pull the multi-GB CUDA build
     fi
 fi
-echo "setup: pip install $SYNTHSTREAM_TORCH and synthstream[test] into .venv"
-.venv/bin/python -m pip install -q --disable-pip-version-check "$SYNTHSTREAM_TORCH" -e ".[test]" 2>&1 \
+echo "setup: pip install $SYNTHSTREAM_TORCH, $RAY_PIN and synthstream[test] into .venv"
+.venv/bin/python -m pip install -q --disable-pip-version-check "$SYNTHSTREAM_TORCH" "$RAY_PIN" -e ".[test]" 2>&1 \
     | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import synthstream, torch, ray, numba, pyarrow" \
     || { echo "setup: the Python install failed (see pip's output above)" >&2; exit 1; }

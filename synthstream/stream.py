@@ -216,7 +216,7 @@ class GeneratorPool:
     """
 
     def __init__(self, config: StreamConfig) -> None:
-        from cluster.capacity import ensure_resources
+        from synthstream.capacity import ensure_resources
 
         self.config = config
         self.style = config.style
@@ -265,7 +265,7 @@ class GeneratorPool:
             ray.kill(a, no_restart=True)
         self.actors = []
         if self.asked_autoscaler:
-            from cluster.capacity import release_request
+            from synthstream.capacity import release_request
             release_request()
             self.asked_autoscaler = False
 

@@ -21,7 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
-from cluster.capacity import ensure_resources, release_request
+from synthstream.capacity import ensure_resources, release_request
 from synthstream.errors import RunFailed, UserError
 from trainer import checkpoint
 from trainer.storage import RunStorage, held_marker, lock, unlock, write_failed
@@ -99,6 +99,7 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
     from ray.train.torch import TorchTrainer
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    from cluster.loopback_torch import torch_config
     from synthstream.stream import GeneratorPool
 
     worker_cpus, threads = plan_workers(config)
@@ -118,7 +119,7 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
         tracker = ray.remote(num_cpus=0, scheduling_strategy=here)(ProgressTracker).remote()   # dies with us only
         plan = WorkerPlan(config=config, actors=pool.actors, threads=threads, tracker=tracker)
         trainer = TorchTrainer(
-            train_loop_per_worker, train_loop_config={"plan": plan},
+            train_loop_per_worker, train_loop_config={"plan": plan}, torch_config=torch_config(),
             scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=config.use_gpu,
                                          resources_per_worker={"CPU": worker_cpus}),
             run_config=RunConfig(name=RUN_NAME, storage_path=storage.ray_storage_path,

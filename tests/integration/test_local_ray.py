@@ -1,6 +1,9 @@
-"""The embedded local Ray: loopback only, a private token file, no processes left after its driver dies,
-and a prompt one-line failure for an unreachable cluster. Each test runs its own driver in a subprocess."""
+"""The embedded local Ray: loopback only (Ray Train's torch process group too), a private token file and temp
+folder, no processes left after its driver dies, a prompt one-line failure for an unreachable cluster or
+something that is not Ray, and workers' log lines on a joining driver. Each test runs its own driver in a
+subprocess."""
 
+import http.server
 import ipaddress
 import json
 import os
@@ -8,13 +11,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from cluster.local import gcs_host_port, secure_token_file, wait_for_gcs
+from cluster.local import gcs_host_port, private_temp_dir, secure_token_file, wait_for_gcs
 from synthstream.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +39,7 @@ DRIVER = textwrap.dedent("""
             listening.setdefault(f"{c.pid} {names[c.pid]}", []).append(f"{c.laddr.ip} {c.laddr.port}")
     print(json.dumps({"listening": listening, "token_mode": oct(TOKEN_FILE.stat().st_mode & 0o777),
                       "token_path": str(TOKEN_FILE), "node_ip": ray.util.get_node_ip_address(),
+                      "session_dir": ray._private.worker._global_node.get_session_dir_path(),
                       "pids": [p.pid for p in me.children(recursive=True)]}), flush=True)
     if sys.argv[1] == "shutdown":
         ray.shutdown()
@@ -90,6 +95,9 @@ def test_embedded_ray_listens_on_loopback_and_keeps_its_token_private(tmp_path):
     assert exposed == [], f"listening beyond loopback: {exposed}"
     assert report["node_ip"] == "127.0.0.1"
     assert report["token_path"] == str(tmp_path / ".ray" / "auth_token") and report["token_mode"] == "0o600"
+    session = Path(report["session_dir"])
+    private = private_temp_dir()
+    assert session.parent == private / "ray" and private.stat().st_mode & 0o777 == 0o700, session
     assert _wait_gone(report["pids"] + after["after_shutdown"], 10) == []   # the watcher leaves with Ray
 
 
@@ -122,21 +130,30 @@ QUICK = textwrap.dedent("""
 """)
 
 
-def _ray_processes() -> dict[int, str]:
+def _ray_processes(tag: str) -> dict[int, str]:
+    """Ray's processes that carry `tag` in their environment (inherited from our driver): other Ray instances
+    on this machine (other users', other tests') are neither counted nor touched."""
     out = {}
     for p in psutil.process_iter(["name", "cmdline"]):
         text = " ".join([p.info["name"] or "", *(p.info["cmdline"] or [])])
         if any(k in text for k in ("raylet", "gcs_server", "dashboard", "runtime_env", "ray::", "log_monitor",
                                    "monitor.py", "default_worker")):
-            out[p.pid] = p.info["name"]
+            try:
+                if p.environ().get(TAG_ENV) == tag:
+                    out[p.pid] = p.info["name"]
+            except psutil.Error:
+                pass
     return out
+
+
+TAG_ENV = "SYNTHSTREAM_TEST_DRIVER"
 
 
 def test_a_driver_killed_right_after_connecting_leaves_no_ray_process(tmp_path):
     """Ray starts its agents after `connect` returns; the watcher notes them when the driver dies, even when
     that is before its next poll (it polls once a second)."""
-    before = _ray_processes()
-    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    tag = f"{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT), TAG_ENV: tag}
     env.pop("RAY_ADDRESS", None)
     driver = subprocess.Popen([sys.executable, "-c", QUICK], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
@@ -145,19 +162,19 @@ def test_a_driver_killed_right_after_connecting_leaves_no_ray_process(tmp_path):
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait()
-    new = {}
+    left = {}
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        new = {pid: name for pid, name in _ray_processes().items() if pid not in before}
-        if not new:
+        left = _ray_processes(tag)
+        if not left:
             break
         time.sleep(0.2)
-    for pid in new:
+    for pid in left:
         try:
-            psutil.Process(pid).kill()           # do not leak them into the rest of the suite
+            psutil.Process(pid).kill()           # ours (tagged): do not leak them into the rest of the suite
         except psutil.Error:
             pass
-    assert new == {}, f"still running 10 s after the driver was killed: {new}"
+    assert left == {}, f"still running 10 s after the driver was killed: {left}"
 
 
 EXITING = textwrap.dedent("""
@@ -219,3 +236,141 @@ def test_addresses_are_checked_before_connecting():
             gcs_host_port(bad)
     with pytest.raises(UserError, match="unknown host"):
         wait_for_gcs("no-such-host.invalid:6379", 2.0)
+
+
+def test_private_temp_dir_is_this_users_alone(tmp_path):
+    made = private_temp_dir(tmp_path)
+    assert made == tmp_path / f"synthstream-{os.getuid()}" and made.stat().st_mode & 0o777 == 0o700
+    made.chmod(0o777)
+    assert private_temp_dir(tmp_path) == made and made.stat().st_mode & 0o777 == 0o700      # tightened
+    made.rmdir()
+    (tmp_path / "elsewhere").mkdir()
+    made.symlink_to(tmp_path / "elsewhere")                 # a link planted where the folder goes: refused
+    with pytest.raises(UserError, match="not a folder of this user's"):
+        private_temp_dir(tmp_path)
+
+
+@pytest.fixture
+def http_port():
+    """An HTTP server on loopback: a port that accepts TCP but is not Ray."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_address_that_is_not_ray_fails_at_once_in_one_line(http_port):
+    start = time.monotonic()
+    with pytest.raises(UserError) as e:
+        wait_for_gcs(f"127.0.0.1:{http_port}", 30.0)
+    assert time.monotonic() - start < 7.0                  # the gRPC probe's bound, not the 30 s timeout
+    msg = str(e.value)
+    assert msg.count("\n") == 0 and "not a Ray cluster" in msg
+
+
+def test_the_cli_refuses_an_address_that_is_not_ray_with_exit_2(http_port, tmp_path):
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    start = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "synthstream", "train", "--style", "tiny", "--steps", "1", "--out",
+                        str(tmp_path / "run"), "--address", f"127.0.0.1:{http_port}"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - start
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a Ray cluster" in lines[0], r.stderr[-2000:]
+    assert took < 60 and not (tmp_path / "run").exists()
+
+
+JOINING = textwrap.dedent("""
+    import ray
+    from ray.cluster_utils import Cluster
+    from cluster.local import connect
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 100 << 20})
+    try:
+        connect(cluster.address)                           # joining: quiet by default
+        @ray.remote
+        def hello():
+            print("progress line from a worker", flush=True)
+        ray.get(hello.remote())
+        import time; time.sleep(2)                          # the log monitor forwards lines about every 0.5 s
+        ray.shutdown()
+    finally:
+        cluster.shutdown()
+""")
+
+
+def test_a_joining_driver_shows_its_workers_log_lines(tmp_path):
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    r = subprocess.run([sys.executable, "-c", JOINING], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "progress line from a worker" in r.stdout + r.stderr
+
+
+LOOPBACK_GROUP = textwrap.dedent("""
+    import json, sys
+    import psutil, torch, torch.distributed as dist
+    from cluster import loopback_torch
+
+    port = loopback_torch._listen()
+    loopback_torch._join("gloo", 0, 1, port, 60)
+    t = torch.ones(1)
+    dist.all_reduce(t)
+    print(json.dumps([c.laddr.ip for c in psutil.Process().net_connections("inet")
+                      if c.status == psutil.CONN_LISTEN]))
+    dist.destroy_process_group()
+""")
+
+
+def test_the_torch_process_group_listens_on_loopback_only():
+    """What Ray Train's workers run on the embedded Ray (cluster/loopback_torch.py), without Ray: the store and
+    Gloo on 127.0.0.1, where torch's own TCPStore would bind `::` (every interface)."""
+    r = subprocess.run([sys.executable, "-c", LOOPBACK_GROUP], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ips = json.loads(r.stdout.splitlines()[-1])
+    assert len(ips) >= 2 and all(_is_loopback(ip) for ip in ips), ips
+
+
+TRAINING = textwrap.dedent("""
+    import json, os, sys
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from cluster.local import connect
+    from cluster.loopback_torch import torch_config
+
+    connect(num_cpus=2)
+
+    def loop(config):
+        import psutil, torch, torch.distributed as dist, ray.train
+        t = torch.ones(1)
+        dist.all_reduce(t)                               # the process group is up and used
+        listening = [c.laddr.ip for c in psutil.Process().net_connections("inet") if c.status == psutil.CONN_LISTEN]
+        with open(os.path.join(config["out"], f"rank{ray.train.get_context().get_world_rank()}.json"), "w") as f:
+            json.dump({"sum": t.item(), "listening": listening}, f)
+
+    TorchTrainer(loop, train_loop_config={"out": sys.argv[1]}, torch_config=torch_config(),
+                 scaling_config=ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.5}),
+                 run_config=RunConfig(storage_path=sys.argv[1], name="t")).fit()
+""")
+
+
+@pytest.mark.slow                           # ~80 s on 2 shared cores: Ray Train's start-up
+def test_an_embedded_training_listens_on_loopback_only(tmp_path):
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    r = subprocess.run([sys.executable, "-c", TRAINING, str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=400)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ranks = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]
+    assert [r["sum"] for r in ranks] == [2.0, 2.0]
+    ips = [ip for r in ranks for ip in r["listening"]]
+    assert len(ips) >= 3 and all(_is_loopback(ip) for ip in ips), ranks     # rank 0 also holds the store

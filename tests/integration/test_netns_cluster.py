@@ -1,11 +1,11 @@
 """Real network hosts: a Ray cluster across Linux network namespaces shaped like the KubeRay RayJob (a head
-with no CPUs, a generator group, a trainer group; cluster/netns_cluster.py), and `synthstream train` submitted
+with no CPUs, a generator group, a trainer group; tests/helpers/netns_cluster.py), and `synthstream train` submitted
 to it as a RayJob does. One cluster serves the whole module; each test brings it to the state it needs.
 Skipped where namespaces are not allowed (they need root)."""
 
 import pytest
 
-from cluster.netns_hosts import unavailable_reason
+from tests.helpers.netns_hosts import unavailable_reason
 
 REASON = unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"network namespaces unavailable: {REASON}")
@@ -19,7 +19,7 @@ JOB_TIMEOUT_S = 600
 
 @pytest.fixture(scope="module")
 def cluster():
-    from cluster.netns_cluster import NetnsRayCluster
+    from tests.helpers.netns_cluster import NetnsRayCluster
 
     c = NetnsRayCluster()
     try:
@@ -38,7 +38,7 @@ def _every_batch_once(out, steps: int) -> None:
 
 
 def test_without_workers_the_job_fails_with_one_line_naming_what_is_missing(cluster, tmp_path):
-    from cluster.netns_cluster import run_refused
+    from tests.helpers.netns_cluster import run_refused
 
     result = run_refused(cluster, tmp_path / "run", wait_s=5)
     assert result["status"] == "FAILED"
@@ -48,7 +48,7 @@ def test_without_workers_the_job_fails_with_one_line_naming_what_is_missing(clus
 
 
 def test_a_job_on_a_head_only_cluster_waits_for_hosts_then_trains_across_them(cluster, tmp_path):
-    from cluster.netns_cluster import run_from_zero
+    from tests.helpers.netns_cluster import run_from_zero
 
     result = run_from_zero(cluster, tmp_path / "run", ZERO_STEPS, 50, join_after_s=8, wait_s=120,
                            timeout_s=JOB_TIMEOUT_S)
@@ -63,7 +63,7 @@ def test_a_job_on_a_head_only_cluster_waits_for_hosts_then_trains_across_them(cl
 
 
 def test_a_stopped_job_submitted_again_continues_from_its_checkpoint(cluster, tmp_path):
-    from cluster.netns_cluster import run_stop_and_retry
+    from tests.helpers.netns_cluster import run_stop_and_retry
 
     result = run_stop_and_retry(cluster, tmp_path / "run", SHORT_STEPS, VAL_EVERY, timeout_s=JOB_TIMEOUT_S)
     assert result["first_job"]["status"] == "STOPPED"
@@ -77,7 +77,7 @@ def test_a_stopped_job_submitted_again_continues_from_its_checkpoint(cluster, tm
 
 
 def test_a_lost_generator_host_moves_its_generator_to_the_surviving_host(cluster, tmp_path):
-    from cluster.netns_cluster import run_node_loss
+    from tests.helpers.netns_cluster import run_node_loss
 
     result = run_node_loss(cluster, tmp_path / "run", SHORT_STEPS, VAL_EVERY, cut="link", timeout_s=JOB_TIMEOUT_S)
     assert result["lost_host"] in ("gen1", "gen2"), result["placement_before"]

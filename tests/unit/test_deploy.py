@@ -1,9 +1,11 @@
 """deploy/ agrees with the project: the image recipe, and the KubeRay manifests as rendered by kustomize.
 
 No container daemon and no Kubernetes cluster run here, so this checks what can be checked without them:
-the Dockerfile against pyproject, the installed Ray and the styles' fonts; every rendered RayJob/RayCluster
-against KubeRay's CRD schema (../shared/schemas/kuberay) with unknown fields rejected, as kubeconform's
-strict mode does; and the project's own invariants (entrypoints parse, resources fit, pods non-root, ...).
+the Dockerfile against pyproject, cluster/setup.sh's pins, the installed Ray and the styles' fonts; every
+rendered RayJob/RayCluster against KubeRay's CRD schema (../shared/schemas/kuberay) with unknown fields
+rejected, as kubeconform's strict mode does, and the NetworkPolicies against a strict subset of the core
+schema; and the project's own invariants (entrypoints parse and train the shipped model's recipe, resources
+fit, pods non-root with read-only roots, ports reachable only from the cluster's own pods, ...).
 Rendering uses `kubectl kustomize` when kubectl is on PATH, else the small renderer below (which handles
 exactly what deploy/kuberay uses, and is compared with kubectl where both exist).
 """
@@ -42,12 +44,30 @@ def pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
+SETUP = ROOT / "cluster" / "setup.sh"
+
+
+def setup_pin(package: str) -> str:
+    """The exact version cluster/setup.sh installs of `package` (pyproject.toml gives ranges)."""
+    found = set(re.findall(rf"\b{package}(?:\[[^\]]*\])?==([0-9][0-9.]*)", SETUP.read_text()))
+    assert len(found) == 1, f"{SETUP.name} must pin {package} exactly once (==X.Y.Z), found {found}"
+    return found.pop()
+
+
 def pinned_ray() -> str:
-    pins = [d for d in pyproject()["project"]["dependencies"] if re.match(r"ray\b", d)]
-    assert len(pins) == 1, pins
-    m = re.fullmatch(r"ray(\[[^\]]*\])?==([0-9.]+)\s*", pins[0])
-    assert m, f"pyproject must pin ray exactly (ray[...]==X.Y.Z), not {pins[0]!r}"
-    return m.group(2)
+    return setup_pin("ray")
+
+
+def test_pyproject_admits_the_pinned_ray():
+    from packaging.requirements import Requirement
+
+    reqs = [Requirement(d) for d in pyproject()["project"]["dependencies"] if re.match(r"ray\b", d)]
+    assert len(reqs) == 1 and reqs[0].specifier.contains(pinned_ray()), (reqs, pinned_ray())
+
+
+def project_version() -> str:
+    """Images are tagged with the project's version and Ray's (an immutable tag: one build per tag)."""
+    return pyproject()["project"]["version"]
 
 
 def console_script() -> str:
@@ -122,7 +142,7 @@ def test_dockerfile_runs_as_non_root_and_smokes_the_console_script():
     steps = dockerfile()
     users = [(n, a.strip()) for n, (i, a) in enumerate(steps) if i == "USER"]
     apt = next(n for n, (i, a) in enumerate(steps) if i == "RUN" and "apt-get" in a)
-    pip = next(n for n, (i, a) in enumerate(steps) if i == "RUN" and "pip install" in a)
+    pip = next(n for n, (i, a) in enumerate(steps) if i == "RUN" and "/tmp/synthstream-src" in a)
     assert users and users[-1][1] not in ("root", "0") and users[-1][0] < pip, users   # install as `ray` too
     assert all(u not in ("root", "0") for n, u in users if n > apt)
     assert "pip install --no-cache-dir /tmp/synthstream-src" in steps[pip][1]          # not editable (-e)
@@ -130,6 +150,22 @@ def test_dockerfile_runs_as_non_root_and_smokes_the_console_script():
     assert any(i == "RUN" and f"{script} --help" in a for i, a in steps)
     (entry,) = [a for i, a in steps if i == "ENTRYPOINT"]
     assert json.loads(entry) == [script]
+
+
+def test_dockerfile_installs_the_pinned_torch_in_its_own_layer_before_the_sources():
+    steps = dockerfile()
+    (torch_step,) = [n for n, (i, a) in enumerate(steps) if i == "RUN" and "torch" in a]
+    (copy_src,) = [n for n, (i, a) in enumerate(steps) if i == "COPY" and "/tmp/synthstream-src" in a]
+    run = steps[torch_step][1]
+    assert torch_step < copy_src and '"torch==${TORCH_VERSION}"' in run and "&&" not in run, run
+    assert docker_args()["TORCH_VERSION"] == setup_pin("torch")          # the CPU pin of cluster/setup.sh
+
+
+def test_dockerfile_keeps_caches_in_tmp_for_a_read_only_root():
+    env = " ".join(a for i, a in dockerfile() if i == "ENV")
+    for var in ("NUMBA_CACHE_DIR", "MPLCONFIGDIR", "XDG_CACHE_HOME"):
+        assert re.search(rf"\b{var}=/tmp/", env), var
+    assert "SYNTHSTREAM_FONT_PATH=/etc/synthstream/fonts:" in env
 
 
 def test_dockerignore_keeps_local_state_out():
@@ -256,7 +292,9 @@ def test_python_renderer_agrees_with_kubectl(target):
 def test_overlays_render_the_same_resources():
     names = {t: sorted(map(_key, rendered(t))) for t in TARGETS}
     assert names["base"] == names["overlays/cpu-small"] == names["overlays/gpu"]
-    assert names["base"] == [("PersistentVolumeClaim", RUNS_CLAIM), ("RayCluster", "synthstream-interactive"),
+    assert names["base"] == [("NetworkPolicy", "synthstream-bench"), ("NetworkPolicy", "synthstream-interactive"),
+                             ("NetworkPolicy", "synthstream-train"),
+                             ("PersistentVolumeClaim", RUNS_CLAIM), ("RayCluster", "synthstream-interactive"),
                              ("RayJob", "synthstream-bench"), ("RayJob", "synthstream-train")]
 
 
@@ -377,6 +415,25 @@ def test_entrypoints_are_synthstream_commands_writing_to_the_runs_volume(target)
     for job in jobs.values():
         s = job["spec"]
         assert s["shutdownAfterJobFinishes"] is True and s["ttlSecondsAfterFinished"] > 0 and "backoffLimit" in s
+    spec = jobs["synthstream-train"]["spec"]
+    assert spec["submissionMode"] == "K8sJobMode"
+    assert spec["activeDeadlineSeconds"] > train.resource_wait + 600       # room to grow, then to train
+
+
+@functools.cache
+def shipped_recipe() -> tuple[str, str]:
+    """(style, preset) the shipped `wikipedia` model was trained with: what the README recommends."""
+    from trainer import checkpoint
+
+    state = checkpoint.load(ROOT / "trainer" / "models" / "wikipedia.pt")
+    return state["style"]["name"], state["preset"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_train_job_trains_the_shipped_models_recipe(target):
+    (job,) = [d for d in ray_resources(target) if d["metadata"]["name"] == "synthstream-train"]
+    args = entrypoint(job)
+    assert (args.style, args.preset) == shipped_recipe(), shipped_recipe()
 
 
 def _group_cpus(group: dict) -> float:
@@ -436,8 +493,8 @@ def test_images_are_this_project_on_the_pinned_ray(target):
             if where == "autoscaler":
                 assert "image" not in c          # the autoscaler sidecar runs the head's image
                 continue
-            assert re.fullmatch(rf"(.+/)?synthstream:{re.escape(pinned_ray())}-py311-{variant}[0-9]*",
-                                c["image"]), (where, c["image"])
+            tag = rf"{re.escape(project_version())}-ray{re.escape(pinned_ray())}-py311-{variant}[0-9]*"
+            assert re.fullmatch(rf"(.+/)?synthstream(:{tag}|@sha256:[0-9a-f]{{64}})", c["image"]), (where, c["image"])
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -451,6 +508,7 @@ def test_every_container_is_restricted_and_non_root(target):
             assert c["securityContext"]["capabilities"]["drop"] == ["ALL"], where
             assert effective("seccompProfile") == {"type": "RuntimeDefault"}, where
             assert not c["securityContext"].get("privileged"), where
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True, where
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -494,3 +552,116 @@ def test_clusters_are_private_authenticated_and_autoscaled(target):
 def test_runs_volume_is_shared_in_the_base():
     (pvc,) = [d for d in rendered("base") if d["kind"] == "PersistentVolumeClaim"]
     assert pvc["metadata"]["name"] == RUNS_CLAIM and pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def pod_templates(doc: dict) -> list[tuple[str, dict]]:
+    """(where, pod template) for every pod a Ray resource makes: head, worker groups, a RayJob's submitter."""
+    found = [(name, g["template"]) for name, g in ray_groups(doc)]
+    if doc["kind"] == "RayJob":
+        found.append(("submitter", doc["spec"]["submitterPodTemplate"]))
+    return found
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_container_writes_only_to_emptydirs_and_volumes_with_ephemeral_storage_bounded(target):
+    for doc in ray_resources(target):
+        head_pod = cluster_spec(doc)["headGroupSpec"]["template"]["spec"]
+        for where, c, pod in containers(doc):
+            volumes = {v["name"]: v for v in (pod or head_pod).get("volumes", [])}   # the autoscaler: the head's
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+            assert "/tmp" in mounts, f"{where}: no writable /tmp (Ray's session dir /tmp/ray, caches)"
+            tmp = volumes[mounts["/tmp"]]["emptyDir"]
+            limits = c["resources"]["limits"]
+            assert "ephemeral-storage" in limits, where
+            if pod:
+                pod_limit = sum(quantity(x["resources"]["limits"]["ephemeral-storage"]) for x in pod["containers"])
+                assert quantity(tmp["sizeLimit"]) <= pod_limit, (where, tmp, pod_limit)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_only_an_autoscaling_head_gets_a_service_account_token(target):
+    for doc in ray_resources(target):
+        autoscaled = cluster_spec(doc).get("enableInTreeAutoscaling", False)
+        for where, template in pod_templates(doc):
+            expected = where == "head" and autoscaled          # the autoscaler sidecar calls the Kubernetes API
+            assert template["spec"]["automountServiceAccountToken"] is expected, where
+
+
+def test_no_secret_is_made_from_a_command_line_literal():
+    for path in [*(ROOT / "deploy").rglob("*"), ROOT / "docs" / "cluster.md", ROOT / "docs" / "security.md"]:
+        if path.is_file():
+            assert "--from-literal" not in path.read_text(errors="replace"), path
+
+
+# -- who may connect: NetworkPolicy --------------------------------------------------------------------------
+
+CLUSTER_LABEL = "synthstream.io/cluster"
+MONITORING = {"kubernetes.io/metadata.name": "monitoring"}
+OPERATOR = {"app.kubernetes.io/name": "kuberay-operator"}
+METRICS_PORTS = {8080, 44217, 44227}                  # every pod's, the autoscaler's and the dashboard's
+DASHBOARD_PORT = 8265
+
+_SELECTOR = {"type": "object", "additionalProperties": False, "properties": {
+    "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+    "matchExpressions": {"type": "array"}}}
+_PEER = {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+    "podSelector": _SELECTOR, "namespaceSelector": _SELECTOR, "ipBlock": {"type": "object"}}}
+_PORT = {"type": "object", "additionalProperties": False, "required": ["port"], "properties": {
+    "protocol": {"enum": ["TCP", "UDP", "SCTP"]}, "port": {"type": ["integer", "string"]},
+    "endPort": {"type": "integer"}}}
+_RULE = {"type": "object", "additionalProperties": False, "properties": {
+    "from": {"type": "array", "items": _PEER, "minItems": 1}, "ports": {"type": "array", "items": _PORT}}}
+NETWORK_POLICY = {   # the fields of networking.k8s.io/v1 NetworkPolicy these manifests may use, strictly
+    "type": "object", "additionalProperties": False, "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "networking.k8s.io/v1"}, "kind": {"const": "NetworkPolicy"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {"type": "object", "additionalProperties": False, "required": ["podSelector", "policyTypes"],
+                 "properties": {"podSelector": _SELECTOR,
+                                "policyTypes": {"type": "array", "items": {"enum": ["Ingress", "Egress"]}},
+                                "ingress": {"type": "array", "items": _RULE},
+                                "egress": {"type": "array"}}}}}
+
+
+def network_policies(target: str) -> dict[str, dict]:
+    """Cluster label value -> the one policy selecting it."""
+    import jsonschema
+
+    out: dict[str, dict] = {}
+    for doc in rendered(target):
+        if doc["kind"] == "NetworkPolicy":
+            jsonschema.validate(doc, NETWORK_POLICY)
+            labels = doc["spec"]["podSelector"]["matchLabels"]
+            assert set(labels) == {CLUSTER_LABEL}, doc["metadata"]["name"]
+            assert labels[CLUSTER_LABEL] not in out, f"two policies select {labels}"
+            out[labels[CLUSTER_LABEL]] = doc
+    return out
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_ray_cluster_admits_only_its_own_pods_operator_and_monitoring(target):
+    policies = network_policies(target)
+    clusters = set()
+    for doc in ray_resources(target):
+        labels = {template["metadata"]["labels"][CLUSTER_LABEL] for _, template in pod_templates(doc)}
+        assert len(labels) == 1, f"{_key(doc)}: every pod template carries one {CLUSTER_LABEL} value: {labels}"
+        (label,) = labels
+        assert label not in clusters, f"two Ray clusters share {CLUSTER_LABEL}={label}"
+        clusters.add(label)
+        policy = policies[label]["spec"]
+        assert policy["policyTypes"] == ["Ingress"]
+        own, *others = policy["ingress"]
+        assert own == {"from": [{"podSelector": {"matchLabels": {CLUSTER_LABEL: label}}}]}   # every port: Ray's
+        opened: dict[str, set] = {}
+        for rule in others:
+            (peer,) = rule["from"]
+            assert rule.get("ports"), f"{label}: a rule for other pods opens every port: {rule}"
+            who = ("operator" if peer == {"namespaceSelector": {}, "podSelector": {"matchLabels": OPERATOR}} else
+                   "monitoring" if peer == {"namespaceSelector": {"matchLabels": MONITORING}} else None)
+            assert who, f"{label}: unexpected peer {peer}"
+            opened[who] = {p["port"] for p in rule["ports"]}
+        assert opened == {"operator": {DASHBOARD_PORT}, "monitoring": METRICS_PORTS | {DASHBOARD_PORT}}, opened
+        head = cluster_spec(doc)["headGroupSpec"]["template"]["spec"]["containers"][0]
+        declared = {p["name"]: p["containerPort"] for p in head["ports"]}
+        assert declared["metrics"] in METRICS_PORTS and declared["dashboard"] == DASHBOARD_PORT
+    assert clusters == set(policies), "a policy selects no Ray cluster"

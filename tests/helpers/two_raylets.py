@@ -1,9 +1,9 @@
 """Show the stream crossing nodes: two raylets on one machine, one generator actor on each, one consumer.
 
     # with a cluster you started (ray start --head --num-cpus=1; ray start --address=HEAD --num-cpus=1):
-    python -m cluster.two_raylets --address HEAD:PORT
+    python -m tests.helpers.two_raylets --address HEAD:PORT
     # or let this script start and stop a two-node cluster of its own (ray.cluster_utils.Cluster):
-    python -m cluster.two_raylets
+    python -m tests.helpers.two_raylets
 
 Prints JSON: the actors' nodes, the consumer's node, batches received from each node, and whether every
 sample index arrived exactly once.

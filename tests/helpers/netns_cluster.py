@@ -1,9 +1,9 @@
 """A multi-host Ray cluster in Linux network namespaces, shaped like the KubeRay RayJob, and the cluster path
 proven on it: placement, autoscaling from zero, the loss of a host, a stopped job retried.
 
-    python -m cluster.netns_cluster [--scenarios refused,zero,retry,loss] [--steps 300] [--json FILE]
+    python -m tests.helpers.netns_cluster [--scenarios refused,zero,retry,loss] [--steps 300] [--json FILE]
 
-Hosts (each its own network namespace and address on a private bridge, cluster/netns_hosts.py), as in
+Hosts (each its own network namespace and address on a private bridge, tests/helpers/netns_hosts.py), as in
 deploy/kuberay: `head` runs no Ray work (`--num-cpus=0`, token auth, the Jobs API on http://<head>:8265);
 `gen1` and `gen2` are the generator group (1 CPU each, custom resource `synthstream_generator`); `train1`
 is the trainer group (1 CPU). They share this machine's filesystem, so a temp folder is "shared storage".
@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cluster.netns_hosts import NamespacesUnavailable, NetnsHosts, teardown_all
+from tests.helpers.netns_hosts import NamespacesUnavailable, NetnsHosts, teardown_all
 
 GCS_PORT = 6379
 DASHBOARD_PORT = 8265
