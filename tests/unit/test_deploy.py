@@ -2,10 +2,11 @@
 
 No container daemon and no Kubernetes cluster run here, so this checks what can be checked without them:
 the Dockerfile against pyproject, cluster/setup.sh's pins, the installed Ray and the styles' fonts; every
-rendered RayJob/RayCluster against KubeRay's CRD schema (../shared/schemas/kuberay) with unknown fields
+rendered RayJob/RayCluster/RayService against KubeRay's CRD schema (../shared/schemas/kuberay) with unknown fields
 rejected, as kubeconform's strict mode does, and the NetworkPolicies against a strict subset of the core
 schema; and the project's own invariants (entrypoints parse and train the shipped model's recipe, resources
-fit, pods non-root with read-only roots, ports reachable only from the cluster's own pods, ...).
+fit, pods non-root with read-only roots, ports reachable only from the cluster's own pods, ...), checked on
+every pod template the base renders, so a new manifest is covered as soon as the kustomization lists it.
 Rendering uses `kubectl kustomize` when kubectl is on PATH, else the small renderer below (which handles
 exactly what deploy/kuberay uses, and is compared with kubectl where both exist).
 """
@@ -30,7 +31,8 @@ FONT_PACKAGES = ROOT / "cluster" / "debian-packages.txt"
 KUBERAY = ROOT / "deploy" / "kuberay"
 TARGETS = ["base", "overlays/cpu-small", "overlays/gpu"]
 CRDS = ROOT.parent / "shared" / "schemas" / "kuberay"
-CRD_FILES = {"RayJob": "ray.io_rayjobs.yaml", "RayCluster": "ray.io_rayclusters.yaml"}
+CRD_FILES = {"RayJob": "ray.io_rayjobs.yaml", "RayCluster": "ray.io_rayclusters.yaml",
+             "RayService": "ray.io_rayservices.yaml"}
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml: the CRDs are 40k lines
 RUNS_CLAIM, RUNS_PATH = "synthstream-runs", "/mnt/runs"
 TOKEN_SECRET = "synthstream-ray-token"
@@ -293,9 +295,40 @@ def test_overlays_render_the_same_resources():
     names = {t: sorted(map(_key, rendered(t))) for t in TARGETS}
     assert names["base"] == names["overlays/cpu-small"] == names["overlays/gpu"]
     assert names["base"] == [("NetworkPolicy", "synthstream-bench"), ("NetworkPolicy", "synthstream-interactive"),
+                             ("NetworkPolicy", "synthstream-read"), ("NetworkPolicy", "synthstream-reader"),
                              ("NetworkPolicy", "synthstream-train"),
                              ("PersistentVolumeClaim", RUNS_CLAIM), ("RayCluster", "synthstream-interactive"),
-                             ("RayJob", "synthstream-bench"), ("RayJob", "synthstream-train")]
+                             ("RayJob", "synthstream-bench"), ("RayJob", "synthstream-read"),
+                             ("RayJob", "synthstream-train"), ("RayService", "synthstream-reader")]
+
+
+def test_every_manifest_in_base_is_in_the_kustomization():
+    """A manifest left out of the kustomization is neither deployed nor checked by the tests below."""
+    base = KUBERAY / "base"
+    listed = set(yaml.safe_load((base / "kustomization.yaml").read_text())["resources"])
+    assert listed == {p.name for p in base.glob("*.yaml")} - {"kustomization.yaml"}
+
+
+def _pod_specs(node):
+    """Every pod spec (a mapping with `containers`) anywhere in a rendered document."""
+    if isinstance(node, dict):
+        if isinstance(node.get("containers"), list):
+            yield node
+        for value in node.values():
+            yield from _pod_specs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _pod_specs(item)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_checks_below_see_every_pod(target):
+    """Every pod spec in the rendering belongs to a Ray resource's head, worker group or submitter, which the
+    hardening checks iterate over; a new kind of resource with pods must be added to them first."""
+    for doc in rendered(target):
+        found = sorted(id(p) for p in _pod_specs(doc))
+        checked = sorted(id(t["spec"]) for _, t in pod_templates(doc)) if doc["kind"] in CRD_FILES else []
+        assert found == checked, f"{_key(doc)}: a pod the checks do not iterate over"
 
 
 # -- the CRD schemas ---------------------------------------------------------------------------------------
@@ -371,7 +404,8 @@ def quantity(value) -> float:
 
 
 def cluster_spec(doc: dict) -> dict:
-    return doc["spec"]["rayClusterSpec"] if doc["kind"] == "RayJob" else doc["spec"]
+    key = {"RayJob": "rayClusterSpec", "RayService": "rayClusterConfig"}.get(doc["kind"])
+    return doc["spec"][key] if key else doc["spec"]
 
 
 def ray_groups(doc: dict) -> list[tuple[str, dict]]:
@@ -600,6 +634,8 @@ MONITORING = {"kubernetes.io/metadata.name": "monitoring"}
 OPERATOR = {"app.kubernetes.io/name": "kuberay-operator"}
 METRICS_PORTS = {8080, 44217, 44227}                  # every pod's, the autoscaler's and the dashboard's
 DASHBOARD_PORT = 8265
+SERVE_PORT = 8000                                     # a RayService's Serve HTTP proxy
+READER_CLIENT = {"synthstream.io/reader-client": "true"}
 
 _SELECTOR = {"type": "object", "additionalProperties": False, "properties": {
     "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -640,6 +676,8 @@ def network_policies(target: str) -> dict[str, dict]:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_every_ray_cluster_admits_only_its_own_pods_operator_and_monitoring(target):
+    """Ray's ports: the cluster's own pods; the dashboard: the operator and monitoring; metrics: monitoring;
+    a RayService's Serve port: the operator (proxy health check) and labelled client pods of the namespace."""
     policies = network_policies(target)
     clusters = set()
     for doc in ray_resources(target):
@@ -657,11 +695,16 @@ def test_every_ray_cluster_admits_only_its_own_pods_operator_and_monitoring(targ
             (peer,) = rule["from"]
             assert rule.get("ports"), f"{label}: a rule for other pods opens every port: {rule}"
             who = ("operator" if peer == {"namespaceSelector": {}, "podSelector": {"matchLabels": OPERATOR}} else
-                   "monitoring" if peer == {"namespaceSelector": {"matchLabels": MONITORING}} else None)
-            assert who, f"{label}: unexpected peer {peer}"
+                   "monitoring" if peer == {"namespaceSelector": {"matchLabels": MONITORING}} else
+                   "clients" if peer == {"podSelector": {"matchLabels": READER_CLIENT}} else None)
+            assert who and who not in opened, f"{label}: unexpected peer {peer}"
             opened[who] = {p["port"] for p in rule["ports"]}
-        assert opened == {"operator": {DASHBOARD_PORT}, "monitoring": METRICS_PORTS | {DASHBOARD_PORT}}, opened
+        serve = doc["kind"] == "RayService"
+        expected = {"operator": {DASHBOARD_PORT} | ({SERVE_PORT} if serve else set()),
+                    "monitoring": METRICS_PORTS | {DASHBOARD_PORT}} | ({"clients": {SERVE_PORT}} if serve else {})
+        assert opened == expected, (label, opened)
         head = cluster_spec(doc)["headGroupSpec"]["template"]["spec"]["containers"][0]
         declared = {p["name"]: p["containerPort"] for p in head["ports"]}
         assert declared["metrics"] in METRICS_PORTS and declared["dashboard"] == DASHBOARD_PORT
+        assert declared.get("serve") == (SERVE_PORT if serve else None), declared   # KubeRay's name for it
     assert clusters == set(policies), "a policy selects no Ray cluster"
