@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -31,6 +32,7 @@ log = logging.getLogger("synthstream.train")
 RUN_FILE = "run.json"
 RUN_NAME = "train"                  # Ray Train's run name inside ray/: fixed, so a re-run restores it
 LOG_EVERY_S = 30.0                  # headless progress lines
+START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"   # Ray Train's wait for its worker group
 
 
 class ProgressTracker:
@@ -65,10 +67,13 @@ def check_out_dir(storage: RunStorage, config: TrainConfig, resume: bool) -> dic
 
 
 def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bool = False,
-        progress: bool | None = None, connect_timeout_s: float | None = None, callbacks: list | None = None) -> dict:
+        progress: bool | None = None, connect_timeout_s: float | None = None, callbacks: list | None = None,
+        trial_start_s: float | None = None) -> dict:
     """Train, or continue the run in `out`. `progress`: a progress bar (True), log lines (False), or a bar
     only on a terminal (None). `callbacks`: Ray Train callbacks for the run (a sweep's trial passes Tune's
-    `TuneReportCallback`). Raises UserError for bad input, RunFailed when training fails."""
+    `TuneReportCallback`). `trial_start_s`: set by a sweep's trial: the run fails (one line) when its workers
+    cannot be placed within that many seconds, instead of Ray Train retrying for ever, and rank 0 reports its
+    worker placement group. Raises UserError for bad input, RunFailed when training fails."""
     from cluster.local import connect
 
     storage = RunStorage(out)
@@ -82,7 +87,7 @@ def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bo
     storage.make()
     guard = lock(storage)
     try:
-        return _train(config, storage, held, progress, callbacks)
+        return _train(config, storage, held, progress, callbacks, trial_start_s)
     except RunFailed:
         drop_half_written_checkpoints(storage)
         raise
@@ -91,7 +96,7 @@ def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bo
 
 
 def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress: bool | None,
-           callbacks: list | None = None) -> dict:
+           callbacks: list | None = None, trial_start_s: float | None = None) -> dict:
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -114,13 +119,18 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
     try:
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         tracker = ray.remote(num_cpus=0, scheduling_strategy=here)(ProgressTracker).remote()   # dies with us only
-        plan = WorkerPlan(config=config, actors=pool.actors, threads=threads, tracker=tracker)
+        plan = WorkerPlan(config=config, actors=pool.actors, threads=threads, tracker=tracker,
+                          trial=trial_start_s is not None)
+        failure = FailureConfig(max_failures=config.max_failures)
+        if trial_start_s is not None:          # read by Ray Train's controller (it propagates RAY_TRAIN_*)
+            os.environ[START_TIMEOUT_ENV] = f"{trial_start_s:g}"
+            failure = FailureConfig(max_failures=config.max_failures, controller_failure_limit=0)
         trainer = TorchTrainer(
             train_loop_per_worker, train_loop_config={"plan": plan},
             scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=config.use_gpu,
                                          resources_per_worker={"CPU": worker_cpus}),
             run_config=RunConfig(name=RUN_NAME, storage_path=storage.ray_storage_path,
-                                 failure_config=FailureConfig(max_failures=config.max_failures),
+                                 failure_config=failure,
                                  checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=callbacks))
         t0 = time.time()
         outcome: dict = {}
@@ -137,6 +147,9 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
         if asked_autoscaler:
             release_request()
     result = outcome["result"]
+    if isinstance(result, Exception) and _not_placed(result):
+        raise RunFailed(f"the {config.workers} training worker(s) ({worker_cpus:g} CPU each) could not be placed "
+                        f"within {trial_start_s:g} s: other work holds the cluster's resources")
     if isinstance(result, Exception):
         raise RunFailed(f"training failed: {_one_line(result)} (re-run the same command to continue from the "
                         f"newest checkpoint in {storage.describe('ray')})")
@@ -217,6 +230,17 @@ def _ensure_capacity(config: TrainConfig, worker_cpus: float) -> bool:
     return ensure_resources([stream.actor_bundle()] * stream.num_actors + [worker] * config.workers,
                             wait_s=stream.resource_wait_s,
                             what=f"{stream.num_actors} generator actors and {config.workers} training workers")
+
+
+def _not_placed(e: BaseException) -> bool:
+    """Whether Ray Train gave up because its worker group could not be placed (its startup timeout)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__name__ == "WorkerGroupStartupTimeoutError":
+            return True
+        e = getattr(e, "controller_failure", None) or e.__cause__ or e.__context__
+    return False
 
 
 def _fit(trainer):
@@ -355,7 +379,6 @@ def _one_line(e: BaseException | str) -> str:
 
 
 def _environment() -> dict:
-    import os
-
     import torch
+
     return {"torch": torch.__version__, "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available()}

@@ -27,15 +27,23 @@ def register(subparsers) -> None:
     s.add_argument("--out", required=True,
                    help="output folder or storage URI: results.csv, best.json, best.pt, sweep.png, trials/, "
                         "tune/. Re-running the same command on the same --out continues the sweep")
+    s.add_argument("--resource-wait", type=argtypes.positive_float, default=None, metavar="SECONDS",
+                   help="how long a trial may wait for its training workers to be placed before it fails "
+                        "(default: 120 on the embedded Ray, 600 when joining a cluster)")
     s.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)")
     s.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
+    import os
+
     from trainer.sweep import SweepConfig, load_space, sweep
 
+    joining = bool(args.address or os.environ.get("RAY_ADDRESS"))
+    wait = args.resource_wait if args.resource_wait is not None else (600.0 if joining else 120.0)
     config = SweepConfig(space=load_space(args.space), metric=args.metric, mode=args.mode, trials=args.trials,
-                         scheduler=args.scheduler, max_concurrent=args.max_concurrent, eval_data=args.eval_data)
+                         scheduler=args.scheduler, max_concurrent=args.max_concurrent, eval_data=args.eval_data,
+                         resource_wait_s=wait)
     best = sweep(config, args.out, address=args.address)
     counts = best["trials"]
     params = ", ".join(f"{k}={v}" for k, v in best["params"].items())
