@@ -204,6 +204,22 @@ def drop_half_written_checkpoints(storage: RunStorage) -> list[str]:
     return removed
 
 
+def _tensorboard_writer(folder: Path):
+    """A TensorBoard SummaryWriter into `folder`, or False (one log line) when the `tensorboard` extra is not
+    installed: metrics.csv and curve.png are written either way."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("TensorBoard files are not written: the tensorboard extra is not installed "
+                    "(pip install 'synthstream[tensorboard]')")
+        return False
+    _quiet_tensorboard_writer_thread()
+    try:
+        return SummaryWriter(str(folder))
+    except OSError as e:
+        raise write_failed(e, str(folder)) from None
+
+
 def _quiet_tensorboard_writer_thread() -> None:
     """TensorBoard writes from a thread of its own and re-raises that thread's OSError (a full disk) in the
     next `add_scalar`/`flush`, where MetricsLog turns it into the run's one error line; so the thread's own
@@ -305,11 +321,11 @@ class MetricsLog:
         writer.writeheader()
         writer.writerows(self.rows)
         self.storage.write_bytes("metrics.csv", text.getvalue().encode())
+        if self._tb is None:
+            self._tb = _tensorboard_writer(self._tb_dir)
+        if self._tb is False:
+            return
         try:
-            if self._tb is None:
-                from torch.utils.tensorboard import SummaryWriter
-                _quiet_tensorboard_writer_thread()
-                self._tb = SummaryWriter(str(self._tb_dir))
             for row in rows:
                 for k, v in row.items():
                     if k != "step" and isinstance(v, (int, float)):
@@ -321,7 +337,7 @@ class MetricsLog:
     def close(self) -> None:
         """Flush TensorBoard's files (and upload them, for remote storage). Never raises: it runs while the
         run's own error, if any, is on its way to the user; a write it cannot make is logged."""
-        if self._tb is None:
+        if not self._tb:
             return
         try:
             self._tb.close()
