@@ -249,3 +249,16 @@ def from_args(args: argparse.Namespace, **given) -> TrainConfig:
 
 
 assert all(f.default is not MISSING for f in options()), "every option has a default"
+
+
+def reference() -> str:
+    """The options as a Markdown table (docs/config.md holds it; a test keeps it current)."""
+    rows = ["| option (space) | `train` flag | default | identity | meaning |", "|---|---|---|---|---|"]
+    for f in options():
+        flag = "--" + (f.metadata["flag"] or f.name).replace("_", "-") if f.metadata["cli"] else "-"
+        where = f"`{f.name}`" if f.metadata["sweep"] else f"`{f.name}` (not in a space)"
+        value = str(f.default).lower() if isinstance(f.default, bool) else f.default
+        default = "-" if f.default is None else f"`{value}`"
+        text = f.metadata["help"].replace("%%", "%").replace("|", "\\|")
+        rows.append(f"| {where} | `{flag}` | {default} | {'yes' if f.metadata['identity'] else ''} | {text} |")
+    return "\n".join(rows) + "\n"

@@ -112,3 +112,10 @@ def test_every_command_shows_its_defaults_and_the_version():
                 assert f"(default: {action.default})" in help_text, (name, action.dest)
     r = subprocess.run([sys.executable, "-m", "synthstream", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("synthstream ")
+
+
+def test_docs_hold_the_current_option_table():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
+    assert cfg.reference() in doc, "regenerate the table in docs/config.md from trainer.config.reference()"
