@@ -262,3 +262,18 @@ def reference() -> str:
         text = f.metadata["help"].replace("%%", "%").replace("|", "\\|")
         rows.append(f"| {where} | `{flag}` | {default} | {'yes' if f.metadata['identity'] else ''} | {text} |")
     return "\n".join(rows) + "\n"
+
+
+def update_docs(path: str = "docs/config.md") -> None:
+    """Rewrite the option table between the markers of docs/config.md: `python -m trainer.config`."""
+    from pathlib import Path
+
+    doc = Path(path).read_text()
+    begin = doc.index("<!-- options:begin")
+    begin = doc.index("-->\n", begin) + len("-->\n")
+    end = doc.index("<!-- options:end -->")
+    Path(path).write_text(doc[:begin] + reference() + doc[end:])
+
+
+if __name__ == "__main__":
+    update_docs()

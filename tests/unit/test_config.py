@@ -118,4 +118,4 @@ def test_docs_hold_the_current_option_table():
     from pathlib import Path
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
-    assert cfg.reference() in doc, "regenerate the table in docs/config.md from trainer.config.reference()"
+    assert cfg.reference() in doc, "run `python -m trainer.config` to rewrite the table in docs/config.md"
