@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 from synthstream import argtypes
 from synthstream.errors import UserError
 
-if TYPE_CHECKING:                    # the stream module imports Ray: not needed to build the CLI's parser
+if TYPE_CHECKING:                    # these import Ray: not needed to build the CLI's parser
     from synthstream.stream import StreamConfig
+    from trainer.sweep import Space
 
+EVAL_METRIC = "eval/exact_rate"      # a sweep's end-of-trial metric (with --eval-data)
 MAX_VAL_SIZE = 16384                 # validation images, rendered once and held in memory by rank 0
 MAX_VAL_BYTES = 256 << 20            # ... and their pixels
 MAX_MINUTES = 30 * 24 * 60
@@ -35,12 +37,12 @@ SWEEP_DEFAULTS = {"worker_cpus": 1.0}   # a trial shares the cluster: it cannot 
 
 
 def option(default: Any, help: str, *, parse=None, flag: str | None = None, metavar: str | None = None,
-           identity: bool = False, cli: bool = True, sweep: bool = True):
-    """A TrainConfig field that is a user option. `parse`: the flag's argparse type (default: by the field's
-    type); `flag`: the flag's name if not the field's; `identity`: part of the run identity; `cli`/`sweep`: a
-    `train` flag / a space option."""
+           choices: tuple | None = None, identity: bool = False, cli: bool = True, sweep: bool = True):
+    """A config field that is a user option (TrainConfig's, SweepConfig's). `parse`: the flag's argparse type
+    (default: by the field's type); `flag`: the flag's name if not the field's; `identity`: part of the run
+    identity; `cli`/`sweep`: a command-line flag / a space option."""
     return field(default=default, metadata={"help": help, "parse": parse, "flag": flag, "metavar": metavar,
-                                            "identity": identity, "cli": cli, "sweep": sweep})
+                                            "choices": choices, "identity": identity, "cli": cli, "sweep": sweep})
 
 
 @dataclass(kw_only=True)
@@ -208,11 +210,65 @@ def _check(name: str, value: Any, kind: type, low, high=None, *, strict: bool = 
         raise UserError(f"{name} = {value!r} must be {what} {bound}" + (f" and <= {high}" if high else ""))
 
 
+@dataclass(kw_only=True)
+class SweepConfig:
+    """One sweep. Errors name these fields; the `sweep` command's flags are these names with dashes."""
+
+    space: Space
+    """The parsed space file (`--space`, `load_space`)."""
+    metric: str = option("val/string_accuracy", "what the best trial maximises (or minimises): "
+                         "val/string_accuracy, val/loss, val/acc/char, train_loss, or eval/exact_rate with "
+                         "--eval-data", identity=True)
+    mode: str | None = option(None, "max or min (default: min for a loss, else max)", choices=("max", "min"),
+                              identity=True)
+    trials: int = option(1, "samples of the space: random dimensions are drawn this many times; a grid runs "
+                            "whole in each sample (Tune's num_samples)", parse=argtypes.positive_int, identity=True)
+    scheduler: str = option("asha", "asha: stop poor trials at a validation (every val_every steps); none: run "
+                                    "all to the end", choices=("asha", "none"), identity=True)
+    max_concurrent: int | None = option(None, "trials at once (default and upper bound: as many as the cluster "
+                                              "fits whole)", parse=argtypes.positive_int)
+    eval_data: str | None = option(None, "labelled folder: each trial ends with its exact-string rate there "
+                                         "(eval/exact_rate)", metavar="DIR", identity=True)
+    resource_wait_s: float | None = option(
+        None, "how long a trial may wait for its training workers to be placed before it fails (default: 120 "
+              "on the embedded Ray, 600 when joining a cluster)", parse=argtypes.positive_float,
+        flag="resource-wait", metavar="SECONDS")
+
+    def __post_init__(self) -> None:
+        if self.resource_wait_s is not None and not (isinstance(self.resource_wait_s, (int, float))
+                                                     and 1 <= self.resource_wait_s <= 86400):
+            raise UserError(f"--resource-wait {self.resource_wait_s!r} must be in [1, 86400] seconds")
+        if self.mode is None:
+            self.mode = "min" if "loss" in self.metric else "max"
+        if self.mode not in ("max", "min"):
+            raise UserError(f"--mode {self.mode!r} must be max or min")
+        if self.scheduler not in ("asha", "none"):
+            raise UserError(f"--scheduler {self.scheduler!r} must be asha or none")
+        if not isinstance(self.trials, int) or self.trials < 1:
+            raise UserError(f"--trials {self.trials!r} must be a positive integer")
+        if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int) or self.max_concurrent < 1):
+            raise UserError(f"--max-concurrent {self.max_concurrent!r} must be a positive integer")
+        if self.metric == EVAL_METRIC and self.eval_data is None:
+            raise UserError(f"--metric {EVAL_METRIC} needs --eval-data DIR (a labelled folder)")
+        if self.metric == EVAL_METRIC and self.scheduler == "asha":
+            raise UserError(f"--metric {EVAL_METRIC} is measured once, when a trial ends, so ASHA cannot stop "
+                            f"trials on it: add --scheduler none, or stop on a validation metric such as "
+                            f"val/string_accuracy")
+
+    def identity(self) -> dict:
+        """What must match for a later command to continue this sweep: the space and the identity options."""
+        return {"space": self.space.identity(),
+                **{f.name: getattr(self, f.name) for f in options(SweepConfig) if f.metadata["identity"]}}
+
+    def total_trials(self) -> int:
+        return self.trials * self.space.grid_points()
+
+
 # -- derived: the option table, the flags ------------------------------------------------------------------------
 
-def options() -> list:
-    """The option fields of TrainConfig, in declaration order."""
-    return [f for f in fields(TrainConfig) if "help" in f.metadata]
+def options(cls: type = None) -> list:
+    """The option fields of a config class (TrainConfig unless told), in declaration order."""
+    return [f for f in fields(cls or TrainConfig) if "help" in f.metadata]
 
 
 def option_type(f) -> type:
@@ -226,9 +282,10 @@ def sweep_options() -> dict[str, tuple[type, Any]]:
             if f.metadata["sweep"]}
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per option (`--batch-size` for batch_size), help and default from its field."""
-    for f in options():
+def add_flags(parser: argparse.ArgumentParser, cls: type = None) -> None:
+    """One flag per option of `cls` (TrainConfig unless told; `--batch-size` for batch_size), help, default and
+    choices from its field."""
+    for f in options(cls):
         if not f.metadata["cli"]:
             continue
         flag = "--" + (f.metadata["flag"] or f.name).replace("_", "-")
@@ -239,16 +296,17 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         parse = f.metadata["parse"] or {int: argtypes.int_range(-(2**63)), float: argtypes.finite_float,
                                         str: str}[kind]
         parser.add_argument(flag, dest=f.name, type=parse, default=f.default, metavar=f.metadata["metavar"],
-                            help=f.metadata["help"])
+                            choices=f.metadata["choices"], help=f.metadata["help"])
 
 
-def from_args(args: argparse.Namespace, **given) -> TrainConfig:
-    """The TrainConfig of parsed `train` flags (`given` replaces some)."""
-    values = {f.name: getattr(args, f.name) for f in options() if f.metadata["cli"]}
-    return TrainConfig(**{**values, **given})
+def from_args(args: argparse.Namespace, cls: type = None, **given):
+    """The config (TrainConfig unless told) of parsed flags; `given` adds or replaces values."""
+    values = {f.name: getattr(args, f.name) for f in options(cls) if f.metadata["cli"]}
+    return (cls or TrainConfig)(**{**values, **given})
 
 
 assert all(f.default is not MISSING for f in options()), "every option has a default"
+JOINED_RESOURCE_WAIT_S = 600.0       # resource_wait_s's default when joining a cluster (which may autoscale)
 
 
 def reference() -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 from cluster.capacity import ensure_resources, release_request
 from synthstream.errors import RunFailed, UserError
 from trainer import checkpoint
+from trainer.config import JOINED_RESOURCE_WAIT_S
 from trainer.storage import RunStorage, held_marker, lock, unlock, write_failed
 from trainer.train import TrainConfig, WorkerPlan, plan_workers, train_loop_per_worker
 
@@ -83,7 +84,9 @@ def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bo
     if finished:
         log.info("%s already finished at step %d; nothing to do", storage.describe(), held["finished_step"])
         return json.loads(storage.read_bytes("report.json"))
-    connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))    # before any write
+    joined = connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))  # before writing
+    if config.resource_wait_s is None and joined not in ("local", "existing"):    # a cluster may autoscale
+        config.stream.resource_wait_s = JOINED_RESOURCE_WAIT_S
     storage.make()
     guard = lock(storage)
     try:

@@ -63,7 +63,7 @@ import tomllib
 from ray.tune import Callback
 
 from synthstream.errors import RunFailed, UserError
-from trainer.config import TrainConfig, sweep_options
+from trainer.config import EVAL_METRIC, JOINED_RESOURCE_WAIT_S, SweepConfig, TrainConfig, sweep_options
 from trainer.storage import RunStorage, held_marker, lock, unlock
 
 log = logging.getLogger("synthstream.sweep")
@@ -72,8 +72,8 @@ SWEEP_FILE = "sweep.json"
 TUNE_NAME = "tune"
 KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
 STYLE_SECTIONS = ("latents", "layout", "warp", "ink", "clutter", "text")
-EVAL_METRIC = "eval/exact_rate"
 ASHA_REDUCTION = 2
+TRIAL_WAIT_S = 120.0                # resource_wait_s's default on the embedded Ray (and one already started)
 
 # The train options a space may set, with the sweep's defaults: name -> (type, default), derived from
 # trainer/config.py's TrainConfig (`synthstream train`'s defaults, except worker_cpus: a trial cannot take "what
@@ -288,53 +288,6 @@ def check_space(space: Space) -> list[str]:
 
 # -- the sweep --------------------------------------------------------------------------------------------------
 
-@dataclass(kw_only=True)
-class SweepConfig:
-    """One sweep. Errors name these fields; the CLI maps them to its flags."""
-
-    space: Space
-    metric: str = "val/string_accuracy"
-    mode: str | None = None
-    """max or min; None: min for a loss, else max."""
-    trials: int = 1
-    """Tune's num_samples: random dimensions are drawn this many times; a grid runs whole in each sample."""
-    scheduler: str = "asha"
-    max_concurrent: int | None = None
-    """Trials at once; None: as many as the cluster fits whole. Never more than that."""
-    eval_data: str | None = None
-    """A labelled folder: each trial ends by measuring its exact-string rate there (metric eval/exact_rate)."""
-    resource_wait_s: float = 120.0
-    """How long a trial waits for its training workers to be placed before it fails (one line)."""
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.resource_wait_s, (int, float)) and 1 <= self.resource_wait_s <= 86400):
-            raise UserError(f"--resource-wait {self.resource_wait_s!r} must be in [1, 86400] seconds")
-        if self.mode is None:
-            self.mode = "min" if "loss" in self.metric else "max"
-        if self.mode not in ("max", "min"):
-            raise UserError(f"--mode {self.mode!r} must be max or min")
-        if self.scheduler not in ("asha", "none"):
-            raise UserError(f"--scheduler {self.scheduler!r} must be asha or none")
-        if not isinstance(self.trials, int) or self.trials < 1:
-            raise UserError(f"--trials {self.trials!r} must be a positive integer")
-        if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int) or self.max_concurrent < 1):
-            raise UserError(f"--max-concurrent {self.max_concurrent!r} must be a positive integer")
-        if self.metric == EVAL_METRIC and self.eval_data is None:
-            raise UserError(f"--metric {EVAL_METRIC} needs --eval-data DIR (a labelled folder)")
-        if self.metric == EVAL_METRIC and self.scheduler == "asha":
-            raise UserError(f"--metric {EVAL_METRIC} is measured once, when a trial ends, so ASHA cannot stop "
-                            f"trials on it: add --scheduler none, or stop on a validation metric such as "
-                            f"val/string_accuracy")
-
-    def identity(self) -> dict:
-        """What must match for a later command to continue this sweep."""
-        return {"space": self.space.identity(), "metric": self.metric, "mode": self.mode, "trials": self.trials,
-                "scheduler": self.scheduler, "eval_data": self.eval_data}
-
-    def total_trials(self) -> int:
-        return self.trials * self.space.grid_points()
-
-
 @dataclass
 class TrialPlan:
     """What every trial gets (through the object store)."""
@@ -529,7 +482,9 @@ def sweep(config: SweepConfig, out: str, *, address: str | None = None,
                         f"{', '.join(metrics[:4] + ([EVAL_METRIC] if EVAL_METRIC in metrics else []))}, ...")
     storage = RunStorage(out)
     resuming = check_out_dir(storage, config)
-    connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))   # before any write
+    joined = connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))  # before writing
+    if config.resource_wait_s is None:
+        config.resource_wait_s = JOINED_RESOURCE_WAIT_S if joined not in ("local", "existing") else TRIAL_WAIT_S
     bundles, whole = trial_resources(config.space)
     at_once = concurrency(whole, config.max_concurrent)
     storage.make()

@@ -23,14 +23,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    import os
-
     from trainer.config import from_args
     from trainer.run import run as run_training
 
-    joining = bool(args.address or os.environ.get("RAY_ADDRESS"))
-    wait = args.resource_wait_s if args.resource_wait_s is not None else (600.0 if joining else 0.0)
-    config = from_args(args, resource_wait_s=wait)
+    config = from_args(args)
     report = run_training(config, args.out, address=args.address, resume=args.resume,
                           progress=False if args.no_progress else None)
     final = report["final"]

@@ -91,6 +91,15 @@ def test_every_option_is_a_train_flag_with_its_default_in_help():
     assert (built.warmup_steps, built.grad_clip, built.lr) == (7, 0.5, TrainConfig().lr)
 
 
+def test_the_sweep_flags_are_derived_from_sweep_config():
+    args = cli.build_parser().parse_args(["sweep", "--space", "s.toml", "--out", "o", "--trials", "3",
+                                          "--resource-wait", "5", "--metric", "val/loss"])
+    space = parse_space({"search": {"lr": {"choice": [1e-3]}}})
+    config = cfg.from_args(args, cfg.SweepConfig, space=space)
+    assert (config.trials, config.resource_wait_s, config.mode, config.scheduler) == (3, 5.0, "min", "asha")
+    assert set(config.identity()) == {"space", "metric", "mode", "trials", "scheduler", "eval_data"}
+
+
 def test_the_sweep_option_table_is_derived():
     assert {"warmup_steps", "grad_clip", "weight_decay", "torch_threads", "max_minutes"} <= set(TRAIN_OPTIONS)
     assert "resource_wait_s" not in TRAIN_OPTIONS and "log_every" not in TRAIN_OPTIONS
