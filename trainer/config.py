@@ -284,36 +284,42 @@ def sweep_options() -> dict[str, tuple[type, Any]]:
 
 def add_flags(parser: argparse.ArgumentParser, cls: type = None) -> None:
     """One flag per option of `cls` (TrainConfig unless told; `--batch-size` for batch_size), help, default and
-    choices from its field."""
+    choices from its field. The parsed value's name is the flag's (`args.resource_wait` for resource_wait_s)."""
     for f in options(cls):
         if not f.metadata["cli"]:
             continue
-        flag = "--" + (f.metadata["flag"] or f.name).replace("_", "-")
         kind = option_type(f)
         if kind is bool:
-            parser.add_argument(flag, dest=f.name, action="store_true", help=f.metadata["help"])
+            parser.add_argument(_flag(f), dest=_dest(f), action="store_true", help=f.metadata["help"])
             continue
         parse = f.metadata["parse"] or {int: argtypes.int_range(-(2**63)), float: argtypes.finite_float,
                                         str: str}[kind]
-        parser.add_argument(flag, dest=f.name, type=parse, default=f.default, metavar=f.metadata["metavar"],
+        parser.add_argument(_flag(f), dest=_dest(f), type=parse, default=f.default, metavar=f.metadata["metavar"],
                             choices=f.metadata["choices"], help=f.metadata["help"])
 
 
 def from_args(args: argparse.Namespace, cls: type = None, **given):
     """The config (TrainConfig unless told) of parsed flags; `given` adds or replaces values."""
-    values = {f.name: getattr(args, f.name) for f in options(cls) if f.metadata["cli"]}
+    values = {f.name: getattr(args, _dest(f)) for f in options(cls) if f.metadata["cli"]}
     return (cls or TrainConfig)(**{**values, **given})
+
+
+def _flag(f) -> str:
+    return "--" + (f.metadata["flag"] or f.name).replace("_", "-")
+
+
+def _dest(f) -> str:
+    return (f.metadata["flag"] or f.name).replace("-", "_")
 
 
 assert all(f.default is not MISSING for f in options()), "every option has a default"
 JOINED_RESOURCE_WAIT_S = 600.0       # resource_wait_s's default when joining a cluster (which may autoscale)
 
-
 def reference() -> str:
     """The options as a Markdown table (docs/config.md holds it; a test keeps it current)."""
     rows = ["| option (space) | `train` flag | default | identity | meaning |", "|---|---|---|---|---|"]
     for f in options():
-        flag = "--" + (f.metadata["flag"] or f.name).replace("_", "-") if f.metadata["cli"] else "-"
+        flag = _flag(f) if f.metadata["cli"] else "-"
         where = f"`{f.name}`" if f.metadata["sweep"] else f"`{f.name}` (not in a space)"
         value = str(f.default).lower() if isinstance(f.default, bool) else f.default
         default = "-" if f.default is None else f"`{value}`"

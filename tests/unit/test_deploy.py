@@ -43,11 +43,15 @@ def pyproject() -> dict:
 
 
 def pinned_ray() -> str:
-    pins = [d for d in pyproject()["project"]["dependencies"] if re.match(r"ray\b", d)]
+    """The Ray every image and cluster runs: the Dockerfile's RAY_VERSION, which pyproject's range admits
+    (the package asks for a range, ray[...]>=2.60,<3; the exact pin lives where clusters are built)."""
+    from packaging.requirements import Requirement
+
+    pins = [Requirement(d) for d in pyproject()["project"]["dependencies"] if re.match(r"ray\b", d)]
     assert len(pins) == 1, pins
-    m = re.fullmatch(r"ray(\[[^\]]*\])?==([0-9.]+)\s*", pins[0])
-    assert m, f"pyproject must pin ray exactly (ray[...]==X.Y.Z), not {pins[0]!r}"
-    return m.group(2)
+    version = docker_args()["RAY_VERSION"]
+    assert pins[0].specifier.contains(version), f"pyproject's {pins[0]} does not admit the image's Ray {version}"
+    return version
 
 
 def console_script() -> str:
