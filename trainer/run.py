@@ -150,7 +150,7 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
         if asked_autoscaler:
             release_request()
     result = outcome["result"]
-    if isinstance(result, Exception) and _not_placed(result):
+    if isinstance(result, Exception) and trial_start_s is not None and _not_placed(result):
         raise RunFailed(f"the {config.workers} training worker(s) ({worker_cpus:g} CPU each) could not be placed "
                         f"within {trial_start_s:g} s: other work holds the cluster's resources")
     if isinstance(result, Exception):
