@@ -180,7 +180,7 @@ def header_command(space: Path) -> tuple[list[str], list[str]]:
     commands = [ln for ln in text.splitlines() if ln.startswith("synthstream sweep ")]
     assert len(commands) == 1, f"{space.name}: the header names one example command"
     setup = [ln for ln in text.splitlines() if ln.startswith(("mkdir ", "ls "))]
-    return commands[0].split()[1:], setup
+    return commands[0].split()[2:], setup
 
 
 def shortened(space: Path, tmp: Path) -> Path:
