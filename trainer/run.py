@@ -73,8 +73,8 @@ def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bo
     """Train, or continue the run in `out`. `progress`: a progress bar (True), log lines (False), or a bar
     only on a terminal (None). `callbacks`: Ray Train callbacks for the run (a sweep's trial passes Tune's
     `TuneReportCallback`). `trial_start_s`: set by a sweep's trial: the run fails (one line) when its workers
-    cannot be placed within that many seconds, instead of Ray Train retrying for ever, and rank 0 reports its
-    worker placement group. Raises UserError for bad input, RunFailed when training fails."""
+    cannot be placed within that many seconds, instead of Ray Train retrying for ever. Raises UserError for bad
+    input, RunFailed when training fails."""
     from cluster.local import connect
 
     storage = RunStorage(out)
@@ -122,8 +122,7 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
     try:
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         tracker = ray.remote(num_cpus=0, scheduling_strategy=here)(ProgressTracker).remote()   # dies with us only
-        plan = WorkerPlan(config=config, actors=pool.actors, threads=threads, tracker=tracker,
-                          trial=trial_start_s is not None)
+        plan = WorkerPlan(config=config, actors=pool.actors, threads=threads, tracker=tracker)
         failure = FailureConfig(max_failures=config.max_failures)
         if trial_start_s is not None:          # read by Ray Train's controller (it propagates RAY_TRAIN_*)
             os.environ[START_TIMEOUT_ENV] = f"{trial_start_s:g}"

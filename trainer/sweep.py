@@ -29,12 +29,12 @@ creates land in (Tune's placement groups capture child actors). Ray Train places
 placement group of its own, which Ray Train V2 cannot nest inside Tune's, so "one trial" is the two together
 (`trial_resources`) and `max_concurrent_trials` is capped at how many whole trials the cluster fits now
 (`concurrency`): trials never hold half of what they need while waiting on each other. Two more guards:
-- When Tune stops a trial (ASHA), it kills the trial's process and with it Ray Train's controller; the
-  workers' placement group outlives them (a placement group belongs to the job, not to the actor that made
-  it), and Ray Train's own cleaner finds dead controllers through the State API, which an embedded Ray
-  (no dashboard) does not serve. Left alone it holds the workers' CPUs for the rest of the sweep and the next
-  trials wait for ever. So rank 0 reports its placement group with each result and `TrialCleanup` removes it
-  a few seconds after its trial ended.
+- When Tune stops a trial (ASHA, or its last step) or the trial's process dies, Ray Train's controller dies
+  with it and the workers' placement group outlives both (a placement group belongs to the job, not to the
+  actor that made it); Ray Train's own cleaner finds dead controllers through the State API, which an
+  embedded Ray (no dashboard) does not serve. Left alone it holds the workers' CPUs for the rest of the sweep
+  and the next trials wait for ever, so `TrialCleanup` removes every placement group of the sweep's job whose
+  creating actor is dead.
 - A trial whose workers cannot be placed within `resource_wait_s` fails with one line instead of waiting.
 
 Output folder (a local path or a pyarrow URI): sweep.json (the sweep's identity), tune/ (Tune's experiment:
@@ -378,49 +378,37 @@ class SweepProgress(Callback):
 
 
 class TrialCleanup(Callback):
-    """Removes the training workers' placement group of each trial a few seconds after it ended (see the
-    module doc: a trial Tune stopped leaves it behind). The grace lets Tune end the trial's process first, so
-    its Ray Train controller cannot answer the removal by placing a new worker group."""
+    """Removes the placement groups of this sweep's job whose creating actor has died: the training workers'
+    group of a trial Tune stopped or that died (see the module doc). Such a group can never be used again (its
+    Ray Train controller is gone), so nothing is lost; checked every CHECK_S while the sweep runs, and at its
+    end."""
 
-    GRACE_S = 3.0
+    CHECK_S = 2.0
 
     def __init__(self) -> None:
-        self.groups: dict[str, set[str]] = {}         # trial id -> placement groups its rank 0 reported
-        self.due: list[tuple[float, str]] = []        # (when, placement group) of ended trials
-
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        if result.get("placement_group"):
-            self.groups.setdefault(trial.trial_id, set()).add(result["placement_group"])
-
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._ended(trial)
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._ended(trial)
+        self.checked = 0.0
 
     def on_step_end(self, iteration, trials, **info) -> None:
-        self._free(time.monotonic())
+        if time.monotonic() - self.checked >= self.CHECK_S:
+            self.free()
 
     def on_experiment_end(self, trials, **info) -> None:
-        self._free(math.inf)
+        self.free()
 
-    def _ended(self, trial) -> None:
-        at = time.monotonic() + self.GRACE_S
-        self.due += [(at, group) for group in self.groups.pop(trial.trial_id, ())]
-
-    def _free(self, now: float) -> None:
+    def free(self) -> None:
         import ray
-        from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
+        from ray.util.placement_group import PlacementGroup, remove_placement_group
 
-        for _, hex_id in [d for d in self.due if d[0] <= now]:
-            group = PlacementGroup(ray.PlacementGroupID.from_hex(hex_id))
-            try:
-                if placement_group_table(group).get("state", "REMOVED") != "REMOVED":
-                    remove_placement_group(group)
-                    log.info("freed the training workers' placement group %s of an ended trial", hex_id[:12])
-            except Exception as e:                    # best effort: never end the sweep over it
-                log.warning("could not free placement group %s: %s", hex_id[:12], e)
-        self.due = [d for d in self.due if d[0] > now]
+        from cluster.ray_private import orphaned_placement_groups
+
+        self.checked = time.monotonic()
+        try:
+            for hex_id in orphaned_placement_groups():
+                remove_placement_group(PlacementGroup(ray.PlacementGroupID.from_hex(hex_id)))
+                log.info("freed placement group %s: the Ray Train controller that made it is gone (a stopped "
+                         "or failed trial)", hex_id[:12])
+        except Exception as e:                    # best effort: never end the sweep over it
+            log.warning("could not free the placement groups of ended trials: %s", e)
 
 
 def _short(v: Any) -> str:

@@ -34,7 +34,6 @@ class WorkerPlan:
     threads: int                     # torch threads per worker
     tracker: object | None = None    # ProgressTracker actor handle (rank 0 reports to it)
     extra_metrics: dict = field(default_factory=dict)
-    trial: bool = False              # a sweep's trial: rank 0 reports its worker group's placement group
 
 
 def validation_set(style, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,8 +206,6 @@ def _train_loop(plan: WorkerPlan) -> None:
                        "stream/samples": s["images_delivered"], "stream/index_errors": s["index_errors"],
                        "worker_node": ray.util.get_node_ip_address(),
                        **timer.figures(world)}
-            if plan.trial:       # so the sweep can free it if Tune kills the trial (sweep.TrialCleanup)
-                metrics["placement_group"] = ray.get_runtime_context().get_placement_group_id()
             validate_and_checkpoint(plan, state, metrics, validation, lead)
             timer.reset()
             recent_loss = []
