@@ -648,7 +648,8 @@ def _plot(config: SweepConfig, storage: RunStorage, rows: list[dict]) -> None:
             ax.set_xticks(list(d.values), [f"{v:g}" for v in d.values], fontsize=7)
         ax.set_xlabel(d.name)
         ax.set_ylabel(config.metric)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:            # a dimension whose trials all failed has none
+            ax.legend(fontsize=7)
     fig.suptitle(f"{config.metric} ({config.mode}) per trial; stopped = ended early by ASHA", fontsize=9)
     fig.tight_layout()
     png = io.BytesIO()
