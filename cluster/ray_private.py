@@ -53,3 +53,23 @@ def object_store_stats() -> dict:
     return {"spilled_bytes": int(s.spilled_bytes_total), "spilled_objects": int(s.spilled_objects_total),
             "restored_bytes": int(s.restored_bytes_total), "object_store_bytes_used": int(s.object_store_bytes_used),
             "object_store_bytes_avail": int(s.object_store_bytes_avail)}
+
+
+def orphaned_placement_groups() -> list[str]:
+    """The placement groups of this job (hex ids) whose creating actor has died: Ray keeps a non-detached group
+    until its *job* ends even when the actor that made it is gone, so one made by an actor that was killed (a
+    Ray Train controller when Tune stops a trial) holds its resources for the rest of the job. Private: Ray
+    2.60's public placement_group_table() leaves out the creator fields, and the State API that has them needs
+    the dashboard, which the embedded Ray does not run (which is also why Ray Train's own cleaner misses these)."""
+    import ray
+    from ray._private.state import state
+    from ray.core.generated import gcs_pb2
+
+    job, nil = ray.get_runtime_context().get_job_id(), ray.ActorID.nil().binary()
+    found = []
+    for raw in state._connect_and_get_accessor().get_placement_group_table():
+        pg = gcs_pb2.PlacementGroupTableData.FromString(raw)
+        if (pg.creator_actor_dead and pg.creator_actor_id != nil and not pg.is_detached
+                and pg.state != gcs_pb2.PlacementGroupTableData.REMOVED and pg.creator_job_id.hex() == job):
+            found.append(pg.placement_group_id.hex())
+    return found

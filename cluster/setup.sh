@@ -7,7 +7,7 @@
 # the one deploy/Dockerfile's base image holds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RAY_PIN="ray[default,train,tune]==2.60.0"
+RAY_PIN="ray[default,train,tune,serve]==2.60.0"
 
 DEBIAN_PACKAGES="$(sed -e 's/#.*//' cluster/debian-packages.txt | xargs)"   # the one list (also read by deploy/Dockerfile)
 if command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then

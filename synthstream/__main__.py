@@ -1,7 +1,5 @@
 """`python -m synthstream ...` runs the `synthstream` command."""
 
-import sys
+from synthstream.cli import entry
 
-from synthstream.cli import main
-
-sys.exit(main())
+entry()

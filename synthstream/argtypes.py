@@ -48,6 +48,9 @@ def _finite_float(text: str) -> float:
     return v
 
 
+finite_float = _finite_float
+
+
 def positive_float(text: str) -> float:
     v = _finite_float(text)
     if not v > 0:

@@ -30,6 +30,7 @@ Design
 from __future__ import annotations
 
 import collections
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,29 +86,33 @@ class StreamConfig:
         if not isinstance(self.style, Style):
             raise TypeError(f"style must be a synthstream.style.Style (load_style(...)), not {type(self.style)}")
         checks = [
-            (isinstance(self.batch_size, int) and 1 <= self.batch_size <= MAX_BATCH,
+            (_integer(self.batch_size) and 1 <= self.batch_size <= MAX_BATCH,
              f"batch_size = {self.batch_size!r} must be an integer in [1, {MAX_BATCH}]"),
-            (isinstance(self.num_actors, int) and 1 <= self.num_actors <= 4096,
+            (_integer(self.num_actors) and 1 <= self.num_actors <= 4096,
              f"num_actors = {self.num_actors!r} must be an integer in [1, 4096]"),
-            (isinstance(self.actor_cpus, (int, float)) and 0 < self.actor_cpus <= 256,
+            (_number(self.actor_cpus) and 0 < self.actor_cpus <= 256,
              f"actor_cpus = {self.actor_cpus!r} must be in (0, 256]"),
-            (isinstance(self.max_batches_in_flight, int) and 1 <= self.max_batches_in_flight <= 1024,
+            (_integer(self.max_batches_in_flight) and 1 <= self.max_batches_in_flight <= 1024,
              f"max_batches_in_flight = {self.max_batches_in_flight!r} must be an integer in [1, 1024]"),
-            (isinstance(self.max_bytes_in_flight, int) and self.max_bytes_in_flight >= 1 * MiB,
+            (_integer(self.max_bytes_in_flight) and self.max_bytes_in_flight >= 1 * MiB,
              f"max_bytes_in_flight = {self.max_bytes_in_flight!r} must be at least 1 MiB"),
-            (self.object_size is None or (isinstance(self.object_size, int) and self.object_size >= 1
-                                          and isinstance(self.batch_size, int) and self.batch_size >= 1
+            (self.object_size is None or (_integer(self.object_size) and self.object_size >= 1
+                                          and _integer(self.batch_size) and self.batch_size >= 1
                                           and self.object_size % self.batch_size == 0
                                           and self.object_size <= MAX_OBJECT),
              f"object_size = {self.object_size!r} must be a multiple of batch_size ({self.batch_size!r}) "
              f"in [batch_size, {MAX_OBJECT}], or unset to choose it by bytes"),
-            (isinstance(self.seed, int) and 0 <= self.seed < MAX_SEED,
+            (_integer(self.seed) and 0 <= self.seed < MAX_SEED,
              f"seed = {self.seed!r} must be in [0, 2**63)"),
             (self.actor_resource is None or (isinstance(self.actor_resource, str) and self.actor_resource.strip()
                                              and self.actor_resource not in ("CPU", "GPU", "memory")),
              f"actor_resource = {self.actor_resource!r} must name a custom resource"),
-            (isinstance(self.resource_wait_s, (int, float)) and 0 <= self.resource_wait_s <= 86400,
+            (_number(self.resource_wait_s) and 0 <= self.resource_wait_s <= 86400,
              f"resource_wait_s = {self.resource_wait_s!r} must be in [0, 86400]"),
+            (_integer(self.max_restarts) and -1 <= self.max_restarts <= 1000,
+             f"max_restarts = {self.max_restarts!r} must be an integer in [0, 1000], or -1 for no limit"),
+            (_number(self.ready_timeout_s) and 0 < self.ready_timeout_s <= 86400,
+             f"ready_timeout_s = {self.ready_timeout_s!r} must be in (0, 86400] seconds"),
         ]
         for ok, message in checks:
             if not ok:
@@ -153,6 +158,15 @@ class StreamConfig:
         if self.actor_resource:
             bundle[self.actor_resource] = ACTOR_RESOURCE_SHARE
         return bundle
+
+
+def _integer(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    """A finite int or float (not a bool): NaN compares false with every bound, so it is refused here too."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 class GeneratorActor:

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 from synthstream.capacity import ensure_resources, release_request
 from synthstream.errors import RunFailed, UserError
 from trainer import checkpoint
+from trainer.config import JOINED_RESOURCE_WAIT_S
 from trainer.storage import RunStorage, held_marker, lock, unlock, write_failed
 from trainer.train import TrainConfig, WorkerPlan, plan_workers, train_loop_per_worker
 
@@ -31,6 +33,7 @@ log = logging.getLogger("synthstream.train")
 RUN_FILE = "run.json"
 RUN_NAME = "train"                  # Ray Train's run name inside ray/: fixed, so a re-run restores it
 LOG_EVERY_S = 30.0                  # headless progress lines
+START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"   # Ray Train's wait for its worker group
 
 
 class ProgressTracker:
@@ -67,10 +70,13 @@ def check_out_dir(storage: RunStorage, config: TrainConfig, resume: bool) -> dic
 
 
 def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bool = False,
-        progress: bool | None = None, connect_timeout_s: float | None = None, callbacks: list | None = None) -> dict:
+        progress: bool | None = None, connect_timeout_s: float | None = None, callbacks: list | None = None,
+        trial_start_s: float | None = None) -> dict:
     """Train, or continue the run in `out`. `progress`: a progress bar (True), log lines (False), or a bar
     only on a terminal (None). `callbacks`: Ray Train callbacks for the run (a sweep's trial passes Tune's
-    `TuneReportCallback`). Raises UserError for bad input, RunFailed when training fails."""
+    `TuneReportCallback`). `trial_start_s`: set by a sweep's trial: the run fails (one line) when its workers
+    cannot be placed within that many seconds, instead of Ray Train retrying for ever. Raises UserError for bad
+    input, RunFailed when training fails."""
     from cluster.local import connect
 
     storage = RunStorage(out)
@@ -80,11 +86,13 @@ def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bo
     if finished:
         log.info("%s already finished at step %d; nothing to do", storage.describe(), held["finished_step"])
         return storage.read_json("report.json")
-    connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))    # before any write
+    joined = connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))  # before writing
+    if config.resource_wait_s is None and joined not in ("local", "existing"):    # a cluster may autoscale
+        config.stream.resource_wait_s = JOINED_RESOURCE_WAIT_S
     storage.make()
     guard = lock(storage)
     try:
-        return _train(config, storage, held, progress, callbacks)
+        return _train(config, storage, held, progress, callbacks, trial_start_s)
     except RunFailed:
         drop_half_written_checkpoints(storage)
         raise
@@ -93,7 +101,7 @@ def run(config: TrainConfig, out: str, *, address: str | None = None, resume: bo
 
 
 def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress: bool | None,
-           callbacks: list | None = None) -> dict:
+           callbacks: list | None = None, trial_start_s: float | None = None) -> dict:
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -118,12 +126,16 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         tracker = ray.remote(num_cpus=0, scheduling_strategy=here)(ProgressTracker).remote()   # dies with us only
         plan = WorkerPlan(config=config, actors=pool.actors, threads=threads, tracker=tracker)
+        failure = FailureConfig(max_failures=config.max_failures)
+        if trial_start_s is not None:          # read by Ray Train's controller (it propagates RAY_TRAIN_*)
+            os.environ[START_TIMEOUT_ENV] = f"{trial_start_s:g}"
+            failure = FailureConfig(max_failures=config.max_failures, controller_failure_limit=0)
         trainer = TorchTrainer(
             train_loop_per_worker, train_loop_config={"plan": plan}, torch_config=torch_config(),
             scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=config.use_gpu,
                                          resources_per_worker={"CPU": worker_cpus}),
             run_config=RunConfig(name=RUN_NAME, storage_path=storage.ray_storage_path,
-                                 failure_config=FailureConfig(max_failures=config.max_failures),
+                                 failure_config=failure,
                                  checkpoint_config=CheckpointConfig(num_to_keep=2), callbacks=callbacks))
         t0 = time.time()
         outcome: dict = {}
@@ -140,6 +152,9 @@ def _train(config: TrainConfig, storage: RunStorage, held: dict | None, progress
         if asked_autoscaler:
             release_request()
     result = outcome["result"]
+    if isinstance(result, Exception) and trial_start_s is not None and _not_placed(result):
+        raise RunFailed(f"the {config.workers} training worker(s) ({worker_cpus:g} CPU each) could not be placed "
+                        f"within {trial_start_s:g} s: other work holds the cluster's resources")
     if isinstance(result, Exception):
         raise RunFailed(f"training failed: {_one_line(result)} (re-run the same command to continue from the "
                         f"newest checkpoint in {storage.describe('ray')})")
@@ -194,6 +209,22 @@ def drop_half_written_checkpoints(storage: RunStorage) -> list[str]:
     return removed
 
 
+def _tensorboard_writer(folder: Path):
+    """A TensorBoard SummaryWriter into `folder`, or False (one log line) when the `tensorboard` extra is not
+    installed: metrics.csv and curve.png are written either way."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("TensorBoard files are not written: the tensorboard extra is not installed "
+                    "(pip install 'synthstream[tensorboard]')")
+        return False
+    _quiet_tensorboard_writer_thread()
+    try:
+        return SummaryWriter(str(folder))
+    except OSError as e:
+        raise write_failed(e, str(folder)) from None
+
+
 def _quiet_tensorboard_writer_thread() -> None:
     """TensorBoard writes from a thread of its own and re-raises that thread's OSError (a full disk) in the
     next `add_scalar`/`flush`, where MetricsLog turns it into the run's one error line; so the thread's own
@@ -220,6 +251,17 @@ def _ensure_capacity(config: TrainConfig, worker_cpus: float) -> bool:
     return ensure_resources([stream.actor_bundle()] * stream.num_actors + [worker] * config.workers,
                             wait_s=stream.resource_wait_s,
                             what=f"{stream.num_actors} generator actors and {config.workers} training workers")
+
+
+def _not_placed(e: BaseException) -> bool:
+    """Whether Ray Train gave up because its worker group could not be placed (its startup timeout)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__name__ == "WorkerGroupStartupTimeoutError":
+            return True
+        e = getattr(e, "controller_failure", None) or e.__cause__ or e.__context__
+    return False
 
 
 def _fit(trainer):
@@ -284,11 +326,11 @@ class MetricsLog:
         writer.writeheader()
         writer.writerows(self.rows)
         self.storage.write_bytes("metrics.csv", text.getvalue().encode())
+        if self._tb is None:
+            self._tb = _tensorboard_writer(self._tb_dir)
+        if self._tb is False:
+            return
         try:
-            if self._tb is None:
-                from torch.utils.tensorboard import SummaryWriter
-                _quiet_tensorboard_writer_thread()
-                self._tb = SummaryWriter(str(self._tb_dir))
             for row in rows:
                 for k, v in row.items():
                     if k != "step" and isinstance(v, (int, float)):
@@ -300,7 +342,7 @@ class MetricsLog:
     def close(self) -> None:
         """Flush TensorBoard's files (and upload them, for remote storage). Never raises: it runs while the
         run's own error, if any, is on its way to the user; a write it cannot make is logged."""
-        if self._tb is None:
+        if not self._tb:
             return
         try:
             self._tb.close()
@@ -358,7 +400,6 @@ def _one_line(e: BaseException | str) -> str:
 
 
 def _environment() -> dict:
-    import os
-
     import torch
+
     return {"torch": torch.__version__, "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available()}

@@ -21,11 +21,21 @@ How a trial runs (the composition Ray documents for Tune with Train V2): a Tune 
 `TorchTrainer` exactly as `synthstream train` does, with Tune's `TuneReportCallback` among the Ray Train
 callbacks: rank 0's report (every `val_every` steps: validation metrics, checkpoint path) reaches Tune, so
 ASHA can stop a poor trial at a validation. Each trial's stream has its own seed (`train.seed` + the trial's
-number). Resources: a trial's placement group has an empty head bundle (the trial function only waits) and
-one bundle per generator actor, which the actors the trial creates land in (Tune's placement groups capture
-child actors); the Ray Train workers are placed by Ray Train in their own placement group, so
-`max_concurrent_trials` is capped at what the cluster fits whole (generators + workers per trial): trials
-never hold half of what they need while waiting on each other.
+number).
+
+Resources (what one trial holds, and why a sweep cannot deadlock): a trial's Tune placement group has an empty
+head bundle (the trial function only waits) and one bundle per generator actor, which the actors the trial
+creates land in (Tune's placement groups capture child actors). Ray Train places the training workers in a
+placement group of its own, which Ray Train V2 cannot nest inside Tune's, so "one trial" is the two together
+(`trial_resources`) and `max_concurrent_trials` is capped at how many whole trials the cluster fits now
+(`concurrency`): trials never hold half of what they need while waiting on each other. Two more guards:
+- When Tune stops a trial (ASHA, or its last step) or the trial's process dies, Ray Train's controller dies
+  with it and the workers' placement group outlives both (a placement group belongs to the job, not to the
+  actor that made it); Ray Train's own cleaner finds dead controllers through the State API, which an
+  embedded Ray (no dashboard) does not serve. Left alone it holds the workers' CPUs for the rest of the sweep
+  and the next trials wait for ever, so `TrialCleanup` removes every placement group of the sweep's job whose
+  creating actor is dead.
+- A trial whose workers cannot be placed within `resource_wait_s` fails with one line instead of waiting.
 
 Output folder (a local path or a pyarrow URI): sweep.json (the sweep's identity), tune/ (Tune's experiment:
 re-running the same command after the driver died restores it, finished trials are not run again and a
@@ -41,6 +51,7 @@ import io
 import json
 import logging
 import math
+import os
 import tempfile
 import time
 import zlib
@@ -52,6 +63,7 @@ import tomllib
 from ray.tune import Callback
 
 from synthstream.errors import RunFailed, UserError
+from trainer.config import EVAL_METRIC, JOINED_RESOURCE_WAIT_S, SweepConfig, TrainConfig, sweep_options
 from trainer.storage import RunStorage, held_marker, lock, unlock
 
 log = logging.getLogger("synthstream.sweep")
@@ -60,21 +72,13 @@ SWEEP_FILE = "sweep.json"
 TUNE_NAME = "tune"
 KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
 STYLE_SECTIONS = ("latents", "layout", "warp", "ink", "clutter", "text")
-EVAL_METRIC = "eval/exact_rate"
 ASHA_REDUCTION = 2
+TRIAL_WAIT_S = 120.0                # resource_wait_s's default on the embedded Ray (and one already started)
 
-# The train options a space may set, with the sweep's defaults (`synthstream train`'s, except worker_cpus:
-# a trial cannot take "what the generators leave of the cluster", it shares the cluster with other trials).
-# kind: str, str? (or none), int, float, bool.
-TRAIN_OPTIONS: dict[str, tuple[str, Any]] = {
-    "style": ("str", "tiny"), "prior_scale": ("float", 1.0), "preset": ("str", "cpu"),
-    "workers": ("int", 1), "worker_cpus": ("float", 1.0), "generators": ("int", 1),
-    "generator_cpus": ("float", 0.5), "generator_resource": ("str?", None),
-    "steps": ("int", 500), "batch_size": ("int", 64), "lr": ("float", 2e-3), "warmup_steps": ("int", 50),
-    "weight_decay": ("float", 1e-4), "grad_clip": ("float", 1.0), "seed": ("int", 0),
-    "val_every": ("int", 100), "val_size": ("int", 512), "max_failures": ("int", 3),
-    "gpu": ("bool", False), "compile": ("bool", False),
-}
+# The train options a space may set, with the sweep's defaults: name -> (type, default), derived from
+# trainer/config.py's TrainConfig (`synthstream train`'s defaults, except worker_cpus: a trial cannot take "what
+# the generators leave of the cluster", it shares the cluster with other trials).
+TRAIN_OPTIONS: dict[str, tuple[type, Any]] = sweep_options()
 NOT_SEARCHABLE = {"seed": "each trial's stream seed is train.seed + its trial number; set train.seed instead"}
 
 
@@ -223,12 +227,11 @@ def _option_value(where: str, name: str, value: Any, bad) -> Any:
         return value                                   # the style parser checks style fields
     kind = TRAIN_OPTIONS[name][0]
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = {"str": isinstance(value, str), "str?": isinstance(value, str), "bool": isinstance(value, bool),
-          "int": isinstance(value, int) and not isinstance(value, bool),
-          "float": number and math.isfinite(value)}[kind]
+    ok = {str: isinstance(value, str), bool: isinstance(value, bool),
+          int: isinstance(value, int) and not isinstance(value, bool),
+          float: number and math.isfinite(value)}[kind]
     if not ok:
-        what = {"str": "a string", "str?": "a string", "bool": "true or false", "int": "an integer",
-                "float": "a finite number"}[kind]
+        what = {str: "a string", bool: "true or false", int: "an integer", float: "a finite number"}[kind]
         raise bad(where, f"{value!r} must be {what}")
     return value
 
@@ -255,36 +258,12 @@ def _absolute_style(value: Any, base: Path) -> Any:
 
 # -- options -> a training config -------------------------------------------------------------------------------
 
-def train_config(options: dict, seed: int | None = None):
+def train_config(options: dict, seed: int | None = None) -> TrainConfig:
     """The TrainConfig `synthstream train` would build from these options (style fields applied before the
     prior is widened). Raises UserError as the train command would."""
-    from synthstream.stream import StreamConfig
-    from synthstream.style import load_style, parse_style
-    from trainer.train import TrainConfig
-
-    style = load_style(options["style"])
+    plain = {k: v for k, v in options.items() if "." not in k}
     fields = {k: v for k, v in options.items() if "." in k}
-    if fields:
-        raw = style.to_raw()
-        for name, value in fields.items():
-            section, key = name.split(".", 1)
-            raw.setdefault(section, {})[key] = value
-        style = parse_style(raw, style.source)
-    style = style.widened(float(options["prior_scale"]))
-    if options["warmup_steps"] < 0:
-        raise UserError(f"warmup_steps = {options['warmup_steps']!r} must be >= 0")
-    if not options["grad_clip"] > 0:
-        raise UserError(f"grad_clip = {options['grad_clip']!r} must be > 0")
-    if options["weight_decay"] < 0:
-        raise UserError(f"weight_decay = {options['weight_decay']!r} must be >= 0")
-    stream = StreamConfig(style=style, seed=options["seed"] if seed is None else seed,
-                          batch_size=options["batch_size"], num_actors=options["generators"],
-                          actor_cpus=options["generator_cpus"], actor_resource=options["generator_resource"])
-    return TrainConfig(stream=stream, preset=options["preset"], workers=options["workers"],
-                       worker_cpus=options["worker_cpus"], steps=options["steps"], lr=options["lr"],
-                       warmup_steps=options["warmup_steps"], weight_decay=options["weight_decay"],
-                       grad_clip=options["grad_clip"], val_every=options["val_every"], val_size=options["val_size"],
-                       max_failures=options["max_failures"], use_gpu=options["gpu"], compile=options["compile"])
+    return TrainConfig(**{**plain, **({} if seed is None else {"seed": seed})}, style_fields=fields)
 
 
 def check_space(space: Space) -> list[str]:
@@ -309,49 +288,6 @@ def check_space(space: Space) -> list[str]:
 
 # -- the sweep --------------------------------------------------------------------------------------------------
 
-@dataclass(kw_only=True)
-class SweepConfig:
-    """One sweep. Errors name these fields; the CLI maps them to its flags."""
-
-    space: Space
-    metric: str = "val/string_accuracy"
-    mode: str | None = None
-    """max or min; None: min for a loss, else max."""
-    trials: int = 1
-    """Tune's num_samples: random dimensions are drawn this many times; a grid runs whole in each sample."""
-    scheduler: str = "asha"
-    max_concurrent: int | None = None
-    """Trials at once; None: as many as the cluster fits whole. Never more than that."""
-    eval_data: str | None = None
-    """A labelled folder: each trial ends by measuring its exact-string rate there (metric eval/exact_rate)."""
-
-    def __post_init__(self) -> None:
-        if self.mode is None:
-            self.mode = "min" if "loss" in self.metric else "max"
-        if self.mode not in ("max", "min"):
-            raise UserError(f"--mode {self.mode!r} must be max or min")
-        if self.scheduler not in ("asha", "none"):
-            raise UserError(f"--scheduler {self.scheduler!r} must be asha or none")
-        if not isinstance(self.trials, int) or self.trials < 1:
-            raise UserError(f"--trials {self.trials!r} must be a positive integer")
-        if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int) or self.max_concurrent < 1):
-            raise UserError(f"--max-concurrent {self.max_concurrent!r} must be a positive integer")
-        if self.metric == EVAL_METRIC and self.eval_data is None:
-            raise UserError(f"--metric {EVAL_METRIC} needs --eval-data DIR (a labelled folder)")
-        if self.metric == EVAL_METRIC and self.scheduler == "asha":
-            raise UserError(f"--metric {EVAL_METRIC} is measured once, when a trial ends, so ASHA cannot stop "
-                            f"trials on it: add --scheduler none, or stop on a validation metric such as "
-                            f"val/string_accuracy")
-
-    def identity(self) -> dict:
-        """What must match for a later command to continue this sweep."""
-        return {"space": self.space.identity(), "metric": self.metric, "mode": self.mode, "trials": self.trials,
-                "scheduler": self.scheduler, "eval_data": self.eval_data}
-
-    def total_trials(self) -> int:
-        return self.trials * self.space.grid_points()
-
-
 @dataclass
 class TrialPlan:
     """What every trial gets (through the object store)."""
@@ -359,6 +295,7 @@ class TrialPlan:
     space: Space
     out: str                          # the sweep's --out
     eval_data: str | None = None
+    resource_wait_s: float = 120.0    # SweepConfig.resource_wait_s
 
     def run_folder(self, trial_id: str) -> str:
         return _join(self.out, f"trials/{trial_id}")
@@ -382,7 +319,8 @@ def run_trial(params: dict, plan: TrialPlan) -> None:
     options = plan.space.options(params)
     config = train_config(options, seed=options["seed"] + trial_number(trial_id))
     out = plan.run_folder(trial_id)
-    report = run_training(config, out, progress=False, callbacks=[TuneReportCallback()])
+    report = run_training(config, out, progress=False, callbacks=[TuneReportCallback()],
+                          trial_start_s=plan.resource_wait_s)
     final = {k: v for k, v in report["final"].items() if isinstance(v, (int, float))}
     if plan.eval_data:
         final[EVAL_METRIC] = evaluate_run(out, plan.eval_data)
@@ -437,6 +375,40 @@ class SweepProgress(Callback):
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         log.info("%s trial %s failed (re-run the same command to retry it): %s", self._counts(trials),
                  trial.trial_id, trial.error_file or "")
+
+
+class TrialCleanup(Callback):
+    """Removes the placement groups of this sweep's job whose creating actor has died: the training workers'
+    group of a trial Tune stopped or that died (see the module doc). Such a group can never be used again (its
+    Ray Train controller is gone), so nothing is lost; checked every CHECK_S while the sweep runs, and at its
+    end."""
+
+    CHECK_S = 2.0
+
+    def __init__(self) -> None:
+        self.checked = 0.0
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        if time.monotonic() - self.checked >= self.CHECK_S:
+            self.free()
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self.free()
+
+    def free(self) -> None:
+        import ray
+        from ray.util.placement_group import PlacementGroup, remove_placement_group
+
+        from cluster.ray_private import orphaned_placement_groups
+
+        self.checked = time.monotonic()
+        try:
+            for hex_id in orphaned_placement_groups():
+                remove_placement_group(PlacementGroup(ray.PlacementGroupID.from_hex(hex_id)))
+                log.info("freed placement group %s: the Ray Train controller that made it is gone (a stopped "
+                         "or failed trial)", hex_id[:12])
+        except Exception as e:                    # best effort: never end the sweep over it
+            log.warning("could not free the placement groups of ended trials: %s", e)
 
 
 def _short(v: Any) -> str:
@@ -498,7 +470,9 @@ def sweep(config: SweepConfig, out: str, *, address: str | None = None,
                         f"{', '.join(metrics[:4] + ([EVAL_METRIC] if EVAL_METRIC in metrics else []))}, ...")
     storage = RunStorage(out)
     resuming = check_out_dir(storage, config)
-    connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))   # before any write
+    joined = connect(address, **({"timeout_s": connect_timeout_s} if connect_timeout_s else {}))  # before writing
+    if config.resource_wait_s is None:
+        config.resource_wait_s = JOINED_RESOURCE_WAIT_S if joined not in ("local", "existing") else TRIAL_WAIT_S
     bundles, whole = trial_resources(config.space)
     at_once = concurrency(whole, config.max_concurrent)
     storage.make()
@@ -529,7 +503,7 @@ def _trainable(config: SweepConfig, storage: RunStorage, bundles: list[dict]):
     from ray import tune
 
     plan = TrialPlan(space=config.space, out=storage.out if storage.local is None else str(storage.local),
-                     eval_data=config.eval_data)
+                     eval_data=config.eval_data, resource_wait_s=config.resource_wait_s)
     return tune.with_resources(tune.with_parameters(run_trial, plan=plan),
                                tune.PlacementGroupFactory(bundles, strategy="PACK"))
 
@@ -543,6 +517,9 @@ def _fit(config: SweepConfig, storage: RunStorage, bundles: list[dict], at_once:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
 
+    # Ctrl-C raises KeyboardInterrupt at once instead of Tune's handler finishing the experiment gracefully
+    # (which waits on every trial, then reports the interrupted ones as results); the sweep resumes on re-run.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     experiment = _join(storage.out, TUNE_NAME)
     trainable = _trainable(config, storage, bundles)
     if resuming and tune.Tuner.can_restore(experiment):
@@ -566,7 +543,7 @@ def _fit(config: SweepConfig, storage: RunStorage, bundles: list[dict], at_once:
             run_config=tune.RunConfig(name=TUNE_NAME, storage_path=storage.out if storage.local is None
                                       else str(storage.local), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=0),
-                                      callbacks=[SweepProgress(config.metric)]))
+                                      callbacks=[SweepProgress(config.metric), TrialCleanup()]))
         log.info("sweep: %d trials, %d at once, into %s", config.total_trials(), at_once, storage.describe())
     return tuner.fit()
 
@@ -671,7 +648,8 @@ def _plot(config: SweepConfig, storage: RunStorage, rows: list[dict]) -> None:
             ax.set_xticks(list(d.values), [f"{v:g}" for v in d.values], fontsize=7)
         ax.set_xlabel(d.name)
         ax.set_ylabel(config.metric)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:            # a dimension whose trials all failed has none
+            ax.legend(fontsize=7)
     fig.suptitle(f"{config.metric} ({config.mode}) per trial; stopped = ended early by ASHA", fontsize=9)
     fig.tight_layout()
     png = io.BytesIO()

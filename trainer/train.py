@@ -20,84 +20,9 @@ import numpy as np
 import torch
 
 from synthstream.errors import UserError, deterministic
-from synthstream.stream import StreamConfig
 from trainer import checkpoint
-from trainer.model import PRESETS, build_model
-
-
-@dataclass(kw_only=True)
-class TrainConfig:
-    """One training run. Errors name these fields; the CLI maps them to its flags."""
-
-    stream: StreamConfig
-    """The style, seed, per-worker batch size and generator actors (`num_actors`, `actor_cpus`)."""
-    preset: str = "cpu"
-    workers: int = 1
-    worker_cpus: float | None = None
-    """CPUs per training worker; None: what the generators leave of the cluster's CPUs now, split evenly."""
-    torch_threads: int | None = None
-    """Intra-op threads per worker; None: the worker's CPUs rounded up. 1 is faster on a host shared with other
-    work (OpenMP threads that wait for each other lose most of their time there)."""
-    steps: int = 500
-    max_seconds: float | None = None
-    """A wall-clock budget for the training loop: it validates, checkpoints and stops once spent (the lr schedule
-    then runs on the larger of the step and time fractions). None: `steps` alone."""
-    lr: float = 2e-3
-    warmup_steps: int = 50
-    grad_clip: float = 1.0
-    weight_decay: float = 1e-4
-    val_every: int = 100
-    val_size: int = 512
-    log_every: int = 10
-    use_gpu: bool = False
-    compile: bool = False
-    max_failures: int = 3
-
-    def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise UserError(f"preset {self.preset!r} is unknown; available: {', '.join(PRESETS)}")
-        positive = {"workers": self.workers, "steps": self.steps, "val_every": self.val_every,
-                    "val_size": self.val_size, "log_every": self.log_every}
-        for name, value in positive.items():
-            if not isinstance(value, int) or value < 1:
-                raise UserError(f"{name} = {value!r} must be a positive integer")
-        if not 0 < self.lr < 1:
-            raise UserError(f"lr = {self.lr!r} must be in (0, 1)")
-        if self.worker_cpus is not None and not 0 < self.worker_cpus <= 1024:
-            raise UserError(f"worker_cpus = {self.worker_cpus!r} must be in (0, 1024]")
-        if self.torch_threads is not None and not (isinstance(self.torch_threads, int)
-                                                   and 1 <= self.torch_threads <= 1024):
-            raise UserError(f"torch_threads = {self.torch_threads!r} must be an integer in [1, 1024]")
-        if self.max_seconds is not None and not 0 < self.max_seconds <= 30 * 86400:
-            raise UserError(f"max_seconds = {self.max_seconds!r} must be in (0, 30 days]")
-        if not isinstance(self.max_failures, int) or self.max_failures < 0:
-            raise UserError(f"max_failures = {self.max_failures!r} must be an integer >= 0")
-        self.val_every = min(self.val_every, self.steps)
-
-    def lr_at(self, step: int, time_fraction: float = 0.0) -> float:
-        """Linear warm-up, then cosine decay to 5% of lr over the steps (or the time budget, if that runs first)."""
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        progress = max((step - self.warmup_steps) / max(1, self.steps - self.warmup_steps), time_fraction)
-        return self.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-    def identity(self) -> dict:
-        """What must match for a later run to continue this one (steps may grow; restarts may change)."""
-        s = self.stream
-        return {"style": s.style.canonical, "seed": s.seed, "batch_size": s.batch_size, "preset": self.preset,
-                "workers": self.workers, "lr": self.lr, "warmup_steps": self.warmup_steps,
-                "weight_decay": self.weight_decay, "grad_clip": self.grad_clip, "val_size": self.val_size}
-
-    def summary(self) -> dict:
-        """JSON-able settings for reports (the style by name)."""
-        s = self.stream
-        return {"style": s.style.name, "seed": s.seed, "batch_size": s.batch_size, "generators": s.num_actors,
-                "generator_cpus": s.actor_cpus, "generator_resource": s.actor_resource, "preset": self.preset,
-                "workers": self.workers, "worker_cpus": self.worker_cpus, "torch_threads": self.torch_threads,
-                "steps": self.steps, "max_seconds": self.max_seconds, "lr": self.lr,
-                "warmup_steps": self.warmup_steps, "grad_clip": self.grad_clip, "weight_decay": self.weight_decay,
-                "val_every": self.val_every, "val_size": self.val_size, "use_gpu": self.use_gpu,
-                "compile": self.compile, "max_failures": self.max_failures}
+from trainer.config import TrainConfig  # noqa: F401  (re-exported: the run's settings live in trainer/config.py)
+from trainer.model import build_model
 
 
 @dataclass

@@ -4,42 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from synthstream import argtypes
-
 
 def register(subparsers) -> None:
+    from trainer.config import add_flags
+
     t = subparsers.add_parser("train", help="train a proposal network from the stream with Ray Train")
-    t.add_argument("--style", default="tiny", help="built-in style name or path to a style .toml")
-    t.add_argument("--preset", default="cpu",
-                   help="network: cpu, paper, gpu, cpu-columns or gpu-columns (steps attend to image columns)")
-    t.add_argument("--workers", type=argtypes.positive_int, default=1, help="Ray Train workers (DDP ranks)")
-    t.add_argument("--generators", type=argtypes.positive_int, default=1, help="generator actors")
-    t.add_argument("--generator-cpus", type=argtypes.positive_float, default=0.5, help="CPUs per generator actor")
-    t.add_argument("--generator-resource", metavar="NAME", type=argtypes.custom_resource,
-                   help="a custom Ray resource generator actors also require, to pin them to the nodes that "
-                        "advertise it (e.g. a CPU worker group started with --resources='{\"NAME\": 1}')")
-    t.add_argument("--worker-cpus", type=argtypes.positive_float,
-                   help="CPUs per training worker (default: what the generators leave of the cluster now; set it "
-                        "on a cluster that autoscales)")
-    t.add_argument("--torch-threads", type=argtypes.positive_int,
-                   help="intra-op threads per training worker (default: its CPUs; 1 is faster on a busy host)")
-    t.add_argument("--resource-wait", type=argtypes.nonneg_float, default=None, metavar="SECONDS",
-                   help="wait this long for an autoscaling cluster to add the nodes the run needs (default: 0 on "
-                        "the embedded Ray, 600 when joining a cluster)")
-    t.add_argument("--prior-scale", type=argtypes.positive_float, default=1.0,
-                   help="widen every nuisance range of the style this many times (1 = as written)")
-    t.add_argument("--steps", type=argtypes.positive_int, default=500)
-    t.add_argument("--max-minutes", type=argtypes.positive_float,
-                   help="a wall-clock budget: validate, checkpoint and stop once it is spent")
-    t.add_argument("--batch-size", type=argtypes.batch_size, default=64, help="per worker")
-    t.add_argument("--lr", type=argtypes.positive_float, default=2e-3)
-    t.add_argument("--seed", type=argtypes.seed, default=0)
-    t.add_argument("--val-every", type=argtypes.positive_int, default=100,
-                   help="validate and checkpoint every N steps")
-    t.add_argument("--val-size", type=argtypes.positive_int, default=512)
-    t.add_argument("--max-failures", type=argtypes.nonneg_int, default=3, help="worker-group restarts allowed")
-    t.add_argument("--gpu", action="store_true", help="one GPU per worker (nccl, bf16, channels_last)")
-    t.add_argument("--compile", action="store_true", help="torch.compile the network")
+    add_flags(t)                                          # one flag per TrainConfig option (trainer/config.py)
     t.add_argument("--out", required=True,
                    help="output folder or storage URI (s3://, gs://, file://): report.json, curve.png, "
                         "checkpoint.pt, metrics.csv, tensorboard/, ray/. Re-running the same command on the same "
@@ -53,25 +23,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    import os
-
-    from synthstream.stream import StreamConfig
-    from synthstream.style import load_style
+    from trainer.config import from_args
     from trainer.run import run as run_training
-    from trainer.train import TrainConfig
 
-    joining = bool(args.address or os.environ.get("RAY_ADDRESS"))
-    wait = args.resource_wait if args.resource_wait is not None else (600.0 if joining else 0.0)
-    style = load_style(args.style).widened(args.prior_scale)
-    stream = StreamConfig(style=style, seed=args.seed, batch_size=args.batch_size, num_actors=args.generators,
-                          actor_cpus=args.generator_cpus, actor_resource=args.generator_resource,
-                          resource_wait_s=wait)
-    config = TrainConfig(stream=stream, preset=args.preset, workers=args.workers, worker_cpus=args.worker_cpus,
-                         torch_threads=args.torch_threads,
-                         steps=args.steps, lr=args.lr,
-                         max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
-                         val_every=args.val_every, val_size=args.val_size,
-                         max_failures=args.max_failures, use_gpu=args.gpu, compile=args.compile)
+    config = from_args(args)
     report = run_training(config, args.out, address=args.address, resume=args.resume,
                           progress=False if args.no_progress else None)
     final = report["final"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from synthstream.errors import UserError
+from synthstream.errors import RunFailed, UserError
 from trainer import checkpoint
 from trainer.sweep import SweepConfig, check_space, load_space, parse_space, sweep
 
@@ -164,3 +164,172 @@ def test_a_killed_sweep_driver_resumes_without_rerunning_finished_trials(tmp_pat
     assert len(table) == 2 and {r["status"] for r in table} == {"finished"}
     assert first.stat().st_mtime_ns == finished_at                  # the finished trial was not trained again
     assert len(list((out / "trials").iterdir())) == 2                # and no trial was added
+
+
+# -- the shipped spaces' own example commands, on 2 CPUs (issue 24: the tiny example deadlocked) ---------------
+
+SPACES = sorted((ROOT / "trainer" / "sweeps").glob("*.toml"))
+SHORT = {"steps": 10, "val_every": 5, "val_size": 32}      # the header's command, with short trials
+
+
+def header_command(space: Path) -> tuple[list[str], list[str]]:
+    """The `synthstream sweep ...` command in a space file's header comment (continuation lines joined), and
+    the shell lines before it (which prepare its data)."""
+    lines = [ln[1:].strip() for ln in space.read_text().splitlines() if ln.startswith("#")]
+    text = "\n".join(lines).replace("\\\n", " ").replace("|\n", "| ")
+    commands = [ln for ln in text.splitlines() if ln.startswith("synthstream sweep ")]
+    assert len(commands) == 1, f"{space.name}: the header names one example command"
+    setup = [ln for ln in text.splitlines() if ln.startswith(("mkdir ", "ls "))]
+    return commands[0].split()[2:], setup
+
+
+def shortened(space: Path, tmp: Path) -> Path:
+    """The space with SHORT trials (style paths kept relative to the original)."""
+    import tomllib
+
+    raw = tomllib.loads(space.read_text())
+    raw["train"] = {**raw.get("train", {}), **SHORT}
+    body = ["[train]"] + [f"{k} = {json.dumps(v)}" for k, v in raw["train"].items()] + ["[search]"]
+    body += [f'"{k}" = {{ {kind} = {json.dumps(v)} }}' for k, spec in raw["search"].items() for kind, v in spec.items()]
+    out = tmp / space.name
+    out.write_text("\n".join(body) + "\n")
+    return out
+
+
+def run_header_example(space: Path, tmp: Path) -> tuple[dict, Path]:
+    """Run the header's command (as the CLI parses it) on the test's 2-CPU Ray, into a temporary --out."""
+    from synthstream import cli
+
+    argv, setup = header_command(space)
+    out = tmp / "out"
+    argv[argv.index("--space") + 1] = str(shortened(space, tmp))
+    argv[argv.index("--out") + 1] = str(out)
+    if "--eval-data" in argv:                             # the header's dev half, as its setup lines make it
+        dev = tmp / "dev"
+        dev.mkdir()
+        real = ROOT / "../shared/data/real-captchas/wikipedia"
+        if not real.is_dir():
+            pytest.skip("../shared/data/real-captchas is not present")
+        assert any("head -125" in ln for ln in setup)
+        for name in sorted(p.name for p in real.iterdir())[:125]:
+            (dev / name).symlink_to(real.resolve() / name)
+        argv[argv.index("--eval-data") + 1] = str(dev)
+    args = cli.build_parser().parse_args(["sweep", *argv])
+    args.func(args)
+    return json.loads((out / "best.json").read_text()), out
+
+
+def test_every_space_file_has_an_example_command():
+    assert SPACES and all(header_command(s)[0][:2] == ["--space", f"trainer/sweeps/{s.name}"] for s in SPACES)
+
+
+def test_the_tiny_example_completes_with_more_trials_than_fit_at_once(own_ray, tmp_path):
+    # 2 trials x a 2-point grid = 4 trials, 2 at once on 2 CPUs, ASHA stopping some: each stopped trial's
+    # worker placement group must be freed, or the next trials wait for ever (the deadlock of issue 24)
+    import ray
+
+    best, out = run_header_example(ROOT / "trainer" / "sweeps" / "tiny.toml", tmp_path)
+    table = rows(out)
+    assert len(table) == 4 and {r["status"] for r in table} <= {"finished", "stopped"}
+    assert sum(best["trials"].values()) == 4 and best["trials"]["failed"] == 0
+    deadline = time.monotonic() + 60                        # nothing of the sweep holds the cluster after it
+    while ray.available_resources().get("CPU") != 2.0:
+        assert time.monotonic() < deadline, ray.available_resources()
+        time.sleep(0.5)
+
+
+@pytest.mark.slow        # 8 trials one at a time, each ending with a beam-search evaluation of 125 real captchas
+def test_the_wikipedia_prior_scale_example_completes(own_ray, tmp_path):
+    best, out = run_header_example(ROOT / "trainer" / "sweeps" / "wikipedia_prior_scale.toml", tmp_path)
+    assert len(rows(out)) == 8 and best["trials"]["finished"] == 8 and 0 <= best["value"] <= 1
+
+
+def test_placement_groups_of_dead_actors_are_freed(own_ray):
+    """What a trial Tune stopped leaves behind: a placement group made by an actor that is gone."""
+    import ray
+    from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
+
+    from trainer.sweep import TrialCleanup
+
+    @ray.remote(num_cpus=0)
+    class Controller:
+        def start(self):
+            group = placement_group([{"CPU": 0.5}])
+            ray.get(group.ready())
+            return group.id.hex()
+
+    mine = placement_group([{"CPU": 0.25}])                  # the driver's own: kept
+    controller = Controller.remote()
+    made = ray.get(controller.start.remote())
+    ray.kill(controller)
+    deadline = time.monotonic() + 60
+    while placement_group_table().get(made, {}).get("state") != "REMOVED":
+        assert time.monotonic() < deadline, "the dead actor's placement group was not freed"
+        TrialCleanup().free()
+        time.sleep(0.5)
+    assert placement_group_table(mine)["state"] != "REMOVED"
+    remove_placement_group(mine)
+
+
+def test_a_trial_whose_workers_cannot_be_placed_fails_in_one_line(own_ray, tmp_path):
+    """Its generators start, then the CPUs its workers need are taken: after --resource-wait it fails."""
+    import threading
+
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    space = load_space(write_space(tmp_path / "s.toml", {"lr": ("choice", [1e-3])}))
+    out = tmp_path / "out"
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(error=_sweep_error(space, out)))
+    thread.start()
+    deadline = time.monotonic() + 300
+    while not list(out.glob("trials/*/run.json")):                # the trial checked its resources and began
+        assert time.monotonic() < deadline and thread.is_alive()
+        time.sleep(0.05)
+    hog = placement_group([{"CPU": ray.available_resources().get("CPU", 0.0)}])
+    try:
+        thread.join(timeout=300)
+    finally:
+        remove_placement_group(hog)
+    assert not thread.is_alive() and isinstance(outcome["error"], RunFailed)
+    (row,) = rows(out)
+    assert row["status"] == "failed" and "could not be placed within 5 s" in row["error"], row
+
+
+def _sweep_error(space, out):
+    try:
+        sweep(SweepConfig(space=space, resource_wait_s=5.0, scheduler="none"), str(out))
+    except Exception as e:  # noqa: BLE001 - the test inspects it
+        return e
+    return None
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_sweep_ends_within_seconds(tmp_path, how):
+    """Ctrl-C reaches the whole process group (the driver and its embedded Ray); SIGTERM (`ray job stop`, a
+    pod's shutdown) only the driver. Either ends the sweep at once with one line, not after Ray's minute of
+    'Failed to connect to GCS'."""
+    space = write_space(tmp_path / "s.toml", {"lr": ("grid", [1e-3, 3e-3])})
+    out = tmp_path / "out"
+    driver = subprocess.Popen([sys.executable, "-m", "synthstream", "sweep", "--space", str(space), "--out",
+                               str(out), "--scheduler", "none"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(out.glob("trials/*/run.json")):
+            assert time.monotonic() < deadline and driver.poll() is None, driver.stderr.read()[-2000:]
+            time.sleep(0.2)
+        if how == "ctrl-c":
+            os.killpg(driver.pid, signal.SIGINT)
+        else:
+            os.kill(driver.pid, signal.SIGTERM)
+        t0 = time.monotonic()
+        _, err = driver.communicate(timeout=90)
+        took = time.monotonic() - t0
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    last = err.strip().splitlines()[-1]               # (Ray turns a signal during a blocking call into Ctrl-C)
+    assert (driver.returncode, last) in ((130, "synthstream: interrupted"), (143, "synthstream: stopped by SIGTERM"))
+    assert took < 20 and "Failed to connect to GCS" not in err, (took, err[-2000:])
