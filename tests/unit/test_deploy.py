@@ -147,7 +147,7 @@ def test_dockerfile_runs_as_non_root_and_smokes_the_console_script():
     pip = next(n for n, (i, a) in enumerate(steps) if i == "RUN" and "/tmp/synthstream-src" in a)
     assert users and users[-1][1] not in ("root", "0") and users[-1][0] < pip, users   # install as `ray` too
     assert all(u not in ("root", "0") for n, u in users if n > apt)
-    assert "pip install --no-cache-dir /tmp/synthstream-src" in steps[pip][1]          # not editable (-e)
+    assert 'pip install --no-cache-dir "/tmp/synthstream-src[' in steps[pip][1]        # not editable (-e)
     script = console_script()
     assert any(i == "RUN" and f"{script} --help" in a for i, a in steps)
     (entry,) = [a for i, a in steps if i == "ENTRYPOINT"]
