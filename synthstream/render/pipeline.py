@@ -17,7 +17,7 @@ from synthstream.render.jit import ngjit, ngjit_parallel
 from synthstream.render.kernels.blur import blur
 from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline
 from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
-from synthstream.render.kernels.warp import add_field_row, field_rows, ink_bbox, remap_row, shear_wave
+from synthstream.render.kernels.warp import add_field_rows, field_rows, ink_bbox, remap_row, shear_wave
 from synthstream.render.params import (
     BACKGROUND,
     BASELINE,
@@ -191,14 +191,14 @@ def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, met
 @ngjit
 def _field(key, purpose, table, p, alpha_field, sigma_field, H, W):
     """One smooth random displacement (both axes), alpha and sigma drawn from the style's ranges:
-    (x rows, y rows, sigma) for `add_field_row`; no rows when alpha is 0."""
+    (rows, sigma) for `add_field_rows`; no rows when alpha is 0."""
     k = stream_key(key, purpose)
     alpha = uniform_range(k, FIELD_ALPHA, p[alpha_field], p[alpha_field + 1])
     sigma = uniform_range(k, FIELD_SIGMA, p[sigma_field], p[sigma_field + 1])
     if alpha == 0.0:
-        return np.empty((0, W), np.float32), np.empty((0, W), np.float32), sigma
-    return (field_rows(H, W, substream(key, purpose, AXIS_X), table, sigma, alpha),
-            field_rows(H, W, substream(key, purpose, AXIS_Y), table, sigma, alpha), sigma)
+        return np.empty((2, 0, W), np.float32), sigma
+    return field_rows(H, W, substream(key, purpose, AXIS_X), substream(key, purpose, AXIS_Y), table, sigma,
+                      alpha), sigma
 
 
 @ngjit
@@ -214,11 +214,11 @@ def _warp(padded, warped, dx, dy, key, table, p):
     if not (has_elastic or has_fine or has_shear):
         return False
     if has_elastic:
-        ex, ey, e_sigma = _field(key, STREAM_ELASTIC, table, p, ELASTIC_ALPHA, ELASTIC_SIGMA, H, W)
-        has_elastic = ex.shape[0] > 0
+        e_rows, e_sigma = _field(key, STREAM_ELASTIC, table, p, ELASTIC_ALPHA, ELASTIC_SIGMA, H, W)
+        has_elastic = e_rows.shape[1] > 0
     if has_fine:
-        fx, fy, f_sigma = _field(key, STREAM_FINE, table, p, FINE_ALPHA, FINE_SIGMA, H, W)
-        has_fine = fx.shape[0] > 0
+        f_rows, f_sigma = _field(key, STREAM_FINE, table, p, FINE_ALPHA, FINE_SIGMA, H, W)
+        has_fine = f_rows.shape[1] > 0
     if has_shear:
         k = stream_key(key, STREAM_SHEAR)
         x_amp = uniform_range(k, SHEAR_X_AMP, p[SHEAR_X_AMPLITUDE], p[SHEAR_X_AMPLITUDE + 1])
@@ -228,22 +228,25 @@ def _warp(padded, warped, dx, dy, key, table, p):
                               uniform_range(k, SHEAR_Y_PER, p[SHEAR_Y_PERIOD], p[SHEAR_Y_PERIOD + 1]),
                               uniform_range(k, SHEAR_Y_PHASE, 0.0, 2.0 * math.pi))
     y0, y1, x0, x1 = ink_bbox(padded, 0.0)
+    if y1 <= y0:                                          # no ink: nothing to move
+        warped[:] = 0.0
+        return True
     y0, y1, x0, x1 = y0 - 1, y1 - 1, x0 - 1, x1 - 1       # padded -> canvas coordinates
+    flat = padded.reshape(padded.shape[0] * padded.shape[1])
     for y in range(H):
-        dx[:] = 0.0
-        dy[:] = 0.0
+        for x in range(W):
+            dx[x] = 0.0
+            dy[x] = 0.0
         if has_elastic:
-            add_field_row(dx, ex, e_sigma, y)
-            add_field_row(dy, ey, e_sigma, y)
+            add_field_rows(dx, dy, e_rows, e_sigma, y)
         if has_fine:
-            add_field_row(dx, fx, f_sigma, y)
-            add_field_row(dy, fy, f_sigma, y)
+            add_field_rows(dx, dy, f_rows, f_sigma, y)
         if has_shear:
             sx = np.float32(x_amp * math.sin(2.0 * math.pi * y / x_period + x_phase))
             for x in range(W):
                 dx[x] += sx
                 dy[x] += shear_dy[x]
-        remap_row(padded, y, dx, dy, warped[y], y0, y1, x0, x1)
+        remap_row(flat, y, dx, dy, warped, y0, y1, x0, x1)
     return True
 
 
@@ -260,12 +263,13 @@ def _bent_chord(py, px, s, y0, x0, length, degrees, bend_draw, bend):
 
 
 @ngjit
-def _draw_text_marks(canvas, text, shift_y, shift_x, key, p):
+def _draw_text_marks(canvas, text, padded, shift_y, shift_x, key, p):
     """Marks that follow the text: ghosts (the outline of `text`, the warped text's coverage before the
     re-centring shift, moved by whole pixels in a random direction and drawn in background colour, so it
     cuts white lines into the letters, or with probability `ghost_dark` in ink, a doubled letter's edge),
     then drips (short ink strokes hanging from the lowest ink of a random text column). Drawn before the
-    other clutter, so neither follows a stroke."""
+    other clutter, so neither follows a stroke. `padded` (H + 2, W + 2), zero on its one-pixel border, is
+    scratch for the ghosts' copy of `text`."""
     H, W = canvas.shape
     k = stream_key(key, STREAM_CLUTTER)
     n_ghosts = randint(k, N_GHOSTS, p[GHOSTS], p[GHOSTS + 1])
@@ -276,13 +280,15 @@ def _draw_text_marks(canvas, text, shift_y, shift_x, key, p):
     box[0], box[1], box[2], box[3] = ink_bbox(text, 0.0)
     if box[1] <= box[0]:
         return
+    if n_ghosts > 0:
+        padded[1:H + 1, 1:W + 1] = text
     for i in range(n_ghosts):
         s = substream(key, STREAM_GHOST, i)
         r = uniform_range(s, GHOST_SHIFT_DRAW, p[GHOST_SHIFT], p[GHOST_SHIFT + 1])
         a = uniform_range(s, GHOST_DIRECTION, 0.0, 2.0 * math.pi)
         dark = uniform_range(s, GHOST_SIGN, 0.0, 1.0) < uniform_range(s, GHOST_SIGN + 1, p[GHOST_DARK],
                                                                        p[GHOST_DARK + 1])
-        draw_outline(canvas, text, box, np.int64(round(r * math.sin(a))) - shift_y,
+        draw_outline(canvas, padded, box, np.int64(round(r * math.sin(a))) - shift_y,
                      np.int64(round(r * math.cos(a))) - shift_x,
                      uniform_range(s, GHOST_W, p[GHOST_WIDTH], p[GHOST_WIDTH + 1]), 1 if dark else -1)
     py = np.empty(4, np.float64)
@@ -374,7 +380,7 @@ def render_one(out, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, 
             shift_x = (x0 + x1 - W) // 2
     sigma = uniform_range(stream_key(key, STREAM_BLUR), BLUR_SIGMA_DRAW, p[BLUR_SIGMA], p[BLUR_SIGMA + 1])
     blur(src, final, buf_c, max(sigma, 0.0), shift_y, shift_x)
-    _draw_text_marks(final, src, shift_y, shift_x, key, p)
+    _draw_text_marks(final, src, padded, shift_y, shift_x, key, p)
     _draw_clutter(final, key, p)
     _to_grey(final, out, key, table, p, buf_c)
 

@@ -82,9 +82,9 @@ def test_smooth_field_has_the_scipy_equivalent_amplitude(sigma, alpha):
     table = normal_table()
     stds = []
     for k in range(40):
-        f = np.zeros((50, 200), np.float32)
-        add_smooth_field(f, np.uint64(k + 1), table, sigma, alpha)
-        stds.append(f.std())
+        fx, fy = np.zeros((50, 200), np.float32), np.zeros((50, 200), np.float32)
+        add_smooth_field(fx, fy, np.uint64(2 * k + 1), np.uint64(2 * k + 2), table, sigma, alpha)
+        stds += [fx.std(), fy.std()]
     target = alpha / math.sqrt(3) / (2 * math.sqrt(math.pi) * sigma)
     assert np.mean(stds) == pytest.approx(target, rel=0.15)
     assert BSPLINE_STD == pytest.approx(151 / 315)
@@ -147,13 +147,14 @@ def test_outline_follows_the_moved_edge_of_the_coverage():
     edge = np.minimum(np.minimum(y - 10, 29 - y), np.minimum(x - 20, 39 - x))
     src = np.clip(0.5 + edge, 0, 1).astype(np.float32)        # a square: its 0.5 level line, rows 10, 29, cols 20, 39
     box = np.array([9, 31, 19, 41], np.int64)
+    padded = np.pad(src, 1)                                   # the kernel reads src inside a zero border
     cut = np.ones((40, 60), np.float32)
-    draw_outline(cut, src, box, 2, -3, 1.0, -1)               # moved 2 down, 3 left, in background colour
+    draw_outline(cut, padded, box, 2, -3, 1.0, -1)               # moved 2 down, 3 left, in background colour
     assert set(np.nonzero(cut[:, 25] < 0.5)[0]) == {12, 31}   # a column through the moved square
     assert set(np.nonzero(cut[20] < 0.5)[0]) == {17, 36}      # a row through it
     assert cut[21, 27] == 1.0 and cut[0, 0] == 1.0            # inside and far outside: untouched
     ink = np.zeros((40, 60), np.float32)
-    draw_outline(ink, src, box, 0, 0, 1.0, 1)                 # in ink: the same line, painted
+    draw_outline(ink, padded, box, 0, 0, 1.0, 1)                 # in ink: the same line, painted
     assert ink[10, 30] > 0.5 and ink[20, 30] == 0.0 and 0.0 <= ink.min() and ink.max() <= 1.0
 
 

@@ -122,28 +122,30 @@ def draw_dot(canvas, cy, cx, radius, sign):
 
 
 @ngjit
-def _at(src, y, x):
-    """src[y, x], 0 outside."""
-    H, W = src.shape
-    return src[y, x] if 0 <= y < H and 0 <= x < W else 0.0
-
-
-@ngjit
-def draw_outline(canvas, src, box, dy, dx, width, sign):
-    """The 0.5 level line of coverage `src` (H, W), moved by whole pixels (dy, dx), as a line `width` wide;
-    distance to it ~ |c - 0.5| / |grad c| (gradient by central differences), drawn on the pixels of partial
-    coverage only (the anti-aliased edge band: the flat 0 and 1 pixels, most of the box, cost one load).
-    `box` (y0, y1, x0, x1) bounds src's ink, so only pixels of the moved box are visited."""
+def draw_outline(canvas, padded, box, dy, dx, width, sign):
+    """The 0.5 level line of a coverage src (H, W), moved by whole pixels (dy, dx), as a line `width` wide;
+    distance to it ~ |c - 0.5| / |grad c| (gradient by central differences), painted on the pixels of partial
+    coverage only (the anti-aliased edge band). `padded` (H + 2, W + 2) holds src inside a zero border of
+    one pixel, so the neighbours need no bounds checks; `box` (y0, y1, x0, x1) bounds src's ink, so only
+    pixels of the moved box are visited. Each row is one branch-free loop (every pixel computed, the
+    painted ones selected), which vectorises; a pixel's arithmetic is the same at any vector width."""
     H, W = canvas.shape
     half = 0.5 * width + 0.5
+    xa, xb = max(0, box[2] + dx), min(W, box[3] + dx)
     for y in range(max(0, box[0] + dy), min(H, box[1] + dy)):
-        for x in range(max(0, box[2] + dx), min(W, box[3] + dx)):
-            sy, sx = y - dy, x - dx
-            c = _at(src, sy, sx)
-            if c <= 0.0 or c >= 1.0:
-                continue
-            gy = 0.5 * (_at(src, sy + 1, sx) - _at(src, sy - 1, sx))
-            gx = 0.5 * (_at(src, sy, sx + 1) - _at(src, sy, sx - 1))
+        py = y - dy + 1
+        for x in range(xa, xb):
+            px = x - dx + 1
+            c = padded[py, px]
+            gy = 0.5 * (padded[py + 1, px] - padded[py - 1, px])
+            gx = 0.5 * (padded[py, px + 1] - padded[py, px - 1])
             g = math.sqrt(gy * gy + gx * gx)
-            if g > 1e-3:
-                _paint(canvas, y, x, half - abs(c - 0.5) / g, sign)
+            a = half - abs(c - 0.5) / g
+            paint = (c > 0.0) & (c < 1.0) & (g > 1e-3) & (a > 0.0)
+            a = min(a, 1.0)
+            old = canvas[y, x]
+            if sign > 0:
+                new = np.float32(a) if a > old else old
+            else:
+                new = np.float32(old * (1.0 - a))
+            canvas[y, x] = new if paint else old
