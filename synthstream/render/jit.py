@@ -16,11 +16,12 @@ import numba
 
 def kernel_sources() -> list[Path]:
     """The modules whose text can change compiled code: everything under synthstream/render/ (kernels and the
-    constants they freeze at compile time) plus any other synthstream module that uses `ngjit`
-    (synthstream/trace.py's latent sampler). CLI, trainer or docs edits are not among them."""
+    constants they freeze at compile time), synthstream/style.py (its field table defines the render-parameter
+    offsets, `render/params.py`) plus any other synthstream module that uses `ngjit` (synthstream/trace.py's
+    latent sampler). CLI, trainer or docs edits are not among them."""
     package = Path(__file__).resolve().parents[1]        # synthstream/
     render = package / "render"
-    paths = set(render.rglob("*.py"))
+    paths = set(render.rglob("*.py")) | {package / "style.py"}
     paths.update(p for p in package.rglob("*.py") if b"ngjit" in p.read_bytes())
     return sorted(paths)
 
