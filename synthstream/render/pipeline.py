@@ -17,7 +17,7 @@ from synthstream.render.jit import ngjit, ngjit_parallel
 from synthstream.render.kernels.blur import blur
 from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline
 from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
-from synthstream.render.kernels.warp import add_field_rows, field_rows, ink_bbox, remap_row, shear_wave
+from synthstream.render.kernels.warp import add_field_rows, field_rows, ink_bbox, remap_row, remap_scratch, shear_wave
 from synthstream.render.params import F
 from synthstream.render.rng import (
     AXIS_X,
@@ -189,6 +189,7 @@ def _warp(padded, warped, dx, dy, key, table, p):
         return True
     y0, y1, x0, x1 = y0 - 1, y1 - 1, x0 - 1, x1 - 1       # padded -> canvas coordinates
     flat = padded.reshape(padded.shape[0] * padded.shape[1])
+    cell, frac, vals = remap_scratch(W)
     for y in range(H):
         for x in range(W):
             dx[x] = 0.0
@@ -202,7 +203,7 @@ def _warp(padded, warped, dx, dy, key, table, p):
             for x in range(W):
                 dx[x] += sx
                 dy[x] += shear_dy[x]
-        remap_row(flat, y, dx, dy, warped, y0, y1, x0, x1)
+        remap_row(flat, y, dx, dy, warped, y0, y1, x0, x1, cell, frac, vals)
     return True
 
 

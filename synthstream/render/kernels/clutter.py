@@ -26,8 +26,18 @@ def _paint(canvas, y, x, a, sign):
 
 
 @ngjit
+def _painted(old, a, paint, sign):
+    """`_paint`'s result as a value: what canvas pixel `old` becomes under coverage a where `paint` (and a > 0)
+    holds, else old. Branch-free, so loops that call it vectorise."""
+    a = min(a, 1.0)
+    new = (np.float32(a) if a > old else old) if sign > 0 else np.float32(old * (1.0 - a))
+    return new if paint & (a > 0.0) else old
+
+
+@ngjit
 def draw_segment(canvas, y0, x0, y1, x1, width, sign):
-    """A straight anti-aliased segment with round caps."""
+    """A straight anti-aliased segment with round caps. Every pixel of its box is computed and the covered
+    ones selected (no branch per pixel), so each row's loop vectorises."""
     H, W = canvas.shape
     half = 0.5 * width + 0.5
     ylo = max(0, np.int64(math.floor(min(y0, y1) - half)))
@@ -37,17 +47,14 @@ def draw_segment(canvas, y0, x0, y1, x1, width, sign):
     vy = y1 - y0
     vx = x1 - x0
     vv = vy * vy + vx * vx
-    reach2 = half * half * (1.0 + 1e-9)     # pixels farther than this get no coverage: skip their sqrt
+    reach2 = half * half * (1.0 + 1e-9)     # pixels farther than this get no coverage
     for y in range(ylo, yhi):
         for x in range(xlo, xhi):
-            t = 0.0
-            if vv > 0.0:
-                t = min(1.0, max(0.0, ((y - y0) * vy + (x - x0) * vx) / vv))
+            t = min(1.0, max(0.0, ((y - y0) * vy + (x - x0) * vx) / vv)) if vv > 0.0 else 0.0
             dy = y - (y0 + t * vy)
             dx = x - (x0 + t * vx)
             d2 = dy * dy + dx * dx
-            if d2 < reach2:
-                _paint(canvas, y, x, half - math.sqrt(d2), sign)
+            canvas[y, x] = _painted(canvas[y, x], half - math.sqrt(d2), d2 < reach2, sign)
 
 
 @ngjit
@@ -69,11 +76,9 @@ def _ellipse_span(canvas, y, v, x0, x1, cx, rx, ry, half, sign):
     for x in range(x0, x1):
         u = (x - cx) / rx
         f = math.sqrt(u * u + v * v)
-        if f == 0.0:
-            continue
         g = math.sqrt((u / rx) ** 2 + (v / ry) ** 2) / f
         d = abs(f - 1.0) / g
-        _paint(canvas, y, x, half - d, sign)
+        canvas[y, x] = _painted(canvas[y, x], half - d, f != 0.0, sign)
 
 
 @ngjit

@@ -138,27 +138,48 @@ def sample_bilinear(src, y, x):
 
 
 @ngjit
-def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1):
+def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals):
     """out[y] (W,) = row y of src(y + dy, x + dx), bilinear, zero outside, for one row's displacements dx, dy
     (W,). `padded` is src (H, W) inside a zero border of one pixel, flattened ((H + 2) (W + 2),); src is zero
-    outside rows [y0, y1) and columns [x0, x1) (its ink box), so reads that land outside it are skipped."""
+    outside rows [y0, y1) and columns [x0, x1) (its ink box), so reads that land outside it give 0.
+    cell (W,) int64, frac (2, W) float64 and vals (4, W) float32 are scratch. Three passes: where each pixel
+    reads and with which weights (vectorises), the four reads (a gather, scalar: its loads and stores could
+    alias for all the compiler knows), the blend (vectorises); each pixel's float64 arithmetic is the one
+    sequence of the scalar formula at any vector width (no fastmath, no contraction)."""
     W = out.shape[1]
     Wp = W + 2
-    one, wp_ = np.uint64(1), np.uint64(Wp)
+    ylo, xlo = y0 - 1, x0 - 1
     for x in range(W):
         sy = y + dy[x]
         sx = x + dx[x]
-        if sy <= y0 - 1 or sy >= y1 or sx <= x0 - 1 or sx >= x1:
-            out[y, x] = 0.0
-            continue
+        inside = (sy > ylo) & (sy < y1) & (sx > xlo) & (sx < x1)
+        sy = sy if inside else 0.0                       # outside: read a valid cell, drop the result
+        sx = sx if inside else 0.0
         fy = math.floor(sy)
         fx = math.floor(sx)
-        ty = sy - fy
-        tx = sx - fx
+        frac[0, x] = sy - fy if inside else -1.0         # ty in [0, 1) inside, -1 marks outside
+        frac[1, x] = sx - fx
         # -1 <= fy < H and -1 <= fx < W here, so all four reads fall inside the border: no bounds checks
-        i = np.uint64((np.int64(fy) + 1) * Wp + np.int64(fx) + 1)
-        out[y, x] = ((1 - ty) * ((1 - tx) * padded[i] + tx * padded[i + one])
-                     + ty * ((1 - tx) * padded[i + wp_] + tx * padded[i + wp_ + one]))
+        cell[x] = (np.int64(fy) + 1) * Wp + np.int64(fx) + 1
+    one, wp_ = np.uint64(1), np.uint64(Wp)
+    for x in range(W):
+        i = np.uint64(cell[x])
+        vals[0, x] = padded[i]
+        vals[1, x] = padded[i + one]
+        vals[2, x] = padded[i + wp_]
+        vals[3, x] = padded[i + wp_ + one]
+    for x in range(W):
+        ty = frac[0, x]
+        tx = frac[1, x]
+        v = ((1 - ty) * ((1 - tx) * vals[0, x] + tx * vals[1, x])
+             + ty * ((1 - tx) * vals[2, x] + tx * vals[3, x]))
+        out[y, x] = v if ty >= 0.0 else 0.0
+
+
+@ngjit
+def remap_scratch(W):
+    """The scratch of `remap_row` for rows of width W: (cell, frac, vals)."""
+    return np.empty(W, np.int64), np.empty((2, W), np.float64), np.empty((4, W), np.float32)
 
 
 @ngjit
@@ -169,8 +190,9 @@ def remap(src, dx, dy, out, y0, y1, x0, x1):
     padded = np.zeros((H + 2, W + 2), np.float32)
     padded[1:H + 1, 1:W + 1] = src
     flat = padded.reshape((H + 2) * (W + 2))
+    cell, frac, vals = remap_scratch(W)
     for y in range(H):
-        remap_row(flat, y, dx[y], dy[y], out, y0, y1, x0, x1)
+        remap_row(flat, y, dx[y], dy[y], out, y0, y1, x0, x1, cell, frac, vals)
 
 
 @ngjit
