@@ -49,12 +49,14 @@ def draw_segment(canvas, y0, x0, y1, x1, width, sign):
     vv = vy * vy + vx * vx
     reach2 = half * half * (1.0 + 1e-9)     # pixels farther than this get no coverage
     for y in range(ylo, yhi):
-        for x in range(xlo, xhi):
+        row = canvas[y, xlo:max(xlo, xhi)]  # a view indexed from 0: no wraparound test, so the loop vectorises
+        for j in range(row.shape[0]):
+            x = xlo + j
             t = min(1.0, max(0.0, ((y - y0) * vy + (x - x0) * vx) / vv)) if vv > 0.0 else 0.0
             dy = y - (y0 + t * vy)
             dx = x - (x0 + t * vx)
             d2 = dy * dy + dx * dx
-            canvas[y, x] = _painted(canvas[y, x], half - math.sqrt(d2), d2 < reach2, sign)
+            row[j] = _painted(row[j], half - math.sqrt(d2), d2 < reach2, sign)
 
 
 @ngjit
@@ -73,12 +75,13 @@ def draw_bezier(canvas, py, px, width, sign, segments):
 
 @ngjit
 def _ellipse_span(canvas, y, v, x0, x1, cx, rx, ry, half, sign):
-    for x in range(x0, x1):
-        u = (x - cx) / rx
+    row = canvas[y, x0:max(x0, x1)]
+    for j in range(row.shape[0]):
+        u = (x0 + j - cx) / rx
         f = math.sqrt(u * u + v * v)
         g = math.sqrt((u / rx) ** 2 + (v / ry) ** 2) / f
         d = abs(f - 1.0) / g
-        canvas[y, x] = _painted(canvas[y, x], half - d, f != 0.0, sign)
+        row[j] = _painted(row[j], half - d, f != 0.0, sign)
 
 
 @ngjit
@@ -137,20 +140,19 @@ def draw_outline(canvas, padded, box, dy, dx, width, sign):
     H, W = canvas.shape
     half = 0.5 * width + 0.5
     xa, xb = max(0, box[2] + dx), min(W, box[3] + dx)
+    if xb <= xa:
+        return
     for y in range(max(0, box[0] + dy), min(H, box[1] + dy)):
         py = y - dy + 1
-        for x in range(xa, xb):
-            px = x - dx + 1
-            c = padded[py, px]
-            gy = 0.5 * (padded[py + 1, px] - padded[py - 1, px])
-            gx = 0.5 * (padded[py, px + 1] - padded[py, px - 1])
+        # views indexed from 0 (no wraparound test, so the loop vectorises); pixel x = xa + j reads src
+        # column x - dx, i.e. padded column xa - dx + 1 + j = mid[j + 1]
+        row = canvas[y, xa:xb]
+        up = padded[py - 1, xa - dx + 1:]
+        mid = padded[py, xa - dx:]
+        dn = padded[py + 1, xa - dx + 1:]
+        for j in range(row.shape[0]):
+            c = mid[j + 1]
+            gy = 0.5 * (dn[j] - up[j])
+            gx = 0.5 * (mid[j + 2] - mid[j])
             g = math.sqrt(gy * gy + gx * gx)
-            a = half - abs(c - 0.5) / g
-            paint = (c > 0.0) & (c < 1.0) & (g > 1e-3) & (a > 0.0)
-            a = min(a, 1.0)
-            old = canvas[y, x]
-            if sign > 0:
-                new = np.float32(a) if a > old else old
-            else:
-                new = np.float32(old * (1.0 - a))
-            canvas[y, x] = new if paint else old
+            row[j] = _painted(row[j], half - abs(c - 0.5) / g, (c > 0.0) & (c < 1.0) & (g > 1e-3), sign)
