@@ -101,6 +101,22 @@ def _baseline_fn() -> Callable[[], None]:
     return one
 
 
+def copy_bandwidth(nbytes: int, repeats: int = 5) -> float:
+    """GB/s of `np.copyto` between two arrays of `nbytes` (bytes read + bytes written, best of `repeats`
+    passes of >= 64 MiB each): the memory (or, for a small `nbytes`, cache) bandwidth of the calling core."""
+    a = np.ones(nbytes // 4, np.float32)
+    b = np.empty_like(a)
+    np.copyto(b, a)
+    passes = max(1, (64 << 20) // nbytes)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(passes):
+            np.copyto(b, a)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * nbytes * passes / best / 1e9
+
+
 def interleaved(style_fn: Callable[[], None], batch: int, base_fn: Callable[[], None], seconds: float,
                 repeats: int = 5) -> dict:
     """`repeats` rounds of (a style span, a baseline span), each seconds / repeats long: per round the
@@ -128,6 +144,7 @@ def run(styles: list[str] | None, threads: int | None, batch: int, seconds: floa
     with pinned_to_one_core() as core:
         base_fn = _baseline_fn()
         per_core = {n: interleaved(fns[n][0], batch, base_fn, seconds) for n in names}
+        bandwidth = {"dram_copy_GBps": copy_bandwidth(256 << 20), "l2_copy_GBps": copy_bandwidth(256 << 10)}
     base_wall = statistics.median(r["base_wall"] for m in per_core.values() for r in m["rounds"])
     base_cpu = statistics.median(r["base_cpu"] for m in per_core.values() for r in m["rounds"])
     results = {}
@@ -137,6 +154,9 @@ def run(styles: list[str] | None, threads: int | None, batch: int, seconds: floa
                       "x_max": m["ratio_max"], "images_per_cpu_s": m["cpu"], "x_baseline_cpu": m["ratio_cpu"],
                       "images_per_s": multi.get(n, m["wall"]), "threads": threads, "batch": batch,
                       "first_call_s": fns[n][1], "height": s.height, "width": s.width,
+                      # the image (uint8) is the only per-image DRAM traffic: scratch, atlas and the
+                      # normal table stay in cache
+                      "dram_share": m["wall"] * s.height * s.width / (bandwidth["dram_copy_GBps"] * 1e9),
                       "rounds": m["rounds"]}
     rows = [[n, r["images_per_s_per_core"], r["x_baseline"], f"{r['x_min']:.1f}-{r['x_max']:.1f}",
              r["images_per_cpu_s"], r["x_baseline_cpu"], r["threads"], r["images_per_s"], r["first_call_s"]]
@@ -144,11 +164,13 @@ def run(styles: list[str] | None, threads: int | None, batch: int, seconds: floa
     rows.append(["baseline: ImageCaptcha", base_wall, 1.0, "", base_cpu, 1.0, 1, base_wall, 0.0])
     print_table(["style", "images/s/core (1 pinned thread, wall)", "x baseline", "x range", "images/cpu-s",
                  "x baseline (cpu)", "threads", "images/s", "first call s"], rows)
+    print(f"copy bandwidth of the pinned core: {bandwidth['dram_copy_GBps']:.1f} GB/s (256 MiB arrays), "
+          f"{bandwidth['l2_copy_GBps']:.1f} GB/s (256 KiB)")
     out = {"styles": results,
            "baseline": {"name": "captcha.image.ImageCaptcha (PyPI captcha, 160x60, 4 chars) -> grey ndarray",
                         "images_per_s_per_core": base_wall, "images_per_cpu_s": base_cpu},
            "method": "one process, one Numba thread, every thread pinned to one core; style and baseline "
                      "timed in interleaved wall-clock rounds; x_baseline = median per-round ratio",
-           "pinned_core": core, "machine": machine()}
+           "pinned_core": core, "machine": {**machine(), **bandwidth}}
     write_json(out, json_path)
     return out

@@ -143,9 +143,9 @@ def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals):
     (W,). `padded` is src (H, W) inside a zero border of one pixel, flattened ((H + 2) (W + 2),); src is zero
     outside rows [y0, y1) and columns [x0, x1) (its ink box), so reads that land outside it give 0.
     cell (W,) int64, frac (2, W) float64 and vals (4, W) float32 are scratch. Three passes: where each pixel
-    reads and with which weights (vectorises), the four reads (a gather, scalar: its loads and stores could
-    alias for all the compiler knows), the blend (vectorises); each pixel's float64 arithmetic is the one
-    sequence of the scalar formula at any vector width (no fastmath, no contraction)."""
+    reads and with which weights (vectorises), the four reads of the pixels inside (a gather, scalar: its
+    loads and stores could alias for all the compiler knows), the blend (vectorises). Each pixel's float64
+    arithmetic is the one sequence of the scalar formula at any vector width (no fastmath, no contraction)."""
     W = out.shape[1]
     Wp = W + 2
     ylo, xlo = y0 - 1, x0 - 1
@@ -163,6 +163,8 @@ def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals):
         cell[x] = (np.int64(fy) + 1) * Wp + np.int64(fx) + 1
     one, wp_ = np.uint64(1), np.uint64(Wp)
     for x in range(W):
+        if frac[0, x] < 0.0:                             # outside: the blend drops this pixel's values
+            continue
         i = np.uint64(cell[x])
         vals[0, x] = padded[i]
         vals[1, x] = padded[i + one]
