@@ -5,10 +5,12 @@ process is pinned to one core, so neither the thread count nor the OS scheduler 
 flatters the figure. The baseline, PyPI `captcha`'s ImageCaptcha (Pillow, the usual way people make synthetic
 captchas), makes a grey ndarray (`np.asarray(generate_image(text).convert("L"))`, as the generator returns)
 on the same pinned core, in the same process and run. Style and baseline are timed in **interleaved rounds**
-(a style span, then a baseline span, `repeats` times), so load from other processes on a shared machine hits
-both alike: each round gives one wall-clock ratio, reported as median and range (`x_baseline`, `x_min`,
-`x_max`). Beside it, the ratio of images per CPU second of the pinned process (time spent waiting for the
-core is not counted). With `threads` > 1 each style is also timed unpinned on that many threads.
+(a style span, then a baseline span, half a second each, `seconds` of each per style), so load from other
+processes on a shared machine hits both alike: each round gives one wall-clock ratio, reported as median and
+range (`x_baseline`, `x_min`, `x_max`). Beside it, the ratio of images per CPU second of the pinned process
+(time spent waiting for the core is not counted). The copy bandwidth of the pinned core (DRAM- and L2-sized
+arrays) places each style on the memory roofline. With `threads` > 1 each style is also timed unpinned on
+that many threads.
 """
 
 from __future__ import annotations
@@ -118,9 +120,11 @@ def copy_bandwidth(nbytes: int, repeats: int = 5) -> float:
 
 
 def interleaved(style_fn: Callable[[], None], batch: int, base_fn: Callable[[], None], seconds: float,
-                repeats: int = 5) -> dict:
-    """`repeats` rounds of (a style span, a baseline span), each seconds / repeats long: per round the
-    wall-clock rates and their ratio; medians and the ratio's range."""
+                repeats: int | None = None) -> dict:
+    """`repeats` rounds (default: two per second of `seconds`, at least 5) of (a style span, a baseline span),
+    each seconds / repeats long, so that both see the same load: per round the wall-clock rates and their
+    ratio; medians and the ratio's range."""
+    repeats = repeats or max(5, int(2 * seconds))
     rounds = []
     for _ in range(repeats):
         wall, cpu = _span_rate(style_fn, batch, seconds / repeats)
