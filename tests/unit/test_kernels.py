@@ -191,3 +191,14 @@ def test_ellipse_ring_spans_match_every_pixel(cy, cx, ry, rx, width):
     draw_ellipse(fast, cy, cx, ry, rx, width, -1)
     _ellipse_brute_force(slow, cy, cx, ry, rx, width, -1)
     np.testing.assert_allclose(fast, slow, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ink_bbox_matches_numpy(seed):
+    r = np.random.default_rng(seed)
+    canvas = np.zeros((23, 37), np.float32)
+    n = int(r.integers(0, 6))
+    canvas[r.integers(0, 23, n), r.integers(0, 37, n)] = r.random(n).astype(np.float32) + 0.05
+    ys, xs = np.nonzero(canvas > 0.1)
+    ref = (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1) if len(ys) else (0, 0, 0, 0)
+    assert ink_bbox(canvas, 0.1) == ref
