@@ -307,11 +307,13 @@ def _to_grey(canvas, out, key, table, p, normals):
     flat_z = normals.reshape(H * W)
     if noise > 0.0:
         fill_normals(flat_z, stream_key(key, STREAM_NOISE), table, 1.0)
-    else:
-        flat_z[:] = 0.0
-    for i in range(H * W):
-        v = math.floor(bg + contrast * flat_c[i] + noise * flat_z[i] + 0.5)
-        flat_o[i] = np.uint8(min(max(v, 0.0), 255.0))
+        for i in range(H * W):
+            v = math.floor(bg + contrast * flat_c[i] + noise * flat_z[i] + 0.5)
+            flat_o[i] = np.uint8(min(max(v, 0.0), 255.0))
+    else:                       # no noise: the same sums without the (exactly zero) noise term
+        for i in range(H * W):
+            v = math.floor(bg + contrast * flat_c[i] + 0.5)
+            flat_o[i] = np.uint8(min(max(v, 0.0), 255.0))
 
 
 @ngjit

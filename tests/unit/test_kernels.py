@@ -202,3 +202,36 @@ def test_ink_bbox_matches_numpy(seed):
     ys, xs = np.nonzero(canvas > 0.1)
     ref = (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1) if len(ys) else (0, 0, 0, 0)
     assert ink_bbox(canvas, 0.1) == ref
+
+
+def _blur_reference(src, sigma, shift_y, shift_x):
+    """The blur's definition, in numpy: rows blurred over src (zero outside it) and shifted, then columns
+    blurred over the shifted frame (zero outside it); float32 sums in tap order from 0."""
+    taps = gaussian_taps(sigma)
+    r = (len(taps) - 1) // 2
+    H, W = src.shape
+    ext = np.zeros((H, W + 4 * r + 2 * abs(shift_x)), np.float32)
+    off = 2 * r + abs(shift_x)
+    ext[:, off:off + W] = src
+    tmp = np.zeros_like(src)
+    for y in range(H):
+        sy = y + shift_y
+        if 0 <= sy < H:
+            acc = np.zeros(W, np.float32)
+            for k in range(len(taps)):
+                acc += taps[k] * ext[sy, off + shift_x + k - r:off + shift_x + k - r + W]
+            tmp[y] = acc
+    out = np.zeros_like(src)
+    for y in range(H):
+        for k in range(len(taps)):
+            if 0 <= y + k - r < H:
+                out[y] += taps[k] * tmp[y + k - r]
+    return out
+
+
+@pytest.mark.parametrize("sigma, shift_y, shift_x", [(0.5, 0, 0), (0.6, 2, 3), (0.7, -1, -4), (1.3, 3, -2)])
+def test_blur_with_a_shift_is_exactly_its_definition(sigma, shift_y, shift_x):
+    src = _img(16, 24)                       # ink up to the frame's edges: the taps reach past them
+    out, tmp = np.empty_like(src), np.empty_like(src)
+    blur(src, out, tmp, sigma, shift_y, shift_x)
+    np.testing.assert_array_equal(out, _blur_reference(src, sigma, shift_y, shift_x))

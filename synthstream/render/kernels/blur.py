@@ -37,17 +37,20 @@ def blur(src, out, tmp, sigma, shift_y, shift_x):
     taps = gaussian_taps(sigma)
     n_taps = taps.shape[0]
     r = (n_taps - 1) // 2
-    row = np.zeros(W + 2 * r, np.float32)    # one source row, shifted, inside a zero border of r pixels
-    x_lo = max(0, -shift_x)                  # the shifted row's pixels that come from src: [x_lo, x_hi)
-    x_hi = min(W, W - shift_x)
+    # One source row, shifted: row[j] = src[sy, j - r + shift_x], zero where that column is outside src.
+    # The taps reach r pixels past the shifted frame's edges into src (the horizontal pass blurs src, then
+    # shifts); the zero-filled rest of the row stands for the columns outside src.
+    row = np.zeros(W + 2 * r, np.float32)
+    j_lo = max(0, r - shift_x)               # the row's entries that come from src: [j_lo, j_hi)
+    j_hi = min(W + 2 * r, W + r - shift_x)
     for y in range(H):                       # horizontal pass -> tmp (rows shifted by shift_y)
         sy = y + shift_y
         if not 0 <= sy < H:
             for x in range(W):
                 tmp[y, x] = 0.0
             continue
-        for x in range(x_lo, x_hi):
-            row[r + x] = src[sy, x + shift_x]
+        for j in range(j_lo, j_hi):
+            row[j] = src[sy, j - r + shift_x]
         for x in range(W):
             tmp[y, x] = 0.0
         for k in range(n_taps):              # tap-major, so the inner loop vectorises; the zero border adds

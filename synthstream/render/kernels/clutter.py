@@ -151,8 +151,8 @@ def draw_outline(canvas, padded, box, dy, dx, width, sign):
         mid = padded[py, xa - dx:]
         dn = padded[py + 1, xa - dx + 1:]
         for j in range(row.shape[0]):
-            c = mid[j + 1]
-            gy = 0.5 * (dn[j] - up[j])
-            gx = 0.5 * (mid[j + 2] - mid[j])
+            c = np.float64(mid[j + 1])       # float64 before subtracting (a float32 difference can round)
+            gy = 0.5 * (np.float64(dn[j]) - np.float64(up[j]))
+            gx = 0.5 * (np.float64(mid[j + 2]) - np.float64(mid[j]))
             g = math.sqrt(gy * gy + gx * gx)
             row[j] = _painted(row[j], half - abs(c - 0.5) / g, (c > 0.0) & (c < 1.0) & (g > 1e-3), sign)
