@@ -4,8 +4,13 @@ The per-core figure is measured on **one pinned thread**: Numba runs one thread 
 process is pinned to one core, so neither the thread count nor the OS scheduler moving work between cores
 flatters the figure. The baseline, PyPI `captcha`'s ImageCaptcha (Pillow, the usual way people make synthetic
 captchas), makes a grey ndarray (`np.asarray(generate_image(text).convert("L"))`, as the generator returns)
-on the same pinned core, in the same process and run. Each figure is the median rate over `repeats` spans
-after a warm-up that pays the JIT. With `threads` > 1 each style is also timed unpinned on that many threads.
+on the same pinned core, in the same process and run. Style and baseline are timed in **interleaved rounds**
+(a style span, then a baseline span, half a second each, `seconds` of each per style), so load from other
+processes on a shared machine hits both alike: each round gives one wall-clock ratio, reported as median and
+range (`x_baseline`, `x_min`, `x_max`). Beside it, the ratio of images per CPU second of the pinned process
+(time spent waiting for the core is not counted). The copy bandwidth of the pinned core (DRAM- and L2-sized
+arrays) places each style on the memory roofline. With `threads` > 1 each style is also timed unpinned on
+that many threads.
 """
 
 from __future__ import annotations
@@ -26,19 +31,19 @@ from synthstream.style import builtin_styles, load_style
 BASELINE_TEXTS = ("K7QZ", "AB12", "X9PL", "M4TW")
 
 
+def _span_rate(fn: Callable[[], None], batch: int, seconds: float) -> tuple[float, float]:
+    """(images per wall second, images per CPU second of this process) over one span of `seconds`."""
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < seconds:
+        fn()
+        n += batch
+    return n / (time.perf_counter() - t0), n / max(time.process_time() - c0, 1e-9)
+
+
 def _median_rate(fn: Callable[[], None], batch: int, seconds: float, repeats: int = 5) -> tuple[float, float]:
-    """Median (images per wall second, images per CPU second of this process) over `repeats` spans. On a
-    shared machine the CPU-time rate is the steadier per-core figure (time spent waiting for the core is
-    not counted)."""
-    wall, cpu = [], []
-    for _ in range(repeats):
-        n, t0, c0 = 0, time.perf_counter(), time.process_time()
-        while time.perf_counter() - t0 < seconds / repeats:
-            fn()
-            n += batch
-        wall.append(n / (time.perf_counter() - t0))
-        cpu.append(n / max(time.process_time() - c0, 1e-9))
-    return statistics.median(wall), statistics.median(cpu)
+    """Median (images per wall second, images per CPU second) over `repeats` spans."""
+    rates = [_span_rate(fn, batch, seconds / repeats) for _ in range(repeats)]
+    return statistics.median(r[0] for r in rates), statistics.median(r[1] for r in rates)
 
 
 def _thread_ids() -> list[int]:
@@ -74,18 +79,17 @@ def pinned_to_one_core() -> Iterator[int]:
         set_threads(before_threads)
 
 
-def _style_rate(name: str, batch: int, seconds: float) -> tuple[tuple[float, float], float]:
-    """((images per wall s, per CPU s) on the current threads, first-call seconds)."""
+def _style_fn(name: str, batch: int) -> tuple[Callable[[], None], float]:
+    """(one batch of the style, fresh indices each call; first-call seconds: JIT or cache load + atlas)."""
     style = load_style(name)
     t0 = time.perf_counter()
-    generate(style, 0, 0, 8)                        # JIT (or cache load) + glyph atlas
+    generate(style, 0, 0, 8)
     first_call_s = time.perf_counter() - t0
     counter = iter(range(10**12))
-    rate = _median_rate(lambda: generate(style, 1, next(counter) * batch, batch), batch, seconds)
-    return rate, first_call_s
+    return (lambda: generate(style, 1, next(counter) * batch, batch)), first_call_s
 
 
-def _baseline_rate(seconds: float) -> tuple[float, float]:
+def _baseline_fn() -> Callable[[], None]:
     from captcha.image import ImageCaptcha
 
     gen = ImageCaptcha()
@@ -96,7 +100,42 @@ def _baseline_rate(seconds: float) -> tuple[float, float]:
         np.asarray(gen.generate_image(text).convert("L"))
 
     one()
-    return _median_rate(one, 1, seconds)
+    return one
+
+
+def copy_bandwidth(nbytes: int, repeats: int = 5) -> float:
+    """GB/s of `np.copyto` between two arrays of `nbytes` (bytes read + bytes written, best of `repeats`
+    passes of >= 64 MiB each): the memory (or, for a small `nbytes`, cache) bandwidth of the calling core."""
+    a = np.ones(nbytes // 4, np.float32)
+    b = np.empty_like(a)
+    np.copyto(b, a)
+    passes = max(1, (64 << 20) // nbytes)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(passes):
+            np.copyto(b, a)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * nbytes * passes / best / 1e9
+
+
+def interleaved(style_fn: Callable[[], None], batch: int, base_fn: Callable[[], None], seconds: float,
+                repeats: int | None = None) -> dict:
+    """`repeats` rounds (default: two per second of `seconds`, at least 5) of (a style span, a baseline span),
+    each seconds / repeats long, so that both see the same load: per round the wall-clock rates and their
+    ratio; medians and the ratio's range."""
+    repeats = repeats or max(5, int(2 * seconds))
+    rounds = []
+    for _ in range(repeats):
+        wall, cpu = _span_rate(style_fn, batch, seconds / repeats)
+        base_wall, base_cpu = _span_rate(base_fn, 1, seconds / repeats)
+        rounds.append({"wall": wall, "cpu": cpu, "base_wall": base_wall, "base_cpu": base_cpu,
+                       "ratio": wall / base_wall})
+    med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    ratios = [r["ratio"] for r in rounds]
+    return {"wall": med["wall"], "cpu": med["cpu"], "base_wall": med["base_wall"], "base_cpu": med["base_cpu"],
+            "ratio": med["ratio"], "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "ratio_cpu": med["cpu"] / med["base_cpu"], "rounds": rounds}
 
 
 def run(styles: list[str] | None, threads: int | None, batch: int, seconds: float, json_path: str | None) -> dict:
@@ -104,28 +143,38 @@ def run(styles: list[str] | None, threads: int | None, batch: int, seconds: floa
     for n in names:
         load_style(n)  # fail fast on a bad name before timing anything
     threads = set_threads(threads) if threads else 1
-    multi = {n: _style_rate(n, batch, seconds) for n in names} if threads > 1 else {}
+    fns = {n: _style_fn(n, batch) for n in names}
+    multi = {n: _median_rate(fns[n][0], batch, seconds)[0] for n in names} if threads > 1 else {}
     with pinned_to_one_core() as core:
-        per_core = {n: _style_rate(n, batch, seconds) for n in names}
-        baseline = _baseline_rate(min(seconds, 5.0))
-    (base_wall, base_cpu) = baseline
+        base_fn = _baseline_fn()
+        per_core = {n: interleaved(fns[n][0], batch, base_fn, seconds) for n in names}
+        bandwidth = {"dram_copy_GBps": copy_bandwidth(256 << 20), "l2_copy_GBps": copy_bandwidth(256 << 10)}
+    base_wall = statistics.median(r["base_wall"] for m in per_core.values() for r in m["rounds"])
+    base_cpu = statistics.median(r["base_cpu"] for m in per_core.values() for r in m["rounds"])
     results = {}
     for n in names:
-        s = load_style(n)
-        (rate, cpu_rate), first_call_s = per_core[n]
-        (multi_rate, _), first_call_s = multi.get(n, ((rate, cpu_rate), first_call_s))
-        results[n] = {"images_per_s_per_core": rate, "x_baseline": rate / base_wall,
-                      "images_per_cpu_s": cpu_rate, "x_baseline_cpu": cpu_rate / base_cpu,
-                      "images_per_s": multi_rate, "threads": threads, "batch": batch,
-                      "first_call_s": first_call_s, "height": s.height, "width": s.width}
-    rows = [[n, r["images_per_s_per_core"], r["x_baseline"], r["images_per_cpu_s"], r["x_baseline_cpu"],
-             r["threads"], r["images_per_s"], r["first_call_s"]] for n, r in results.items()]
-    rows.append(["baseline: ImageCaptcha", base_wall, 1.0, base_cpu, 1.0, 1, base_wall, 0.0])
-    print_table(["style", "images/s/core (1 pinned thread)", "x baseline", "images/cpu-s", "x baseline (cpu)",
-                 "threads", "images/s", "first call s"], rows)
+        s, m = load_style(n), per_core[n]
+        results[n] = {"images_per_s_per_core": m["wall"], "x_baseline": m["ratio"], "x_min": m["ratio_min"],
+                      "x_max": m["ratio_max"], "images_per_cpu_s": m["cpu"], "x_baseline_cpu": m["ratio_cpu"],
+                      "images_per_s": multi.get(n, m["wall"]), "threads": threads, "batch": batch,
+                      "first_call_s": fns[n][1], "height": s.height, "width": s.width,
+                      # the image (uint8) is the only per-image DRAM traffic: scratch, atlas and the
+                      # normal table stay in cache
+                      "dram_share": m["wall"] * s.height * s.width / (bandwidth["dram_copy_GBps"] * 1e9),
+                      "rounds": m["rounds"]}
+    rows = [[n, r["images_per_s_per_core"], r["x_baseline"], f"{r['x_min']:.1f}-{r['x_max']:.1f}",
+             r["images_per_cpu_s"], r["x_baseline_cpu"], r["threads"], r["images_per_s"], r["first_call_s"]]
+            for n, r in results.items()]
+    rows.append(["baseline: ImageCaptcha", base_wall, 1.0, "", base_cpu, 1.0, 1, base_wall, 0.0])
+    print_table(["style", "images/s/core (1 pinned thread, wall)", "x baseline", "x range", "images/cpu-s",
+                 "x baseline (cpu)", "threads", "images/s", "first call s"], rows)
+    print(f"copy bandwidth of the pinned core: {bandwidth['dram_copy_GBps']:.1f} GB/s (256 MiB arrays), "
+          f"{bandwidth['l2_copy_GBps']:.1f} GB/s (256 KiB)")
     out = {"styles": results,
            "baseline": {"name": "captcha.image.ImageCaptcha (PyPI captcha, 160x60, 4 chars) -> grey ndarray",
                         "images_per_s_per_core": base_wall, "images_per_cpu_s": base_cpu},
-           "pinned_core": core, "machine": machine()}
+           "method": "one process, one Numba thread, every thread pinned to one core; style and baseline "
+                     "timed in interleaved wall-clock rounds; x_baseline = median per-round ratio",
+           "pinned_core": core, "machine": {**machine(), **bandwidth}}
     write_json(out, json_path)
     return out

@@ -1,7 +1,10 @@
 """One place for Numba's options, so nopython/nogil/parallel/cache cannot drift apart between kernels.
 
 `ngjit` is for per-sample (serial) kernels, `ngjit_parallel` for batch drivers that `prange` over samples.
-fastmath stays off: reassociation could make images differ between builds and machines.
+fastmath stays off: reassociation could make images differ between builds and machines. `error_model="numpy"`:
+a float division by zero gives inf/nan (IEEE) instead of raising, so a division needs no zero test and a
+branch-free loop that divides (and drops the lanes it does not use) can vectorise; no kernel relies on the
+exception.
 """
 
 import hashlib
@@ -13,11 +16,12 @@ import numba
 
 def kernel_sources() -> list[Path]:
     """The modules whose text can change compiled code: everything under synthstream/render/ (kernels and the
-    constants they freeze at compile time) plus any other synthstream module that uses `ngjit`
-    (synthstream/trace.py's latent sampler). CLI, trainer or docs edits are not among them."""
+    constants they freeze at compile time), synthstream/style.py (its field table defines the render-parameter
+    offsets, `render/params.py`) plus any other synthstream module that uses `ngjit` (synthstream/trace.py's
+    latent sampler). CLI, trainer or docs edits are not among them."""
     package = Path(__file__).resolve().parents[1]        # synthstream/
     render = package / "render"
-    paths = set(render.rglob("*.py"))
+    paths = set(render.rglob("*.py")) | {package / "style.py"}
     paths.update(p for p in package.rglob("*.py") if b"ngjit" in p.read_bytes())
     return sorted(paths)
 
@@ -38,8 +42,8 @@ def _source_keyed_cache_dir() -> str:
 if not os.environ.get("NUMBA_CACHE_DIR"):               # a user's explicit choice wins
     numba.config.CACHE_DIR = _source_keyed_cache_dir()
 
-ngjit = numba.njit(nogil=True, cache=True)
-ngjit_parallel = numba.njit(nogil=True, cache=True, parallel=True)
+ngjit = numba.njit(nogil=True, cache=True, error_model="numpy")
+ngjit_parallel = numba.njit(nogil=True, cache=True, parallel=True, error_model="numpy")
 
 
 def set_threads(n: int) -> int:

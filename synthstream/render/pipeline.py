@@ -17,52 +17,8 @@ from synthstream.render.jit import ngjit, ngjit_parallel
 from synthstream.render.kernels.blur import blur
 from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline
 from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
-from synthstream.render.kernels.warp import add_field_row, field_rows, ink_bbox, remap_row, shear_wave
-from synthstream.render.params import (
-    BACKGROUND,
-    BASELINE,
-    BASELINE_CENTER,
-    BLUR_SIGMA,
-    CHAR_DX,
-    CHAR_DY,
-    CHAR_FILL,
-    CHAR_ROTATION,
-    CHAR_SCALE,
-    CHAR_SPACE,
-    DOT_RADIUS,
-    DOTS,
-    DRIP_ANGLE,
-    DRIP_LENGTH,
-    DRIP_WIDTH,
-    DRIPS,
-    ELASTIC_ALPHA,
-    ELASTIC_SIGMA,
-    ELLIPSE_RADIUS,
-    ELLIPSE_WIDTH,
-    ELLIPSES,
-    FINE_ALPHA,
-    FINE_SIGMA,
-    FIT_WIDTH,
-    GHOST_DARK,
-    GHOST_SHIFT,
-    GHOST_WIDTH,
-    GHOSTS,
-    INK,
-    INK_OPACITY,
-    NOISE_SIGMA,
-    RECENTER,
-    SHEAR_X_AMPLITUDE,
-    SHEAR_X_PERIOD,
-    SHEAR_Y_AMPLITUDE,
-    SHEAR_Y_PERIOD,
-    START_X,
-    START_X_CENTER,
-    STROKE_ANGLE,
-    STROKE_LENGTH,
-    STROKE_WIDTH,
-    STROKE_Y,
-    STROKES,
-)
+from synthstream.render.kernels.warp import add_field_rows, field_rows, ink_bbox, remap_row, remap_scratch, shear_wave
+from synthstream.render.params import F
 from synthstream.render.rng import (
     AXIS_X,
     AXIS_Y,
@@ -125,8 +81,8 @@ def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, met
     squeezes text whose advances exceed the image width; then the text is placed and the glyphs drawn."""
     H, W = canvas.shape
     k = stream_key(key, STREAM_LAYOUT)
-    fill = p[CHAR_FILL + 1] > 0.0
-    space_p = uniform_range(k, LAYOUT_SPACE_P, p[CHAR_SPACE], p[CHAR_SPACE + 1])
+    fill = p[F.CHAR_FILL + 1] > 0.0
+    space_p = uniform_range(k, LAYOUT_SPACE_P, p[F.CHAR_SPACE], p[F.CHAR_SPACE + 1])
     lefts = np.empty(n_chars, np.float64)
     tops = np.empty(n_chars, np.float64)
     widths = np.empty(n_chars, np.float64)
@@ -137,16 +93,16 @@ def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, met
     for i in range(n_chars):
         s = substream(key, STREAM_CHAR, i)
         m = meta[font_i, size_i, chars[i]]
-        scale = uniform_range(s, CHAR_SCALE_DRAW, p[CHAR_SCALE], p[CHAR_SCALE + 1])
+        scale = uniform_range(s, CHAR_SCALE_DRAW, p[F.CHAR_SCALE], p[F.CHAR_SCALE + 1])
         step = advance[font_i, size_i, chars[i]] * scale
         if space_p > 0.0 and uniform_range(s, CHAR_BLANK, 0.0, 1.0) < space_p:
             pen += step
             cells += step
-        angles[i] = uniform_range(s, CHAR_ANGLE, p[CHAR_ROTATION], p[CHAR_ROTATION + 1]) * (math.pi / 180.0)
-        jitter = randint(s, CHAR_JITTER_Y, p[CHAR_DY], p[CHAR_DY + 1])
+        angles[i] = uniform_range(s, CHAR_ANGLE, p[F.CHAR_ROTATION], p[F.CHAR_ROTATION + 1]) * (math.pi / 180.0)
+        jitter = randint(s, CHAR_JITTER_Y, p[F.CHAR_DY], p[F.CHAR_DY + 1])
         if fill:
             ink[i, 0], ink[i, 1], ink[i, 2], ink[i, 3] = _ink_box(pixels[m[0]:m[0] + m[1] * m[2]].reshape((m[1], m[2])))
-            heights[i] = uniform_range(s, CHAR_FILL_DRAW, p[CHAR_FILL], p[CHAR_FILL + 1]) * scale
+            heights[i] = uniform_range(s, CHAR_FILL_DRAW, p[F.CHAR_FILL], p[F.CHAR_FILL + 1]) * scale
             widths[i] = step
             lefts[i] = pen
             tops[i] = -0.5 * heights[i] + jitter
@@ -154,23 +110,23 @@ def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, met
             heights[i], widths[i] = m[1] * scale, m[2] * scale
             lefts[i] = np.float64(math.floor(pen + 0.5)) + m[3] * scale
             tops[i] = m[4] * scale + jitter
-        pen += step + kerning + randint(s, CHAR_DX_DRAW, p[CHAR_DX], p[CHAR_DX + 1])
+        pen += step + kerning + randint(s, CHAR_DX_DRAW, p[F.CHAR_DX], p[F.CHAR_DX + 1])
         cells += step
-    squeeze = W / cells if p[FIT_WIDTH] != 0.0 and cells > W else 1.0
+    squeeze = W / cells if p[F.FIT_WIDTH] != 0.0 and cells > W else 1.0
     x_min, x_max, y_min, y_max = 1e30, -1e30, 1e30, -1e30
     for i in range(n_chars):
         lefts[i] *= squeeze
         widths[i] *= squeeze
         x_min, x_max = min(x_min, lefts[i]), max(x_max, lefts[i] + widths[i])
         y_min, y_max = min(y_min, tops[i]), max(y_max, tops[i] + heights[i])
-    if p[START_X_CENTER] != 0.0:
+    if p[F.START_X_CENTER] != 0.0:
         x0 = np.float64(math.floor((W - (x_max - x_min)) / 2)) - x_min
     else:
-        x0 = randint(k, LAYOUT_START_X, p[START_X], p[START_X + 1]) * squeeze
-    if p[BASELINE_CENTER] != 0.0:
+        x0 = randint(k, LAYOUT_START_X, p[F.START_X], p[F.START_X + 1]) * squeeze
+    if p[F.BASELINE_CENTER] != 0.0:
         y0 = np.float64(math.floor((H - (y_max - y_min)) / 2)) - y_min
     else:
-        y0 = np.float64(randint(k, LAYOUT_BASELINE, p[BASELINE], p[BASELINE + 1]))
+        y0 = np.float64(randint(k, LAYOUT_BASELINE, p[F.BASELINE], p[F.BASELINE + 1]))
     for i in range(n_chars):
         m = meta[font_i, size_i, chars[i]]
         glyph = pixels[m[0]:m[0] + m[1] * m[2]].reshape((m[1], m[2]))
@@ -191,14 +147,14 @@ def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, met
 @ngjit
 def _field(key, purpose, table, p, alpha_field, sigma_field, H, W):
     """One smooth random displacement (both axes), alpha and sigma drawn from the style's ranges:
-    (x rows, y rows, sigma) for `add_field_row`; no rows when alpha is 0."""
+    (rows, sigma) for `add_field_rows`; no rows when alpha is 0."""
     k = stream_key(key, purpose)
     alpha = uniform_range(k, FIELD_ALPHA, p[alpha_field], p[alpha_field + 1])
     sigma = uniform_range(k, FIELD_SIGMA, p[sigma_field], p[sigma_field + 1])
     if alpha == 0.0:
-        return np.empty((0, W), np.float32), np.empty((0, W), np.float32), sigma
-    return (field_rows(H, W, substream(key, purpose, AXIS_X), table, sigma, alpha),
-            field_rows(H, W, substream(key, purpose, AXIS_Y), table, sigma, alpha), sigma)
+        return np.empty((2, 0, W), np.float32), sigma
+    return field_rows(H, W, substream(key, purpose, AXIS_X), substream(key, purpose, AXIS_Y), table, sigma,
+                      alpha), sigma
 
 
 @ngjit
@@ -207,43 +163,47 @@ def _warp(padded, warped, dx, dy, key, table, p):
     elastic + fine + shear, built row by row into dx, dy (W,) and remapped at once. Returns False (and
     leaves warped alone) when the style has no warp."""
     H, W = warped.shape
-    has_elastic = p[ELASTIC_ALPHA + 1] > 0.0
-    has_fine = p[FINE_ALPHA + 1] > 0.0
-    has_shear = p[SHEAR_X_AMPLITUDE] != 0.0 or p[SHEAR_X_AMPLITUDE + 1] != 0.0 or \
-        p[SHEAR_Y_AMPLITUDE] != 0.0 or p[SHEAR_Y_AMPLITUDE + 1] != 0.0
+    has_elastic = p[F.ELASTIC_ALPHA + 1] > 0.0
+    has_fine = p[F.FINE_ALPHA + 1] > 0.0
+    has_shear = p[F.SHEAR_X_AMPLITUDE] != 0.0 or p[F.SHEAR_X_AMPLITUDE + 1] != 0.0 or \
+        p[F.SHEAR_Y_AMPLITUDE] != 0.0 or p[F.SHEAR_Y_AMPLITUDE + 1] != 0.0
     if not (has_elastic or has_fine or has_shear):
         return False
     if has_elastic:
-        ex, ey, e_sigma = _field(key, STREAM_ELASTIC, table, p, ELASTIC_ALPHA, ELASTIC_SIGMA, H, W)
-        has_elastic = ex.shape[0] > 0
+        e_rows, e_sigma = _field(key, STREAM_ELASTIC, table, p, F.ELASTIC_ALPHA, F.ELASTIC_SIGMA, H, W)
+        has_elastic = e_rows.shape[1] > 0
     if has_fine:
-        fx, fy, f_sigma = _field(key, STREAM_FINE, table, p, FINE_ALPHA, FINE_SIGMA, H, W)
-        has_fine = fx.shape[0] > 0
+        f_rows, f_sigma = _field(key, STREAM_FINE, table, p, F.FINE_ALPHA, F.FINE_SIGMA, H, W)
+        has_fine = f_rows.shape[1] > 0
     if has_shear:
         k = stream_key(key, STREAM_SHEAR)
-        x_amp = uniform_range(k, SHEAR_X_AMP, p[SHEAR_X_AMPLITUDE], p[SHEAR_X_AMPLITUDE + 1])
-        x_period = uniform_range(k, SHEAR_X_PER, p[SHEAR_X_PERIOD], p[SHEAR_X_PERIOD + 1])
+        x_amp = uniform_range(k, SHEAR_X_AMP, p[F.SHEAR_X_AMPLITUDE], p[F.SHEAR_X_AMPLITUDE + 1])
+        x_period = uniform_range(k, SHEAR_X_PER, p[F.SHEAR_X_PERIOD], p[F.SHEAR_X_PERIOD + 1])
         x_phase = uniform_range(k, SHEAR_X_PHASE, 0.0, 2.0 * math.pi)
-        shear_dy = shear_wave(W, uniform_range(k, SHEAR_Y_AMP, p[SHEAR_Y_AMPLITUDE], p[SHEAR_Y_AMPLITUDE + 1]),
-                              uniform_range(k, SHEAR_Y_PER, p[SHEAR_Y_PERIOD], p[SHEAR_Y_PERIOD + 1]),
+        shear_dy = shear_wave(W, uniform_range(k, SHEAR_Y_AMP, p[F.SHEAR_Y_AMPLITUDE], p[F.SHEAR_Y_AMPLITUDE + 1]),
+                              uniform_range(k, SHEAR_Y_PER, p[F.SHEAR_Y_PERIOD], p[F.SHEAR_Y_PERIOD + 1]),
                               uniform_range(k, SHEAR_Y_PHASE, 0.0, 2.0 * math.pi))
     y0, y1, x0, x1 = ink_bbox(padded, 0.0)
+    if y1 <= y0:                                          # no ink: nothing to move
+        warped[:] = 0.0
+        return True
     y0, y1, x0, x1 = y0 - 1, y1 - 1, x0 - 1, x1 - 1       # padded -> canvas coordinates
+    flat = padded.reshape(padded.shape[0] * padded.shape[1])
+    cell, frac, vals = remap_scratch(W)
     for y in range(H):
-        dx[:] = 0.0
-        dy[:] = 0.0
+        for x in range(W):
+            dx[x] = 0.0
+            dy[x] = 0.0
         if has_elastic:
-            add_field_row(dx, ex, e_sigma, y)
-            add_field_row(dy, ey, e_sigma, y)
+            add_field_rows(dx, dy, e_rows, e_sigma, y)
         if has_fine:
-            add_field_row(dx, fx, f_sigma, y)
-            add_field_row(dy, fy, f_sigma, y)
+            add_field_rows(dx, dy, f_rows, f_sigma, y)
         if has_shear:
             sx = np.float32(x_amp * math.sin(2.0 * math.pi * y / x_period + x_phase))
             for x in range(W):
                 dx[x] += sx
                 dy[x] += shear_dy[x]
-        remap_row(padded, y, dx, dy, warped[y], y0, y1, x0, x1)
+        remap_row(flat, y, dx, dy, warped, y0, y1, x0, x1, cell, frac, vals)
     return True
 
 
@@ -260,31 +220,34 @@ def _bent_chord(py, px, s, y0, x0, length, degrees, bend_draw, bend):
 
 
 @ngjit
-def _draw_text_marks(canvas, text, shift_y, shift_x, key, p):
+def _draw_text_marks(canvas, text, padded, shift_y, shift_x, key, p):
     """Marks that follow the text: ghosts (the outline of `text`, the warped text's coverage before the
     re-centring shift, moved by whole pixels in a random direction and drawn in background colour, so it
     cuts white lines into the letters, or with probability `ghost_dark` in ink, a doubled letter's edge),
     then drips (short ink strokes hanging from the lowest ink of a random text column). Drawn before the
-    other clutter, so neither follows a stroke."""
+    other clutter, so neither follows a stroke. `padded` (H + 2, W + 2), zero on its one-pixel border, is
+    scratch for the ghosts' copy of `text`."""
     H, W = canvas.shape
     k = stream_key(key, STREAM_CLUTTER)
-    n_ghosts = randint(k, N_GHOSTS, p[GHOSTS], p[GHOSTS + 1])
-    n_drips = randint(k, N_DRIPS, p[DRIPS], p[DRIPS + 1])
+    n_ghosts = randint(k, N_GHOSTS, p[F.GHOSTS], p[F.GHOSTS + 1])
+    n_drips = randint(k, N_DRIPS, p[F.DRIPS], p[F.DRIPS + 1])
     if n_ghosts + n_drips == 0:
         return
     box = np.empty(4, np.int64)
     box[0], box[1], box[2], box[3] = ink_bbox(text, 0.0)
     if box[1] <= box[0]:
         return
+    if n_ghosts > 0:
+        padded[1:H + 1, 1:W + 1] = text
     for i in range(n_ghosts):
         s = substream(key, STREAM_GHOST, i)
-        r = uniform_range(s, GHOST_SHIFT_DRAW, p[GHOST_SHIFT], p[GHOST_SHIFT + 1])
+        r = uniform_range(s, GHOST_SHIFT_DRAW, p[F.GHOST_SHIFT], p[F.GHOST_SHIFT + 1])
         a = uniform_range(s, GHOST_DIRECTION, 0.0, 2.0 * math.pi)
-        dark = uniform_range(s, GHOST_SIGN, 0.0, 1.0) < uniform_range(s, GHOST_SIGN + 1, p[GHOST_DARK],
-                                                                       p[GHOST_DARK + 1])
-        draw_outline(canvas, text, box, np.int64(round(r * math.sin(a))) - shift_y,
+        dark = uniform_range(s, GHOST_SIGN, 0.0, 1.0) < uniform_range(s, GHOST_SIGN + 1, p[F.GHOST_DARK],
+                                                                       p[F.GHOST_DARK + 1])
+        draw_outline(canvas, padded, box, np.int64(round(r * math.sin(a))) - shift_y,
                      np.int64(round(r * math.cos(a))) - shift_x,
-                     uniform_range(s, GHOST_W, p[GHOST_WIDTH], p[GHOST_WIDTH + 1]), 1 if dark else -1)
+                     uniform_range(s, GHOST_W, p[F.GHOST_WIDTH], p[F.GHOST_WIDTH + 1]), 1 if dark else -1)
     py = np.empty(4, np.float64)
     px = np.empty(4, np.float64)
     for i in range(n_drips):
@@ -298,9 +261,9 @@ def _draw_text_marks(canvas, text, shift_y, shift_x, key, p):
                 break
         if y0 < 0.0:
             continue
-        _bent_chord(py, px, s, y0, x0, uniform_range(s, DRIP_LEN, p[DRIP_LENGTH], p[DRIP_LENGTH + 1]),
-                    uniform_range(s, DRIP_THETA, p[DRIP_ANGLE], p[DRIP_ANGLE + 1]), DRIP_BEND, 0.15)
-        draw_bezier(canvas, py, px, uniform_range(s, DRIP_W, p[DRIP_WIDTH], p[DRIP_WIDTH + 1]), 1, 8)
+        _bent_chord(py, px, s, y0, x0, uniform_range(s, DRIP_LEN, p[F.DRIP_LENGTH], p[F.DRIP_LENGTH + 1]),
+                    uniform_range(s, DRIP_THETA, p[F.DRIP_ANGLE], p[F.DRIP_ANGLE + 1]), DRIP_BEND, 0.15)
+        draw_bezier(canvas, py, px, uniform_range(s, DRIP_W, p[F.DRIP_WIDTH], p[F.DRIP_WIDTH + 1]), 1, 8)
 
 
 @ngjit
@@ -310,23 +273,23 @@ def _draw_clutter(canvas, key, p):
     k = stream_key(key, STREAM_CLUTTER)
     py = np.empty(4, np.float64)
     px = np.empty(4, np.float64)
-    for i in range(randint(k, N_STROKES, p[STROKES], p[STROKES + 1])):
+    for i in range(randint(k, N_STROKES, p[F.STROKES], p[F.STROKES + 1])):
         s = substream(key, STREAM_STROKE, i)
-        y0 = H * uniform_range(s, STROKE_Y0, p[STROKE_Y], p[STROKE_Y + 1])
+        y0 = H * uniform_range(s, STROKE_Y0, p[F.STROKE_Y], p[F.STROKE_Y + 1])
         x0 = uniform_range(s, STROKE_X0, 0.0, W)
-        _bent_chord(py, px, s, y0, x0, uniform_range(s, STROKE_LEN, p[STROKE_LENGTH], p[STROKE_LENGTH + 1]),
-                    uniform_range(s, STROKE_THETA, p[STROKE_ANGLE], p[STROKE_ANGLE + 1]), STROKE_BEND, 0.4)
-        draw_bezier(canvas, py, px, uniform_range(s, STROKE_W, p[STROKE_WIDTH], p[STROKE_WIDTH + 1]), 1, 16)
-    for i in range(randint(k, N_ELLIPSES, p[ELLIPSES], p[ELLIPSES + 1])):
+        _bent_chord(py, px, s, y0, x0, uniform_range(s, STROKE_LEN, p[F.STROKE_LENGTH], p[F.STROKE_LENGTH + 1]),
+                    uniform_range(s, STROKE_THETA, p[F.STROKE_ANGLE], p[F.STROKE_ANGLE + 1]), STROKE_BEND, 0.4)
+        draw_bezier(canvas, py, px, uniform_range(s, STROKE_W, p[F.STROKE_WIDTH], p[F.STROKE_WIDTH + 1]), 1, 16)
+    for i in range(randint(k, N_ELLIPSES, p[F.ELLIPSES], p[F.ELLIPSES + 1])):
         s = substream(key, STREAM_ELLIPSE, i)
         draw_ellipse(canvas, uniform_range(s, ELLIPSE_CY, 0.0, H), uniform_range(s, ELLIPSE_CX, 0.0, W),
-                     uniform_range(s, ELLIPSE_RY, p[ELLIPSE_RADIUS], p[ELLIPSE_RADIUS + 1]),
-                     uniform_range(s, ELLIPSE_RX, p[ELLIPSE_RADIUS], p[ELLIPSE_RADIUS + 1]),
-                     uniform_range(s, ELLIPSE_W, p[ELLIPSE_WIDTH], p[ELLIPSE_WIDTH + 1]), -1)
-    for i in range(randint(k, N_DOTS, p[DOTS], p[DOTS + 1])):
+                     uniform_range(s, ELLIPSE_RY, p[F.ELLIPSE_RADIUS], p[F.ELLIPSE_RADIUS + 1]),
+                     uniform_range(s, ELLIPSE_RX, p[F.ELLIPSE_RADIUS], p[F.ELLIPSE_RADIUS + 1]),
+                     uniform_range(s, ELLIPSE_W, p[F.ELLIPSE_WIDTH], p[F.ELLIPSE_WIDTH + 1]), -1)
+    for i in range(randint(k, N_DOTS, p[F.DOTS], p[F.DOTS + 1])):
         s = substream(key, STREAM_DOT, i)
         draw_dot(canvas, uniform_range(s, DOT_CY, 0.0, H), uniform_range(s, DOT_CX, 0.0, W),
-                 uniform_range(s, DOT_R, p[DOT_RADIUS], p[DOT_RADIUS + 1]), 1)
+                 uniform_range(s, DOT_R, p[F.DOT_RADIUS], p[F.DOT_RADIUS + 1]), 1)
 
 
 @ngjit
@@ -335,20 +298,22 @@ def _to_grey(canvas, out, key, table, p, normals):
     float32 is scratch for the pixel noise."""
     H, W = canvas.shape
     k = stream_key(key, STREAM_INK)
-    bg = uniform_range(k, INK_BACKGROUND, p[BACKGROUND], p[BACKGROUND + 1])
-    ink = uniform_range(k, INK_LEVEL, p[INK], p[INK + 1])
-    contrast = (ink - bg) * uniform_range(k, INK_ALPHA, p[INK_OPACITY], p[INK_OPACITY + 1])
-    noise = uniform_range(k, INK_NOISE, p[NOISE_SIGMA], p[NOISE_SIGMA + 1])
+    bg = uniform_range(k, INK_BACKGROUND, p[F.BACKGROUND], p[F.BACKGROUND + 1])
+    ink = uniform_range(k, INK_LEVEL, p[F.INK], p[F.INK + 1])
+    contrast = (ink - bg) * uniform_range(k, INK_ALPHA, p[F.INK_OPACITY], p[F.INK_OPACITY + 1])
+    noise = uniform_range(k, INK_NOISE, p[F.NOISE_SIGMA], p[F.NOISE_SIGMA + 1])
     flat_c = canvas.reshape(H * W)
     flat_o = out.reshape(H * W)
     flat_z = normals.reshape(H * W)
     if noise > 0.0:
         fill_normals(flat_z, stream_key(key, STREAM_NOISE), table, 1.0)
-    else:
-        flat_z[:] = 0.0
-    for i in range(H * W):
-        v = math.floor(bg + contrast * flat_c[i] + noise * flat_z[i] + 0.5)
-        flat_o[i] = np.uint8(min(max(v, 0.0), 255.0))
+        for i in range(H * W):
+            v = math.floor(bg + contrast * flat_c[i] + noise * flat_z[i] + 0.5)
+            flat_o[i] = np.uint8(min(max(v, 0.0), 255.0))
+    else:                       # no noise: the same sums without the (exactly zero) noise term
+        for i in range(H * W):
+            v = math.floor(bg + contrast * flat_c[i] + 0.5)
+            flat_o[i] = np.uint8(min(max(v, 0.0), 255.0))
 
 
 @ngjit
@@ -367,14 +332,14 @@ def render_one(out, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, 
         src = buf_a
     final = buf_b
     shift_y, shift_x = 0, 0
-    if p[RECENTER] != 0.0:
+    if p[F.RECENTER] != 0.0:
         y0, y1, x0, x1 = ink_bbox(src, 0.1)
         if y1 > y0:
             shift_y = (y0 + y1 - H) // 2
             shift_x = (x0 + x1 - W) // 2
-    sigma = uniform_range(stream_key(key, STREAM_BLUR), BLUR_SIGMA_DRAW, p[BLUR_SIGMA], p[BLUR_SIGMA + 1])
+    sigma = uniform_range(stream_key(key, STREAM_BLUR), BLUR_SIGMA_DRAW, p[F.BLUR_SIGMA], p[F.BLUR_SIGMA + 1])
     blur(src, final, buf_c, max(sigma, 0.0), shift_y, shift_x)
-    _draw_text_marks(final, src, shift_y, shift_x, key, p)
+    _draw_text_marks(final, src, padded, shift_y, shift_x, key, p)
     _draw_clutter(final, key, p)
     _to_grey(final, out, key, table, p, buf_c)
 

@@ -126,7 +126,20 @@ def _mix64_np(z: np.ndarray) -> np.ndarray:
 def fill_normals(out, key, table, scale):
     """out[j] = scale * table_normal(key, j, table) for all j, hashing once per four draws."""
     n = out.shape[0]
-    for q in range((n + 3) // 4):
+    s16, s32, s48 = _S16, _S16 + _S16, _S16 + _S16 + _S16
+    nq = n // 4
+    hashes = np.empty(nq, np.uint64)
+    for q in range(nq):                     # the hashes first: a loop without loads, which vectorises
+        hashes[q] = hash2(key, q)
+    for q in range(nq):                     # whole quads, unrolled
+        h = hashes[q]
+        j = 4 * q
+        out[j] = scale * table[h & _MASK16]
+        out[j + 1] = scale * table[(h >> s16) & _MASK16]
+        out[j + 2] = scale * table[(h >> s32) & _MASK16]
+        out[j + 3] = scale * table[(h >> s48) & _MASK16]
+    q = n // 4
+    if 4 * q < n:
         h = hash2(key, q)
-        for r in range(min(4, n - 4 * q)):
+        for r in range(n - 4 * q):
             out[4 * q + r] = scale * normal_from_bits(h, r, table)

@@ -82,9 +82,9 @@ def test_smooth_field_has_the_scipy_equivalent_amplitude(sigma, alpha):
     table = normal_table()
     stds = []
     for k in range(40):
-        f = np.zeros((50, 200), np.float32)
-        add_smooth_field(f, np.uint64(k + 1), table, sigma, alpha)
-        stds.append(f.std())
+        fx, fy = np.zeros((50, 200), np.float32), np.zeros((50, 200), np.float32)
+        add_smooth_field(fx, fy, np.uint64(2 * k + 1), np.uint64(2 * k + 2), table, sigma, alpha)
+        stds += [fx.std(), fy.std()]
     target = alpha / math.sqrt(3) / (2 * math.sqrt(math.pi) * sigma)
     assert np.mean(stds) == pytest.approx(target, rel=0.15)
     assert BSPLINE_STD == pytest.approx(151 / 315)
@@ -147,13 +147,14 @@ def test_outline_follows_the_moved_edge_of_the_coverage():
     edge = np.minimum(np.minimum(y - 10, 29 - y), np.minimum(x - 20, 39 - x))
     src = np.clip(0.5 + edge, 0, 1).astype(np.float32)        # a square: its 0.5 level line, rows 10, 29, cols 20, 39
     box = np.array([9, 31, 19, 41], np.int64)
+    padded = np.pad(src, 1)                                   # the kernel reads src inside a zero border
     cut = np.ones((40, 60), np.float32)
-    draw_outline(cut, src, box, 2, -3, 1.0, -1)               # moved 2 down, 3 left, in background colour
+    draw_outline(cut, padded, box, 2, -3, 1.0, -1)               # moved 2 down, 3 left, in background colour
     assert set(np.nonzero(cut[:, 25] < 0.5)[0]) == {12, 31}   # a column through the moved square
     assert set(np.nonzero(cut[20] < 0.5)[0]) == {17, 36}      # a row through it
     assert cut[21, 27] == 1.0 and cut[0, 0] == 1.0            # inside and far outside: untouched
     ink = np.zeros((40, 60), np.float32)
-    draw_outline(ink, src, box, 0, 0, 1.0, 1)                 # in ink: the same line, painted
+    draw_outline(ink, padded, box, 0, 0, 1.0, 1)                 # in ink: the same line, painted
     assert ink[10, 30] > 0.5 and ink[20, 30] == 0.0 and 0.0 <= ink.min() and ink.max() <= 1.0
 
 
@@ -190,3 +191,47 @@ def test_ellipse_ring_spans_match_every_pixel(cy, cx, ry, rx, width):
     draw_ellipse(fast, cy, cx, ry, rx, width, -1)
     _ellipse_brute_force(slow, cy, cx, ry, rx, width, -1)
     np.testing.assert_allclose(fast, slow, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ink_bbox_matches_numpy(seed):
+    r = np.random.default_rng(seed)
+    canvas = np.zeros((23, 37), np.float32)
+    n = int(r.integers(0, 6))
+    canvas[r.integers(0, 23, n), r.integers(0, 37, n)] = r.random(n).astype(np.float32) + 0.05
+    ys, xs = np.nonzero(canvas > 0.1)
+    ref = (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1) if len(ys) else (0, 0, 0, 0)
+    assert ink_bbox(canvas, 0.1) == ref
+
+
+def _blur_reference(src, sigma, shift_y, shift_x):
+    """The blur's definition, in numpy: rows blurred over src (zero outside it) and shifted, then columns
+    blurred over the shifted frame (zero outside it); float32 sums in tap order from 0."""
+    taps = gaussian_taps(sigma)
+    r = (len(taps) - 1) // 2
+    H, W = src.shape
+    ext = np.zeros((H, W + 4 * r + 2 * abs(shift_x)), np.float32)
+    off = 2 * r + abs(shift_x)
+    ext[:, off:off + W] = src
+    tmp = np.zeros_like(src)
+    for y in range(H):
+        sy = y + shift_y
+        if 0 <= sy < H:
+            acc = np.zeros(W, np.float32)
+            for k in range(len(taps)):
+                acc += taps[k] * ext[sy, off + shift_x + k - r:off + shift_x + k - r + W]
+            tmp[y] = acc
+    out = np.zeros_like(src)
+    for y in range(H):
+        for k in range(len(taps)):
+            if 0 <= y + k - r < H:
+                out[y] += taps[k] * tmp[y + k - r]
+    return out
+
+
+@pytest.mark.parametrize("sigma, shift_y, shift_x", [(0.5, 0, 0), (0.6, 2, 3), (0.7, -1, -4), (1.3, 3, -2)])
+def test_blur_with_a_shift_is_exactly_its_definition(sigma, shift_y, shift_x):
+    src = _img(16, 24)                       # ink up to the frame's edges: the taps reach past them
+    out, tmp = np.empty_like(src), np.empty_like(src)
+    blur(src, out, tmp, sigma, shift_y, shift_x)
+    np.testing.assert_array_equal(out, _blur_reference(src, sigma, shift_y, shift_x))

@@ -35,41 +35,33 @@ def blur(src, out, tmp, sigma, shift_y, shift_x):
                 out[y, x] = src[sy, sx] if 0 <= sy < H and 0 <= sx < W else 0.0
         return
     taps = gaussian_taps(sigma)
-    r = (taps.shape[0] - 1) // 2
-    x_in_lo = max(0, r - shift_x)            # for x in [x_in_lo, x_in_hi) every tap is inside the row
-    x_in_hi = max(x_in_lo, min(W, W - r - shift_x))
+    n_taps = taps.shape[0]
+    r = (n_taps - 1) // 2
+    # One source row, shifted: row[j] = src[sy, j - r + shift_x], zero where that column is outside src.
+    # The taps reach r pixels past the shifted frame's edges into src (the horizontal pass blurs src, then
+    # shifts); the zero-filled rest of the row stands for the columns outside src.
+    row = np.zeros(W + 2 * r, np.float32)
+    j_lo = max(0, r - shift_x)               # the row's entries that come from src: [j_lo, j_hi)
+    j_hi = min(W + 2 * r, W + r - shift_x)
     for y in range(H):                       # horizontal pass -> tmp (rows shifted by shift_y)
         sy = y + shift_y
-        t = tmp[y]
-        for x in range(W):
-            t[x] = 0.0
         if not 0 <= sy < H:
+            for x in range(W):
+                tmp[y, x] = 0.0
             continue
-        row = src[sy]
-        n_in = x_in_hi - x_in_lo
-        t_in = t[x_in_lo:x_in_hi]
-        for k in range(2 * r + 1):           # tap-major over views, so the inner loop vectorises
-            w = taps[k]
-            src_in = row[x_in_lo + shift_x + k - r:]
-            for x in range(n_in):
-                t_in[x] += w * src_in[x]
-        for x in range(W):                   # the few edge pixels, with bounds checks
-            if x_in_lo <= x < x_in_hi:
-                continue
-            acc = np.float32(0.0)
-            for k in range(-r, r + 1):
-                sx = x + shift_x + k
-                if 0 <= sx < W:
-                    acc += taps[k + r] * row[sx]
-            t[x] = acc
-    for y in range(H):                       # vertical pass, contiguous over x
-        o = out[y]
+        for j in range(j_lo, j_hi):
+            row[j] = src[sy, j - r + shift_x]
         for x in range(W):
-            o[x] = 0.0
-        for k in range(-r, r + 1):
-            yy = y + k
-            if 0 <= yy < H:
-                t = taps[k + r]
-                row = tmp[yy]
-                for x in range(W):
-                    o[x] += t * row[x]
+            tmp[y, x] = 0.0
+        for k in range(n_taps):              # tap-major, so the inner loop vectorises; the zero border adds
+            w = taps[k]                      # exact zeros where the old edge loop skipped a tap
+            for x in range(W):
+                tmp[y, x] += w * row[x + k]
+    for y in range(H):                       # vertical pass, contiguous over x; rows outside add nothing
+        for x in range(W):
+            out[y, x] = 0.0
+        for k in range(max(0, r - y), min(n_taps, H + r - y)):
+            t = taps[k]
+            yy = y + k - r
+            for x in range(W):
+                out[y, x] += t * tmp[yy, x]

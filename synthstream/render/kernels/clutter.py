@@ -26,8 +26,18 @@ def _paint(canvas, y, x, a, sign):
 
 
 @ngjit
+def _painted(old, a, paint, sign):
+    """`_paint`'s result as a value: what canvas pixel `old` becomes under coverage a where `paint` (and a > 0)
+    holds, else old. Branch-free, so loops that call it vectorise."""
+    a = min(a, 1.0)
+    new = (np.float32(a) if a > old else old) if sign > 0 else np.float32(old * (1.0 - a))
+    return new if paint & (a > 0.0) else old
+
+
+@ngjit
 def draw_segment(canvas, y0, x0, y1, x1, width, sign):
-    """A straight anti-aliased segment with round caps."""
+    """A straight anti-aliased segment with round caps. Every pixel of its box is computed and the covered
+    ones selected (no branch per pixel), so each row's loop vectorises."""
     H, W = canvas.shape
     half = 0.5 * width + 0.5
     ylo = max(0, np.int64(math.floor(min(y0, y1) - half)))
@@ -37,17 +47,16 @@ def draw_segment(canvas, y0, x0, y1, x1, width, sign):
     vy = y1 - y0
     vx = x1 - x0
     vv = vy * vy + vx * vx
-    reach2 = half * half * (1.0 + 1e-9)     # pixels farther than this get no coverage: skip their sqrt
+    reach2 = half * half * (1.0 + 1e-9)     # pixels farther than this get no coverage
     for y in range(ylo, yhi):
-        for x in range(xlo, xhi):
-            t = 0.0
-            if vv > 0.0:
-                t = min(1.0, max(0.0, ((y - y0) * vy + (x - x0) * vx) / vv))
+        row = canvas[y, xlo:max(xlo, xhi)]  # a view indexed from 0: no wraparound test, so the loop vectorises
+        for j in range(row.shape[0]):
+            x = xlo + j
+            t = min(1.0, max(0.0, ((y - y0) * vy + (x - x0) * vx) / vv)) if vv > 0.0 else 0.0
             dy = y - (y0 + t * vy)
             dx = x - (x0 + t * vx)
             d2 = dy * dy + dx * dx
-            if d2 < reach2:
-                _paint(canvas, y, x, half - math.sqrt(d2), sign)
+            row[j] = _painted(row[j], half - math.sqrt(d2), d2 < reach2, sign)
 
 
 @ngjit
@@ -66,14 +75,13 @@ def draw_bezier(canvas, py, px, width, sign, segments):
 
 @ngjit
 def _ellipse_span(canvas, y, v, x0, x1, cx, rx, ry, half, sign):
-    for x in range(x0, x1):
-        u = (x - cx) / rx
+    row = canvas[y, x0:max(x0, x1)]
+    for j in range(row.shape[0]):
+        u = (x0 + j - cx) / rx
         f = math.sqrt(u * u + v * v)
-        if f == 0.0:
-            continue
         g = math.sqrt((u / rx) ** 2 + (v / ry) ** 2) / f
         d = abs(f - 1.0) / g
-        _paint(canvas, y, x, half - d, sign)
+        row[j] = _painted(row[j], half - d, f != 0.0, sign)
 
 
 @ngjit
@@ -122,28 +130,29 @@ def draw_dot(canvas, cy, cx, radius, sign):
 
 
 @ngjit
-def _at(src, y, x):
-    """src[y, x], 0 outside."""
-    H, W = src.shape
-    return src[y, x] if 0 <= y < H and 0 <= x < W else 0.0
-
-
-@ngjit
-def draw_outline(canvas, src, box, dy, dx, width, sign):
-    """The 0.5 level line of coverage `src` (H, W), moved by whole pixels (dy, dx), as a line `width` wide;
-    distance to it ~ |c - 0.5| / |grad c| (gradient by central differences), drawn on the pixels of partial
-    coverage only (the anti-aliased edge band: the flat 0 and 1 pixels, most of the box, cost one load).
-    `box` (y0, y1, x0, x1) bounds src's ink, so only pixels of the moved box are visited."""
+def draw_outline(canvas, padded, box, dy, dx, width, sign):
+    """The 0.5 level line of a coverage src (H, W), moved by whole pixels (dy, dx), as a line `width` wide;
+    distance to it ~ |c - 0.5| / |grad c| (gradient by central differences), painted on the pixels of partial
+    coverage only (the anti-aliased edge band). `padded` (H + 2, W + 2) holds src inside a zero border of
+    one pixel, so the neighbours need no bounds checks; `box` (y0, y1, x0, x1) bounds src's ink, so only
+    pixels of the moved box are visited. Each row is one branch-free loop (every pixel computed, the
+    painted ones selected), which vectorises; a pixel's arithmetic is the same at any vector width."""
     H, W = canvas.shape
     half = 0.5 * width + 0.5
+    xa, xb = max(0, box[2] + dx), min(W, box[3] + dx)
+    if xb <= xa:
+        return
     for y in range(max(0, box[0] + dy), min(H, box[1] + dy)):
-        for x in range(max(0, box[2] + dx), min(W, box[3] + dx)):
-            sy, sx = y - dy, x - dx
-            c = _at(src, sy, sx)
-            if c <= 0.0 or c >= 1.0:
-                continue
-            gy = 0.5 * (_at(src, sy + 1, sx) - _at(src, sy - 1, sx))
-            gx = 0.5 * (_at(src, sy, sx + 1) - _at(src, sy, sx - 1))
+        py = y - dy + 1
+        # views indexed from 0 (no wraparound test, so the loop vectorises); pixel x = xa + j reads src
+        # column x - dx, i.e. padded column xa - dx + 1 + j = mid[j + 1]
+        row = canvas[y, xa:xb]
+        up = padded[py - 1, xa - dx + 1:]
+        mid = padded[py, xa - dx:]
+        dn = padded[py + 1, xa - dx + 1:]
+        for j in range(row.shape[0]):
+            c = np.float64(mid[j + 1])       # float64 before subtracting (a float32 difference can round)
+            gy = 0.5 * (np.float64(dn[j]) - np.float64(up[j]))
+            gx = 0.5 * (np.float64(mid[j + 2]) - np.float64(mid[j]))
             g = math.sqrt(gy * gy + gx * gx)
-            if g > 1e-3:
-                _paint(canvas, y, x, half - abs(c - 0.5) / g, sign)
+            row[j] = _painted(row[j], half - abs(c - 0.5) / g, (c > 0.0) & (c < 1.0) & (g > 1e-3), sign)

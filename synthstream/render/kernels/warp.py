@@ -30,20 +30,20 @@ def bspline_weights(t, w):
 
 
 @ngjit
-def field_rows(H, W, key, table, sigma, alpha):
-    """A smooth (H, W) field with scipy-equivalent (alpha, sigma), interpolated along x only: the coarse
-    grid's rows at full width, float32 (gh, W). `add_field_row` finishes any image row from them."""
+def field_rows(H, W, key_x, key_y, table, sigma, alpha):
+    """A smooth (H, W) displacement field, both axes, with scipy-equivalent (alpha, sigma), interpolated along
+    x only: the coarse grid's rows at full width, float32 (2, gh, W) (axis, coarse row, x). The two axes share
+    the cells and weights of the x pass; `add_field_rows` finishes any image row from them."""
     std = alpha * UNIFORM_STD / (2.0 * math.sqrt(math.pi) * sigma)
     scale = std / BSPLINE_STD
     spacing = SQRT3 * sigma
     gh = np.int64(H / spacing) + 4
     gw = np.int64(W / spacing) + 4
-    grid = np.empty(gh * gw, np.float32)
-    fill_normals(grid, key, table, scale)
-    w0 = np.empty(W, np.float32)            # x weights and cells, shared by every coarse row
-    w1 = np.empty(W, np.float32)
-    w2 = np.empty(W, np.float32)
-    w3 = np.empty(W, np.float32)
+    gx = np.empty(gh * gw, np.float32)
+    gy = np.empty(gh * gw, np.float32)
+    fill_normals(gx, key_x, table, scale)
+    fill_normals(gy, key_y, table, scale)
+    wx = np.empty((W, 4), np.float32)       # x weights and cells, shared by every coarse row and both axes
     ix = np.empty(W, np.uint64)             # unsigned: Numba skips the negative-index wraparound check
     w = np.empty(4, np.float64)
     for x in range(W):
@@ -51,21 +51,22 @@ def field_rows(H, W, key, table, sigma, alpha):
         i = np.int64(u)
         ix[x] = i
         bspline_weights(u - i, w)
-        w0[x], w1[x], w2[x], w3[x] = w[0], w[1], w[2], w[3]
-    rows = np.empty((gh, W), np.float32)
+        wx[x, 0], wx[x, 1], wx[x, 2], wx[x, 3] = w[0], w[1], w[2], w[3]
+    rows = np.empty((2, gh, W), np.float32)
     one, two, three = np.uint64(1), np.uint64(2), np.uint64(3)
     for r in range(gh):
-        g = grid[r * gw:(r + 1) * gw]
-        row = rows[r]
+        base = np.uint64(r * gw)
         for x in range(W):
-            i = ix[x]
-            row[x] = w0[x] * g[i] + w1[x] * g[i + one] + w2[x] * g[i + two] + w3[x] * g[i + three]
+            i = base + ix[x]
+            w0, w1, w2, w3 = wx[x, 0], wx[x, 1], wx[x, 2], wx[x, 3]
+            rows[0, r, x] = w0 * gx[i] + w1 * gx[i + one] + w2 * gx[i + two] + w3 * gx[i + three]
+            rows[1, r, x] = w0 * gy[i] + w1 * gy[i + one] + w2 * gy[i + two] + w3 * gy[i + three]
     return rows
 
 
 @ngjit
-def add_field_row(o, rows, sigma, y):
-    """o (W,) += row y of the field whose `field_rows` (at this sigma) are `rows` (the y pass)."""
+def add_field_rows(dx, dy, rows, sigma, y):
+    """dx, dy (W,) += row y of the field whose `field_rows` (at this sigma) are `rows` (the y pass)."""
     spacing = SQRT3 * sigma
     v = y / spacing
     iv = np.int64(v)
@@ -75,20 +76,20 @@ def add_field_row(o, rows, sigma, y):
     w1 = np.float32((3.0 * t * t * t - 6.0 * t * t + 4.0) / 6.0)
     w2 = np.float32((-3.0 * t * t * t + 3.0 * t * t + 3.0 * t + 1.0) / 6.0)
     w3 = np.float32(t * t * t / 6.0)
-    r0, r1, r2, r3 = rows[iv], rows[iv + 1], rows[iv + 2], rows[iv + 3]
-    for x in range(o.shape[0]):
-        o[x] += w0 * r0[x] + w1 * r1[x] + w2 * r2[x] + w3 * r3[x]
+    for x in range(dx.shape[0]):
+        dx[x] += w0 * rows[0, iv, x] + w1 * rows[0, iv + 1, x] + w2 * rows[0, iv + 2, x] + w3 * rows[0, iv + 3, x]
+        dy[x] += w0 * rows[1, iv, x] + w1 * rows[1, iv + 1, x] + w2 * rows[1, iv + 2, x] + w3 * rows[1, iv + 3, x]
 
 
 @ngjit
-def add_smooth_field(out, key, table, sigma, alpha):
-    """out (H, W) += a smooth random field with scipy-equivalent (alpha, sigma)."""
-    H, W = out.shape
+def add_smooth_field(dx, dy, key_x, key_y, table, sigma, alpha):
+    """dx, dy (H, W) += a smooth random displacement with scipy-equivalent (alpha, sigma)."""
+    H, W = dx.shape
     if alpha == 0.0:
         return
-    rows = field_rows(H, W, key, table, sigma, alpha)
+    rows = field_rows(H, W, key_x, key_y, table, sigma, alpha)
     for y in range(H):
-        add_field_row(out[y], rows, sigma, y)
+        add_field_rows(dx[y], dy[y], rows, sigma, y)
 
 
 @ngjit
@@ -137,28 +138,50 @@ def sample_bilinear(src, y, x):
 
 
 @ngjit
-def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1):
-    """out (W,) = row y of src(y + dy, x + dx), bilinear, zero outside, for one row's displacements dx, dy (W,).
-    `padded` is src (H, W) inside a zero border of one pixel, (H + 2, W + 2); src is zero outside rows
-    [y0, y1) and columns [x0, x1) (its ink box), so reads that land outside it are skipped."""
-    W = out.shape[0]
+def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals):
+    """out[y] (W,) = row y of src(y + dy, x + dx), bilinear, zero outside, for one row's displacements dx, dy
+    (W,). `padded` is src (H, W) inside a zero border of one pixel, flattened ((H + 2) (W + 2),); src is zero
+    outside rows [y0, y1) and columns [x0, x1) (its ink box), so reads that land outside it give 0.
+    cell (W,) int64, frac (2, W) float64 and vals (4, W) float32 are scratch. Three passes: where each pixel
+    reads and with which weights (vectorises), the four reads of the pixels inside (a gather, scalar: its
+    loads and stores could alias for all the compiler knows), the blend (vectorises). Each pixel's float64
+    arithmetic is the one sequence of the scalar formula at any vector width (no fastmath, no contraction)."""
+    W = out.shape[1]
     Wp = W + 2
-    flat = padded.reshape(padded.shape[0] * Wp)
-    one, wp_ = np.uint64(1), np.uint64(Wp)
+    ylo, xlo = y0 - 1, x0 - 1
     for x in range(W):
         sy = y + dy[x]
         sx = x + dx[x]
-        if sy <= y0 - 1 or sy >= y1 or sx <= x0 - 1 or sx >= x1:
-            out[x] = 0.0
-            continue
+        inside = (sy > ylo) & (sy < y1) & (sx > xlo) & (sx < x1)
+        sy = sy if inside else 0.0                       # outside: read a valid cell, drop the result
+        sx = sx if inside else 0.0
         fy = math.floor(sy)
         fx = math.floor(sx)
-        ty = sy - fy
-        tx = sx - fx
+        frac[0, x] = sy - fy if inside else -1.0         # ty in [0, 1) inside, -1 marks outside
+        frac[1, x] = sx - fx
         # -1 <= fy < H and -1 <= fx < W here, so all four reads fall inside the border: no bounds checks
-        i = np.uint64((np.int64(fy) + 1) * Wp + np.int64(fx) + 1)
-        out[x] = ((1 - ty) * ((1 - tx) * flat[i] + tx * flat[i + one])
-                  + ty * ((1 - tx) * flat[i + wp_] + tx * flat[i + wp_ + one]))
+        cell[x] = (np.int64(fy) + 1) * Wp + np.int64(fx) + 1
+    one, wp_ = np.uint64(1), np.uint64(Wp)
+    for x in range(W):
+        if frac[0, x] < 0.0:                             # outside: the blend drops this pixel's values
+            continue
+        i = np.uint64(cell[x])
+        vals[0, x] = padded[i]
+        vals[1, x] = padded[i + one]
+        vals[2, x] = padded[i + wp_]
+        vals[3, x] = padded[i + wp_ + one]
+    for x in range(W):
+        ty = frac[0, x]
+        tx = frac[1, x]
+        v = ((1 - ty) * ((1 - tx) * vals[0, x] + tx * vals[1, x])
+             + ty * ((1 - tx) * vals[2, x] + tx * vals[3, x]))
+        out[y, x] = v if ty >= 0.0 else 0.0
+
+
+@ngjit
+def remap_scratch(W):
+    """The scratch of `remap_row` for rows of width W: (cell, frac, vals)."""
+    return np.empty(W, np.int64), np.empty((2, W), np.float64), np.empty((4, W), np.float32)
 
 
 @ngjit
@@ -168,26 +191,34 @@ def remap(src, dx, dy, out, y0, y1, x0, x1):
     H, W = src.shape
     padded = np.zeros((H + 2, W + 2), np.float32)
     padded[1:H + 1, 1:W + 1] = src
+    flat = padded.reshape((H + 2) * (W + 2))
+    cell, frac, vals = remap_scratch(W)
     for y in range(H):
-        remap_row(padded, y, dx[y], dy[y], out[y], y0, y1, x0, x1)
+        remap_row(flat, y, dx[y], dy[y], out, y0, y1, x0, x1, cell, frac, vals)
 
 
 @ngjit
 def ink_bbox(canvas, threshold):
-    """(y0, y1, x0, x1) half-open bounding box of pixels above threshold; (0, 0, 0, 0) if none."""
+    """(y0, y1, x0, x1) half-open bounding box of pixels above threshold; (0, 0, 0, 0) if none. Per row, one
+    branch-free loop ORs each pixel's test into its column's flag and the row's (it vectorises)."""
     H, W = canvas.shape
-    y0, y1, x0, x1 = H, -1, W, -1
+    cols = np.zeros(W, np.uint8)
+    y0, y1 = H, -1
     for y in range(H):
+        row = canvas[y]
+        hit = np.uint8(0)
         for x in range(W):
-            if canvas[y, x] > threshold:
-                if y < y0:
-                    y0 = y
-                if y > y1:
-                    y1 = y
-                if x < x0:
-                    x0 = x
-                if x > x1:
-                    x1 = x
+            m = np.uint8(row[x] > threshold)
+            cols[x] |= m
+            hit |= m
+        if hit:
+            y0 = min(y0, y)
+            y1 = y
     if y1 < 0:
         return 0, 0, 0, 0
+    x0, x1 = 0, W - 1
+    while cols[x0] == 0:
+        x0 += 1
+    while cols[x1] == 0:
+        x1 -= 1
     return y0, y1 + 1, x0, x1 + 1
