@@ -2,6 +2,6 @@
 `set_defaults(func=run)`; `run(args)` is the command's body. Modules import heavy libraries inside `run`, so
 building the parser (`synthstream --help`) stays fast."""
 
-from synthstream.commands import bench, evaluate, export, fidelity, infer, sample, sweep, train
+from synthstream.commands import bench, evaluate, export, fidelity, fit, infer, sample, sweep, train
 
-COMMANDS = (sample, train, sweep, infer, evaluate, export, fidelity, bench)
+COMMANDS = (sample, train, sweep, infer, evaluate, export, fidelity, fit, bench)
