@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     f.add_argument("--rounds", type=argtypes.positive_int, default=1, help="search (+ train) rounds")
     f.add_argument("--budget", type=argtypes.positive_int, default=48, help="trials per round")
     f.add_argument("--population", type=argtypes.positive_int, default=12, help="CMA-ES generation size")
-    f.add_argument("--algorithm", choices=("cma", "random"), default="cma", help="CMA-ES, or uniform random (the baseline)")
+    f.add_argument("--algorithm", choices=("lm", "cma", "random"), default="lm",
+                   help="lm: Levenberg-Marquardt on the per-feature gaps (default); cma: CMA-ES; random: the baseline")
     f.add_argument("-n", "--n-synthetic", type=argtypes.positive_int, default=200,
                    help="synthetic images rendered per trial")
     f.add_argument("--max-real", type=argtypes.positive_int, default=500, help="at most this many real images")

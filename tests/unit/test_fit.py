@@ -2,15 +2,15 @@
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 
 from synthstream.errors import UserError
 from synthstream.style import load_style, parse_style
-from trainer.fit.search import CubeSearcher, run_serial
+from trainer.fit.search import CubeSearcher, LeastSquaresSearcher, run_serial
 from trainer.fit.space import build_space, read_style_file
 from trainer.fit.write import style_toml
 
@@ -88,6 +88,30 @@ def test_cma_beats_random_on_a_bowl_at_equal_budget():
         CubeSearcher(6, [3], ([0.9] * 6, [0]), algorithm=alg, population=8, seed=s), _bowl, 49))
         for s in range(5)]) for alg in ("cma", "random")}
     assert best["cma"] < 0.8 * best["random"], best
+
+
+def _residual_bowl(config):
+    u = np.asarray(config["u"])
+    r = np.concatenate([u - 0.3, [5 * (u[0] - 0.3)], [0.0 if config["k"][0] == 2 else 1]])
+    return {"objective": float(np.mean(r ** 2)), "residuals": r.tolist()}
+
+
+def test_least_squares_finds_the_minimum_and_replays_exactly():
+    def searcher():
+        return LeastSquaresSearcher(4, [3], ([0.9] * 4, [0]))
+
+    whole = run_serial(searcher(), _residual_bowl, 40)
+    value, best = min(whole, key=lambda t: t[0])
+    assert value < 1e-6 and best["k"] == [2] and np.allclose(best["u"], 0.3, atol=1e-3)
+    random = min(v for v, _ in run_serial(CubeSearcher(4, [3], ([0.9] * 4, [0]), algorithm="random"),
+                                          lambda c: _residual_bowl(c)["objective"], 40))
+    assert random > 100 * value
+    part = searcher()
+    part.replay([{"config": c, "objective": v, "residuals": _residual_bowl(c)["residuals"]} for v, c in whole[:13]])
+    for i in range(27):
+        config = part.suggest(f"r{i}")
+        part.on_trial_complete(f"r{i}", _residual_bowl(config))
+    assert [c for _, c in part.history] == [c for _, c in whole]
 
 
 def _cli(*args, cwd=ROOT):

@@ -34,7 +34,7 @@ import numpy as np
 from synthstream.errors import UserError
 from synthstream.style import Style
 from trainer.fit.objective import Target, score, synthetic_images, target_of
-from trainer.fit.search import ALGORITHMS, CubeSearcher
+from trainer.fit.search import ALGORITHMS, make_searcher
 from trainer.fit.space import Space, build_space, read_style_file
 from trainer.fit.write import style_toml
 
@@ -51,8 +51,8 @@ class FitConfig:
     real: str
     rounds: int = 1
     budget: int = 48                  # trials per round
-    population: int = 12              # CMA-ES generation size
-    algorithm: str = "cma"
+    population: int = 12              # CMA-ES generation size (cma, random)
+    algorithm: str = "lm"
     n_synthetic: int = 200            # images rendered per trial
     max_real: int = 500
     seed: int = 0
@@ -109,7 +109,8 @@ def _trial(config: dict, job: Job) -> None:
     except UserError as e:                      # a corner of the space the style language refuses
         tune.report({"objective": float("inf"), "error": str(e)[:200]})
         return
-    tune.report({"objective": result["objective"], **{f"stat/{k}": v for k, v in result["stats"].items()}})
+    tune.report({"objective": result["objective"], "residuals": result["residuals"],
+                 **{f"stat/{k}": v for k, v in result["stats"].items()}})
 
 
 def _trial_log(path: Path):
@@ -122,7 +123,8 @@ def _trial_log(path: Path):
             r = trial.last_result or {}
             record = {"trial": trial.trial_id, "config": {"u": list(trial.config["u"]), "k": list(trial.config["k"])},
                       "objective": float(r.get("objective", float("inf"))),
-                      "stats": {k[5:]: v for k, v in r.items() if k.startswith("stat/")}}
+                      "stats": {k[5:]: v for k, v in r.items() if k.startswith("stat/")},
+                      **({"residuals": list(r["residuals"])} if "residuals" in r else {})}
             with path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
                 f.flush()
@@ -152,12 +154,11 @@ def _search(config: FitConfig, space: Space, start: Style, target: Target, round
     records = read_trials(trials_path)
     if records:
         trials_path.write_text("".join(json.dumps(r) + "\n" for r in records))    # drop a cut-short line
-    searcher = CubeSearcher(space.n_continuous, [len(p.choices) for p in space.categorical], space.encode(start),
-                            algorithm=config.algorithm, population=config.population,
-                            seed=config.seed * 1000 + round_no)
+    searcher = make_searcher(config.algorithm, space.n_continuous, [len(p.choices) for p in space.categorical],
+                             space.encode(start), population=config.population, seed=config.seed * 1000 + round_no)
     searcher.replay(records)
     remaining = config.budget - len(records)
-    if remaining <= 0:
+    if remaining <= 0 or getattr(searcher, "done", False):
         return records
     log.info("round %d: %d trials to run (%d replayed)", round_no, remaining, len(records))
     job = Job(space, target, config.n_synthetic, config.seed)
@@ -171,7 +172,7 @@ def _search(config: FitConfig, space: Space, start: Style, target: Target, round
                                   failure_config=tune.FailureConfig(max_failures=0)))
     tuner.fit()
     records = read_trials(trials_path)
-    if len(records) < config.budget:
+    if len(records) < config.budget and not getattr(searcher, "done", False):
         from synthstream.errors import RunFailed
         raise RunFailed(f"round {round_no}: only {len(records)} of {config.budget} trials finished; run the same "
                         f"command again to continue")

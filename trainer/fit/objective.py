@@ -51,7 +51,19 @@ def synthetic_images(style: Style, n: int, seed: int) -> np.ndarray:
     return generate(style, seed, 0, n)[0]
 
 
+def residuals(real: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
+    """Per feature, (synthetic mean - real mean) / pooled sd: the feature gap is their mean square."""
+    pooled = np.sqrt((real.var(axis=0) + synthetic.var(axis=0)) / 2)
+    diff = synthetic.mean(axis=0) - real.mean(axis=0)
+    return np.where(pooled > 1e-12, diff / np.maximum(pooled, 1e-12), 0.0)
+
+
 def score(style: Style, target: Target, n: int, seed: int) -> dict:
-    """{"objective": feature gap, "stats": {statistic: gap in sds}} of n samples of the style (seed fixed)."""
+    """{"objective": feature gap, "stats": {statistic: gap in sds}, "residuals": per-feature gaps} of n samples
+    of the style (seed fixed)."""
     synthetic = features(synthetic_images(style, n, seed))
-    return {"objective": feature_gap(target.features, synthetic), "stats": statistic_gaps(target.features, synthetic)}
+    r = residuals(target.features, synthetic)
+    gap = feature_gap(target.features, synthetic)
+    assert abs(gap - float(np.mean(r ** 2))) < 1e-9 * max(1.0, gap)
+    return {"objective": gap, "stats": statistic_gaps(target.features, synthetic),
+            "residuals": [round(float(v), 5) for v in r]}
