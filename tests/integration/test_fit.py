@@ -101,3 +101,15 @@ def test_label_free_folder_fits_the_same_and_an_interrupted_fit_resumes(local_ra
     assert len(again) == 14 and again[:5] == lines[:5]
     assert sorted(json.loads(x)["objective"] for x in again) == sorted(json.loads(x)["objective"] for x in lines)
     assert _fitted(labelled) == before
+
+
+@pytest.mark.slow
+def test_sleep_phase_trains_on_the_fitted_style_and_reports_the_rate(local_ray, folders):
+    out = folders / "sleep"
+    state = fit(FitConfig(style=str(folders / "start.toml"), real=str(folders / "unlabelled"), budget=6,
+                          n_synthetic=60, train_steps=40, train_preset="cpu", eval_data=str(folders / "real")),
+                str(out))
+    rate = state["rounds"][0]["rate"]
+    assert rate["n"] == 150 and 0 <= rate["exact_rate"] <= 1
+    assert (out / "round_01" / "train" / "checkpoint.pt").is_file()
+    assert "reading rate" in (out / "round_01" / "report.md").read_text()

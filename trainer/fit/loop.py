@@ -106,8 +106,8 @@ def _trial(config: dict, job: Job) -> None:
     try:
         style = job.space.decode(config["u"], config["k"])
         result = score(style, job.target, job.n, job.seed)
-    except UserError as e:                      # a corner of the space the style language refuses
-        tune.report({"objective": float("inf"), "error": str(e)[:200]})
+    except Exception as e:        # a corner of the space the style language refuses: scored, so it is replayed
+        tune.report({"objective": float("inf"), "error": f"{type(e).__name__}: {str(e)[:200]}"})
         return
     tune.report({"objective": result["objective"], "residuals": result["residuals"],
                  **{f"stat/{k}": v for k, v in result["stats"].items()}})
