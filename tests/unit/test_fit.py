@@ -134,6 +134,17 @@ def test_bad_inputs_are_one_line(tmp_path):
         (["--style", "tiny", "--real", str(real), "--out", str(tmp_path / "o5"), "--fixed", "warp.x"], "warp.x"),
         (["--style", "tiny", "--real", str(real), "--out", str(tmp_path / "o6"), "--budget", "x"], "budget"),
     ]
+    images = tmp_path / "images"
+    from synthstream.generate import generate
+    from synthstream.labelled import write_labelled_folder
+    write_labelled_folder(images, generate(load_style("tiny"), 0, 0, 12)[0], ["A"] * 12)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "fit.json").write_text('{"config": {"budget": 3}, "rounds": []}')
+    cases += [
+        (["--style", "tiny", "--real", str(images), "--out", str(other)], "holds a fit with other arguments"),
+        (["--style", "tiny", "--real", str(images), "--out", str(tmp_path / "busy")], "is not empty"),
+    ]
     for args, words in cases:
         r = _cli(*args)
         assert r.returncode == 2, (args, r.stderr)
