@@ -140,7 +140,7 @@ def test_bad_inputs_are_one_line(tmp_path):
     write_labelled_folder(images, generate(load_style("tiny"), 0, 0, 12)[0], ["A"] * 12)
     other = tmp_path / "other"
     other.mkdir()
-    (other / "fit.json").write_text('{"config": {"budget": 3}, "rounds": []}')
+    (other / "fit.json").write_text('{"config": {"seed": 3}, "rounds": []}')
     cases += [
         (["--style", "tiny", "--real", str(images), "--out", str(other)], "holds a fit with other arguments"),
         (["--style", "tiny", "--real", str(images), "--out", str(tmp_path / "busy")], "is not empty"),

@@ -83,8 +83,10 @@ class FitConfig:
             raise UserError(f"train_steps = {self.train_steps!r} must be an integer >= 0")
 
     def identity(self) -> dict:
-        """What a continued fit must match (not the budget's spend)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        """What a continued fit must match: everything but the budget and the number of rounds, which a
+        continued fit may change (finished rounds are kept as they are)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
+                if k not in ("budget", "rounds")}
 
 
 @dataclass(frozen=True)
@@ -288,7 +290,8 @@ def check_out(out: Path, config: FitConfig) -> dict:
         except (OSError, json.JSONDecodeError) as e:
             raise UserError(f"--out {str(out)!r}: fit.json is unreadable ({e}); use another --out") from None
         if state.get("config") != config.identity():
-            differs = sorted(k for k, v in config.identity().items() if state.get("config", {}).get(k) != v)
+            held, asked = state.get("config") or {}, config.identity()
+            differs = sorted(k for k in set(held) | set(asked) if held.get(k) != asked.get(k))
             raise UserError(f"--out {str(out)!r} holds a fit with other arguments ({', '.join(differs)}); give the "
                             f"same ones to continue it, or another --out")
         return state
@@ -312,6 +315,7 @@ def fit(config: FitConfig, out_dir: str, address: str | None = None) -> dict:
     if config.eval_data is not None and not Path(config.eval_data).is_dir():
         raise UserError(f"--eval-data {config.eval_data!r} is not a directory")
     state = check_out(out, config)
+    state["budget"], state["rounds_asked"] = config.budget, config.rounds
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
     target = target_of(real)
