@@ -102,6 +102,14 @@ def test_label_free_folder_fits_the_same_and_an_interrupted_fit_resumes(local_ra
     assert sorted(json.loads(x)["objective"] for x in again) == sorted(json.loads(x)["objective"] for x in lines)
     assert _fitted(labelled) == before
 
+    # a second round on the same --out starts from the first round's style (its objective is where it begins)
+    state = fit(FitConfig(real=str(folders / "real"), rounds=2, **config), str(labelled))
+    first, second = state["rounds"]
+    assert second["objective_start"] == pytest.approx(first["objective"], rel=1e-2)
+    assert second["objective"] <= first["objective"]
+    assert (labelled / "round_02" / "style.toml").is_file() and _fitted(labelled) == load_style(
+        str(labelled / "round_02" / "style.toml")).to_raw()
+
 
 @pytest.mark.slow
 def test_sleep_phase_trains_on_the_fitted_style_and_reports_the_rate(local_ray, folders):
