@@ -108,7 +108,8 @@ _KEPT_WHEN_FIXED = ("background", "ink", "ink_opacity", "char_scale", "char_fill
 _TEXT_CHOICES = {"prior": ("chars", "words"), "case": ("lower", "upper", "as-is")}
 _TEXT_DEFAULTS = {"prior": "chars", "words": 2, "word_length": [1, MAX_CHARS], "word_list": None,
                   "case": "lower", "not_first": "", "doubled_ends": True, "count_duplicates": False, "sha256": ""}
-_TOP = {"name", "description", "height", "width", "alphabet", "fonts", "text", *_FIELDS}
+# "fit": how `synthstream fit` may change the style (trainer/fit/space.py reads and checks it); not part of the style
+_TOP = {"name", "description", "height", "width", "alphabet", "fonts", "text", "fit", *_FIELDS}
 
 
 def field_table() -> dict[str, dict[str, tuple[str, Any, float, float, str, str]]]:

@@ -20,7 +20,8 @@ def with_field(path: str, value):
 
 
 def test_builtins_are_the_five_styles():
-    assert builtin_styles() == ["facebook", "lepture", "tiny", "wikipedia", "wikipedia_letters"]
+    assert builtin_styles() == ["facebook", "facebook_fit", "lepture", "rough", "tiny", "wikipedia",
+                                "wikipedia_letters"]
     for name in builtin_styles():
         assert load_style(name).name == name
 
@@ -74,7 +75,7 @@ def test_missing_required_field():
 
 
 def test_unknown_style_lists_available():
-    with pytest.raises(UserError, match="available: facebook, lepture, tiny, wikipedia"):
+    with pytest.raises(UserError, match="available: facebook, facebook_fit, lepture, rough, tiny, wikipedia"):
         load_style("recaptcha")
 
 

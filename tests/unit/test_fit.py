@@ -1,0 +1,154 @@
+"""synthstream fit's parts without Ray: the search space, the written style, the searcher, bad input."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tomllib
+
+from synthstream.errors import UserError
+from synthstream.style import load_style, parse_style
+from trainer.fit.search import CubeSearcher, LeastSquaresSearcher, run_serial
+from trainer.fit.space import build_space, read_style_file
+from trainer.fit.write import style_toml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_facebook_space_round_trips_and_keeps_what_is_fixed():
+    raw, source = read_style_file("facebook")
+    space = build_space(raw, source)
+    names = {p.name for p in space.params}
+    assert {"warp.elastic_alpha", "clutter.drips", "latents.font_size", "ink.blur_sigma"} <= names
+    assert "latents.num_chars" not in names and "fonts:FreeSansBold.ttf" in names     # 4 own fonts: a choice
+    style = load_style("facebook")
+    again = space.decode(*space.encode(style))
+    for section in ("latents", "warp", "ink", "clutter"):
+        for key, value in style.params[section].items():
+            got = again.params[section][key]
+            assert np.allclose(got, value, atol=0.02 * max(1, abs(np.mean(value)))), (section, key, got, value)
+    raw["fit"] = {"fixed": ["warp.elastic_alpha"], "fonts": ["FreeSansBold.ttf"]}
+    fixed = build_space(raw, source)
+    assert "warp.elastic_alpha" not in {p.name for p in fixed.params}
+    assert fixed.describe()["warp.elastic_alpha"] == "fixed"
+
+
+def test_written_style_loads_back_identical(tmp_path):
+    raw, source = read_style_file("wikipedia")
+    space = build_space(raw, source)
+    u, k = space.encode(load_style("wikipedia"))
+    style = space.decode([min(1.0, v + 0.1) for v in u], k)
+    path = tmp_path / "fitted.toml"
+    path.write_text(style_toml(style, space.describe(), ["a header"], {"fixed": ["ink.ink"]}))
+    back = load_style(str(path))
+    assert back == style
+    assert tomllib.loads(path.read_text())["fit"] == {"fixed": ["ink.ink"]}
+    assert "fitted within" in path.read_text()
+
+
+@pytest.mark.parametrize("fit_table, words", [
+    ({"fixd": []}, "unknown field"),
+    ({"fixed": ["warp.nope"]}, "'warp.nope' is not a field"),
+    ({"bounds": {"ink.ink": [5, 1]}}, "lo < hi"),
+    ({"widen": 0.5}, "[1, 10]"),
+    ({"fonts": 3}, "fit.fonts"),
+])
+def test_bad_fit_table_is_one_clear_error(fit_table, words):
+    raw = tomllib.loads((ROOT / "synthstream/styles/tiny.toml").read_text())
+    raw["fit"] = fit_table
+    with pytest.raises(UserError, match=None) as e:
+        build_space(raw, "t")
+    assert words in str(e.value)
+    parse_style(raw)                        # the style parser itself accepts (and ignores) a [fit] table
+
+
+def _bowl(config):
+    u = np.asarray(config["u"])
+    return float(np.sum((u - 0.3) ** 2) + (0 if config["k"][0] == 2 else 0.5))
+
+
+def test_replayed_search_continues_as_the_uninterrupted_one():
+    def searcher():
+        return CubeSearcher(3, [4], ([0.9, 0.9, 0.9], [0]), population=6, seed=3)
+
+    whole = run_serial(searcher(), _bowl, 25)
+    part = searcher()
+    records = [{"config": c, "objective": v} for v, c in whole[:10]]
+    part.replay(records)
+    for i in range(15):
+        config = part.suggest(f"r{i}")
+        part.on_trial_complete(f"r{i}", {"objective": _bowl(config)})
+    assert [c for _, c in part.history] == [c for _, c in whole]
+
+
+def test_cma_beats_random_on_a_bowl_at_equal_budget():
+    best = {alg: np.median([min(v for v, _ in run_serial(
+        CubeSearcher(6, [3], ([0.9] * 6, [0]), algorithm=alg, population=8, seed=s), _bowl, 49))
+        for s in range(5)]) for alg in ("cma", "random")}
+    assert best["cma"] < 0.8 * best["random"], best
+
+
+def _residual_bowl(config):
+    u = np.asarray(config["u"])
+    r = np.concatenate([u - 0.3, [5 * (u[0] - 0.3)], [0.0 if config["k"][0] == 2 else 1]])
+    return {"objective": float(np.mean(r ** 2)), "residuals": r.tolist()}
+
+
+def test_least_squares_finds_the_minimum_and_replays_exactly():
+    def searcher():
+        return LeastSquaresSearcher(4, [3], ([0.9] * 4, [0]))
+
+    whole = run_serial(searcher(), _residual_bowl, 40)
+    value, best = min(whole, key=lambda t: t[0])
+    assert value < 1e-6 and best["k"] == [2] and np.allclose(best["u"], 0.3, atol=1e-3)
+    random = min(v for v, _ in run_serial(CubeSearcher(4, [3], ([0.9] * 4, [0]), algorithm="random"),
+                                          lambda c: _residual_bowl(c)["objective"], 40))
+    assert random > 100 * value
+    part = searcher()
+    part.replay([{"config": c, "objective": v, "residuals": _residual_bowl(c)["residuals"]} for v, c in whole[:13]])
+    for i in range(27):
+        config = part.suggest(f"r{i}")
+        part.on_trial_complete(f"r{i}", _residual_bowl(config))
+    assert [c for _, c in part.history] == [c for _, c in whole]
+
+
+def _cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "synthstream", "fit", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def test_bad_inputs_are_one_line(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x.txt").write_text("mine")
+    bad_style = tmp_path / "bad.toml"
+    bad_style.write_text((ROOT / "synthstream/styles/tiny.toml").read_text() + '\n[fit]\nfixed = ["ink.nope"]\n')
+    cases = [
+        (["--style", "tiny", "--real", str(tmp_path / "missing"), "--out", str(tmp_path / "o1")], "--real"),
+        (["--style", "tiny", "--real", str(real), "--out", str(tmp_path / "o2")], "holds no images"),
+        (["--style", "nosuch", "--real", str(real), "--out", str(tmp_path / "o3")], "unknown style"),
+        (["--style", str(bad_style), "--real", str(real), "--out", str(tmp_path / "o4")], "ink.nope"),
+        (["--style", "tiny", "--real", str(real), "--out", str(tmp_path / "o5"), "--fixed", "warp.x"], "warp.x"),
+        (["--style", "tiny", "--real", str(real), "--out", str(tmp_path / "o6"), "--budget", "x"], "budget"),
+    ]
+    images = tmp_path / "images"
+    from synthstream.generate import generate
+    from synthstream.labelled import write_labelled_folder
+    write_labelled_folder(images, generate(load_style("tiny"), 0, 0, 12)[0], ["A"] * 12)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "fit.json").write_text('{"config": {"seed": 3}, "rounds": []}')
+    cases += [
+        (["--style", "tiny", "--real", str(images), "--out", str(other)], "holds a fit with other arguments"),
+        (["--style", "tiny", "--real", str(images), "--out", str(tmp_path / "busy")], "is not empty"),
+    ]
+    for args, words in cases:
+        r = _cli(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], (args, r.stderr)
+    assert not (tmp_path / "o1").exists()
+    assert (tmp_path / "busy" / "x.txt").read_text() == "mine"

@@ -1,0 +1,378 @@
+"""`synthstream fit`: learn a style's global parameters from unlabeled real images, round by round.
+
+Each round: search the style's parameters (trainer/fit/space.py) with Ray Tune, every trial rendering a
+synthetic set with a fixed seed and scoring it against the real images (trainer/fit/objective.py), the
+searcher CMA-ES (trainer/fit/search.py); write the best style; optionally train a proposal on it (the sleep
+phase, `trainer.run.run`) and, where a labelled evaluation folder is given, report the model's reading rate
+on it (never used by the fit). The next round starts from the fitted style.
+
+Output folder:
+    fit.json                 the fit's arguments (its identity: a re-run with the same ones continues) and rounds
+    fitted.toml              the last round's fitted style
+    fit_curve.png            objective (and reading rate) per round
+    round_NN/trials.jsonl    every scored trial (cube point, objective, statistic gaps), appended as they finish
+    round_NN/style.toml      the round's fitted style, commented (what was fitted, within which envelope)
+    round_NN/round.json      objective before/after, statistics, what the style cannot express, rate
+    round_NN/report.md       the same for a person
+    round_NN/grid.png        real (left) vs synthetic
+    round_NN/train/          the sleep phase's training run (with --train-steps)
+
+An interrupted fit continues: finished rounds are kept, the current round's finished trials are replayed into
+the searcher and only the rest run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synthstream.errors import UserError
+from synthstream.style import Style
+from trainer.fit.objective import Target, score, synthetic_images, target_of
+from trainer.fit.search import ALGORITHMS, make_searcher
+from trainer.fit.space import Space, build_space, read_style_file
+from trainer.fit.write import style_toml
+
+log = logging.getLogger(__name__)
+FAR = 0.5                   # a statistic no trial brought within this many sds is reported as not expressed
+MIN_REAL = 10
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """One fit. Errors name these fields; the CLI maps them to its flags."""
+
+    style: str
+    real: str
+    rounds: int = 1
+    budget: int = 48                  # trials per round
+    population: int = 12              # CMA-ES generation size (cma, random)
+    algorithm: str = "lm"
+    n_synthetic: int = 200            # images rendered per trial
+    max_real: int = 500
+    seed: int = 0
+    trial_cpus: float = 0.5
+    fixed: tuple[str, ...] = ()
+    train_steps: int = 0              # sleep phase per round (0: none)
+    train_preset: str = "cpu-columns"
+    train_minutes: float | None = None
+    eval_data: str | None = None      # a labelled folder: the reading rate is reported, never used
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "budget", "population", "n_synthetic", "max_real"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UserError(f"{name} = {value!r} must be a positive integer")
+        if self.budget < 2:
+            raise UserError(f"budget = {self.budget} must be >= 2 trials")
+        if self.population < 4:
+            raise UserError(f"population = {self.population} must be >= 4")
+        if self.n_synthetic < MIN_REAL:
+            raise UserError(f"n_synthetic = {self.n_synthetic} must be >= {MIN_REAL}")
+        if self.algorithm not in ALGORITHMS:
+            raise UserError(f"algorithm {self.algorithm!r} is unknown; available: {', '.join(ALGORITHMS)}")
+        if not 0 < self.trial_cpus <= 64:
+            raise UserError(f"trial_cpus = {self.trial_cpus!r} must be in (0, 64]")
+        if not isinstance(self.train_steps, int) or self.train_steps < 0:
+            raise UserError(f"train_steps = {self.train_steps!r} must be an integer >= 0")
+
+    def identity(self) -> dict:
+        """What a continued fit must match: everything but the budget and the number of rounds, which a
+        continued fit may change (finished rounds are kept as they are)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
+                if k not in ("budget", "rounds")}
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every trial needs: travels to the Tune workers once (tune.with_parameters)."""
+
+    space: Space
+    target: Target
+    n: int
+    seed: int
+
+
+def _trial(config: dict, job: Job) -> None:
+    """One Tune trial: render, score, report (no Ray Train: a fraction of a CPU each)."""
+    import numba
+    from ray import tune
+
+    numba.set_num_threads(1)
+    try:
+        style = job.space.decode(config["u"], config["k"])
+        result = score(style, job.target, job.n, job.seed)
+    except Exception as e:        # a corner of the space the style language refuses: scored, so it is replayed
+        tune.report({"objective": float("inf"), "error": f"{type(e).__name__}: {str(e)[:200]}"})
+        return
+    tune.report({"objective": result["objective"], "residuals": result["residuals"],
+                 **{f"stat/{k}": v for k, v in result["stats"].items()}})
+
+
+def _trial_log(path: Path):
+    from ray.tune import Callback
+
+    class TrialLog(Callback):
+        """Appends each finished trial to trials.jsonl (what a continued fit replays)."""
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            r = trial.last_result or {}
+            record = {"trial": trial.trial_id, "config": {"u": list(trial.config["u"]), "k": list(trial.config["k"])},
+                      "objective": float(r.get("objective", float("inf"))),
+                      "stats": {k[5:]: v for k, v in r.items() if k.startswith("stat/")},
+                      **({"residuals": list(r["residuals"])} if "residuals" in r else {})}
+            with path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+                f.flush()
+
+    return TrialLog()
+
+
+def read_trials(path: Path) -> list[dict]:
+    """The finished trials of a round (a line cut short by an interrupt is dropped)."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def _search(config: FitConfig, space: Space, start: Style, target: Target, round_dir: Path,
+            round_no: int) -> list[dict]:
+    """Run (the rest of) one round's search; returns every finished trial."""
+    from ray import tune
+
+    trials_path = round_dir / "trials.jsonl"
+    records = read_trials(trials_path)
+    if records:
+        trials_path.write_text("".join(json.dumps(r) + "\n" for r in records))    # drop a cut-short line
+    searcher = make_searcher(config.algorithm, space.n_continuous, [len(p.choices) for p in space.categorical],
+                             space.encode(start), population=config.population, seed=config.seed * 1000 + round_no)
+    searcher.replay(records)
+    remaining = config.budget - len(records)
+    if remaining <= 0 or getattr(searcher, "done", False):
+        return records
+    log.info("round %d: %d trials to run (%d replayed)", round_no, remaining, len(records))
+    job = Job(space, target, config.n_synthetic, config.seed)
+    trainable = tune.with_resources(tune.with_parameters(_trial, job=job), {"cpu": config.trial_cpus})
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining, reuse_actors=True,
+                                    trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}"),
+        run_config=tune.RunConfig(name=f"tune_{len(records)}", storage_path=str(round_dir.resolve()), verbose=0,
+                                  callbacks=[_trial_log(trials_path)],
+                                  failure_config=tune.FailureConfig(max_failures=0)))
+    tuner.fit()
+    records = read_trials(trials_path)
+    if len(records) < config.budget and not getattr(searcher, "done", False):
+        from synthstream.errors import RunFailed
+        raise RunFailed(f"round {round_no}: only {len(records)} of {config.budget} trials finished; run the same "
+                        f"command again to continue")
+    return records
+
+
+def expressiveness(records: list[dict], fitted: dict[str, float], start: dict[str, float]) -> list[dict]:
+    """Per image statistic: its gap at the start and at the fitted style, and the closest any trial came.
+    A statistic that no trial brought within FAR sds is one the style language (within the searched
+    envelope) cannot express."""
+    rows = []
+    for name in fitted:
+        closest = min((abs(r["stats"].get(name, np.inf)) for r in records if r["stats"]), default=np.inf)
+        rows.append({"statistic": name, "start": start.get(name), "fitted": fitted[name],
+                     "closest_any_trial": round(float(closest), 4), "expressed": bool(closest <= FAR)})
+    return sorted(rows, key=lambda r: -abs(r["fitted"]))
+
+
+def _write_text(path: Path, text: str) -> None:
+    from synthstream.output import atomic_write
+
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _grid(path: Path, style: Style, real: np.ndarray, seed: int) -> None:
+    from synthstream.grid import make_grid
+    from synthstream.output import atomic_write
+
+    rows = min(8, len(real))
+    synthetic = synthetic_images(style, rows * 3, seed + 7)
+    sheet = make_grid([(img, "") for img in synthetic], 3, [(img, "") for img in real[:rows]])
+    atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))
+
+
+def _train(config: FitConfig, style: Style, out: Path) -> str:
+    """The sleep phase: a proposal trained on the fitted style's samples only (resumes like `train`)."""
+    from synthstream.stream import StreamConfig
+    from trainer.run import run as run_training
+    from trainer.train import TrainConfig
+
+    stream = StreamConfig(style=style, seed=config.seed, batch_size=64, num_actors=1, actor_cpus=0.5)
+    train = TrainConfig(stream=stream, preset=config.train_preset, steps=config.train_steps,
+                        val_every=max(1, min(500, config.train_steps)), val_size=256,
+                        max_seconds=None if config.train_minutes is None else 60.0 * config.train_minutes)
+    run_training(train, str(out), progress=False)
+    return str(out)
+
+
+def reading_rate(checkpoint: str, eval_data: str) -> dict:
+    """The reading rate of a model on a labelled folder (greedy proposal): for the report only."""
+    from synthstream.commands.infer import model_and_style
+    from trainer.evaluate import evaluate
+    from trainer.images import load_labelled_dir
+
+    model, style, trained = model_and_style(checkpoint, None)
+    items = load_labelled_dir(eval_data, style)
+    report, _ = evaluate(model, style, items, method="proposal", particles=1, bandwidth=None, train_style=trained)
+    return {"exact_rate": report["exact_rate"], "per_character_accuracy": report["per_character_accuracy"],
+            "n": report["n"], "method": "proposal, greedy"}
+
+
+def _report_md(summary: dict) -> str:
+    lines = [f"# Round {summary['round']}", "",
+             f"objective (feature gap, 0 = alike): start {summary['objective_start']:.4f} -> fitted "
+             f"{summary['objective']:.4f} over {summary['trials']} trials ({summary['wall_s']:.0f} s)", ""]
+    if summary.get("rate") is not None:
+        rate = summary["rate"]["exact_rate"]
+        lines += [f"reading rate on the evaluation folder (reported, never used): {rate:.3f}", ""]
+    lines += ["| statistic | gap at start (sd) | fitted (sd) | closest any trial | expressed |",
+              "|---|---:|---:|---:|---|"]
+    for r in summary["expressiveness"]:
+        lines.append(f"| {r['statistic']} | {r['start']:+.2f} | {r['fitted']:+.2f} | {r['closest_any_trial']:.2f} | "
+                     f"{'yes' if r['expressed'] else '**no**'} |")
+    missing = [r["statistic"] for r in summary["expressiveness"] if not r["expressed"]]
+    lines += ["", "Not expressed (no trial brought it within 0.5 sd): " + (", ".join(missing) or "none")]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(out: Path, rounds: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from synthstream.output import atomic_write
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = [0] + [r["round"] for r in rounds]
+    ax.plot(xs, [rounds[0]["objective_start"]] + [r["objective"] for r in rounds], "o-", label="objective")
+    ax.set_xlabel("round")
+    ax.set_ylabel("feature gap (0 = alike)")
+    rated = [r for r in rounds if r.get("rate")]
+    if rated:
+        ax2 = ax.twinx()
+        ax2.plot([r["round"] for r in rated], [r["rate"]["exact_rate"] for r in rated], "s--", color="C1",
+                 label="reading rate")
+        ax2.set_ylabel("reading rate (reported only)")
+        ax2.set_ylim(0, 1)
+    ax.set_xticks(xs)
+    ax.set_title("synthstream fit")
+    fig.tight_layout()
+    atomic_write(out / "fit_curve.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+def check_out(out: Path, config: FitConfig) -> dict:
+    """The fit.json of a folder holding this fit (to continue), or a fresh one; another fit there is refused."""
+    state_path = out / "fit.json"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} exists and is not a folder")
+    if state_path.is_file():
+        try:
+            state = json.loads(state_path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"--out {str(out)!r}: fit.json is unreadable ({e}); use another --out") from None
+        if state.get("config") != config.identity():
+            held, asked = state.get("config") or {}, config.identity()
+            differs = sorted(k for k in set(held) | set(asked) if held.get(k) != asked.get(k))
+            raise UserError(f"--out {str(out)!r} holds a fit with other arguments ({', '.join(differs)}); give the "
+                            f"same ones to continue it, or another --out")
+        return state
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"--out {str(out)!r} is not empty and holds no fit; use another --out")
+    return {"config": config.identity(), "rounds": []}
+
+
+def fit(config: FitConfig, out_dir: str, address: str | None = None) -> dict:
+    """Run (or continue) a fit; returns fit.json's content."""
+    from cluster.local import connect
+    from synthstream.fidelity import load_real_images
+
+    out = Path(out_dir)
+    raw_file, source = read_style_file(config.style)
+    space = build_space(raw_file, source, config.fixed)
+    style = space.decode(*space.encode(_start_style(space)))            # the envelope-clipped start
+    real = load_real_images(config.real, style, limit=config.max_real)   # images only: names are never read
+    if len(real) < MIN_REAL:
+        raise UserError(f"--real {config.real!r} holds {len(real)} images; a fit needs at least {MIN_REAL}")
+    if config.eval_data is not None and not Path(config.eval_data).is_dir():
+        raise UserError(f"--eval-data {config.eval_data!r} is not a directory")
+    state = check_out(out, config)
+    state["budget"], state["rounds_asked"] = config.budget, config.rounds
+    out.mkdir(parents=True, exist_ok=True)
+    _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
+    target = target_of(real)
+    connect(address)
+    for round_no in range(1, config.rounds + 1):
+        if any(r["round"] == round_no for r in state["rounds"]):
+            style = _load_fitted(out / f"round_{round_no:02d}" / "style.toml")
+            continue
+        summary = _round(config, space, style, target, real, out, round_no, raw_file.get("fit"))
+        state["rounds"].append(summary)
+        _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
+        _plot(out, state["rounds"])
+        style = _load_fitted(out / f"round_{round_no:02d}" / "style.toml")
+        print(f"round {round_no}: objective {summary['objective_start']:.4f} -> {summary['objective']:.4f}"
+              + (f"; reading rate {summary['rate']['exact_rate']:.3f}" if summary.get("rate") else "")
+              + f"; not expressed: {', '.join(summary['not_expressed']) or 'none'}")
+    _write_text(out / "fitted.toml", (out / f"round_{config.rounds:02d}" / "style.toml").read_text())
+    return state
+
+
+def _start_style(space: Space) -> Style:
+    from synthstream.style import parse_style
+
+    return parse_style(space.base, space.source)
+
+
+def _load_fitted(path: Path) -> Style:
+    from synthstream.style import load_style
+
+    return load_style(str(path))
+
+
+def _round(config: FitConfig, space: Space, start: Style, target: Target, real: np.ndarray, out: Path,
+           round_no: int, fit_table: dict | None) -> dict:
+    t0 = time.time()
+    round_dir = out / f"round_{round_no:02d}"
+    round_dir.mkdir(exist_ok=True)
+    records = _search(config, space, start, target, round_dir, round_no)
+    best = min(records, key=lambda r: r["objective"])
+    fitted = space.decode(best["config"]["u"], best["config"]["k"])
+    first = records[0]                      # the searcher's first point is the start itself
+    summary = {"round": round_no, "trials": len(records), "objective_start": first["objective"],
+               "objective": best["objective"], "stats": best["stats"],
+               "expressiveness": expressiveness(records, best["stats"], first["stats"])}
+    summary["not_expressed"] = [r["statistic"] for r in summary["expressiveness"] if not r["expressed"]]
+    header = [f"Fitted by `synthstream fit` from {space.source}, round {round_no}: feature gap "
+              f"{first['objective']:.4f} -> {best['objective']:.4f} over {len(records)} trials",
+              f"against the images of {config.real} (no labels read). Edit freely; `--style` takes this file."]
+    notes = space.describe()
+    _write_text(round_dir / "style.toml", style_toml(fitted, notes, header, fit_table))
+    _grid(round_dir / "grid.png", fitted, real, config.seed)
+    summary["rate"] = None
+    if config.train_steps:
+        checkpoint = _train(config, _load_fitted(round_dir / "style.toml"), round_dir / "train")
+        if config.eval_data:
+            summary["rate"] = reading_rate(checkpoint, config.eval_data)
+    summary["wall_s"] = round(time.time() - t0, 1)
+    _write_text(round_dir / "round.json", json.dumps(summary, indent=2) + "\n")
+    _write_text(round_dir / "report.md", _report_md(summary))
+    return summary
