@@ -236,7 +236,7 @@ def build_space(raw_file: dict, source: str, extra_fixed: tuple[str, ...] = ()) 
         if name in fixed:
             continue
         section, key = name.split(".")
-        kind, _, lo_b, hi_b = _FIELDS[section][key]
+        kind, _, lo_b, hi_b, *_ = _FIELDS[section][key]
         value = raw[section][key]
         if kind == "bool":
             params.append(Param(name, "choice", choices=(False, True)))
