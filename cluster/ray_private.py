@@ -55,8 +55,9 @@ def object_store_stats() -> dict:
             "object_store_bytes_avail": int(s.object_store_bytes_avail)}
 
 
-def orphaned_placement_groups() -> list[str]:
-    """The placement groups of this job (hex ids) whose creating actor has died: Ray keeps a non-detached group
+def orphaned_placement_groups(alive_too: bool = False) -> list[str]:
+    """The placement groups of this job (hex ids) whose creating actor has died (with `alive_too`: made by any
+    actor, dead or alive, and not removed yet). Ray keeps a non-detached group
     until its *job* ends even when the actor that made it is gone, so one made by an actor that was killed (a
     Ray Train controller when Tune stops a trial) holds its resources for the rest of the job. Private: Ray
     2.60's public placement_group_table() leaves out the creator fields, and the State API that has them needs
@@ -69,7 +70,7 @@ def orphaned_placement_groups() -> list[str]:
     found = []
     for raw in state._connect_and_get_accessor().get_placement_group_table():
         pg = gcs_pb2.PlacementGroupTableData.FromString(raw)
-        if (pg.creator_actor_dead and pg.creator_actor_id != nil and not pg.is_detached
+        if ((pg.creator_actor_dead or alive_too) and pg.creator_actor_id != nil and not pg.is_detached
                 and pg.state != gcs_pb2.PlacementGroupTableData.REMOVED and pg.creator_job_id.hex() == job):
             found.append(pg.placement_group_id.hex())
     return found

@@ -5,7 +5,8 @@ options of a sweep's space. Each option field is declared with `option(default, 
 help text (the one place it is documented) and its flag's argument type; the checks are in `__post_init__`,
 in Python as on the command line. Everything else is derived from these fields:
 
-- the `train` flags, with their defaults in `--help` (`add_flags`, `from_args`);
+- the `train` and `sweep` flags, with their defaults in `--help` (`synthstream.argtypes.add_config_flags`,
+  `config_from_args`);
 - the sweep's option table: name -> (type, default) (`sweep_options`);
 - the run identity (`identity()`: the fields declared `identity=True`, what must match to continue a run);
 - the summaries written into report.json and every checkpoint (`summary()`: every option).
@@ -17,12 +18,10 @@ pass a ready `stream=` instead, whose values then replace them. docs/config.md i
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from synthstream import argtypes
 from synthstream.errors import UserError
 
 if TYPE_CHECKING:                    # these import Ray: not needed to build the CLI's parser
@@ -38,9 +37,10 @@ SWEEP_DEFAULTS = {"worker_cpus": 1.0}   # a trial shares the cluster: it cannot 
 
 def option(default: Any, help: str, *, parse=None, flag: str | None = None, metavar: str | None = None,
            choices: tuple | None = None, identity: bool = False, cli: bool = True, sweep: bool = True):
-    """A config field that is a user option (TrainConfig's, SweepConfig's). `parse`: the flag's argparse type
-    (default: by the field's type); `flag`: the flag's name if not the field's; `identity`: part of the run
-    identity; `cli`/`sweep`: a command-line flag / a space option."""
+    """A config field that is a user option (TrainConfig's, SweepConfig's). `parse`: the name of the flag's
+    argument type in synthstream.argtypes (default: by the field's type; named, not imported: the CLI sits
+    above this layer); `flag`: the flag's name if not the field's; `identity`: part of the run identity;
+    `cli`/`sweep`: a command-line flag / a space option."""
     return field(default=default, metadata={"help": help, "parse": parse, "flag": flag, "metavar": metavar,
                                             "choices": choices, "identity": identity, "cli": cli, "sweep": sweep})
 
@@ -52,49 +52,49 @@ class TrainConfig:
     # -- the stream ------------------------------------------------------------------------------------------
     style: str = option("tiny", "built-in style name or path to a style .toml", identity=True)
     prior_scale: float = option(1.0, "widen every nuisance range of the style this many times (1 = as written)",
-                                parse=argtypes.positive_float)
-    seed: int = option(0, "the stream's seed (a sweep's trial uses seed + its number)", parse=argtypes.seed,
+                                parse="positive_float")
+    seed: int = option(0, "the stream's seed (a sweep's trial uses seed + its number)", parse="seed",
                        identity=True)
-    batch_size: int = option(64, "training images per step, per worker", parse=argtypes.batch_size, identity=True)
-    generators: int = option(1, "generator actors", parse=argtypes.positive_int)
-    generator_cpus: float = option(0.5, "CPUs per generator actor", parse=argtypes.positive_float)
+    batch_size: int = option(64, "training images per step, per worker", parse="batch_size", identity=True)
+    generators: int = option(1, "generator actors", parse="positive_int")
+    generator_cpus: float = option(0.5, "CPUs per generator actor", parse="positive_float")
     generator_resource: str | None = option(
         None, "a custom Ray resource generator actors also require, to pin them to the nodes that advertise it "
               "(e.g. a CPU worker group started with --resources='{\"NAME\": 1}')",
-        parse=argtypes.custom_resource, metavar="NAME")
+        parse="custom_resource", metavar="NAME")
     resource_wait_s: float | None = option(
         None, "wait this long for an autoscaling cluster to add the nodes the run needs (default: 0 on the "
               "embedded Ray, 600 when joining a cluster)",
-        parse=argtypes.nonneg_float, flag="resource-wait", metavar="SECONDS", sweep=False)
+        parse="nonneg_float", flag="resource-wait", metavar="SECONDS", sweep=False)
     # -- network and optimiser -------------------------------------------------------------------------------
     preset: str = option("cpu", "network: cpu, paper, gpu, cpu-columns or gpu-columns (steps attend to image "
                                 "columns)", identity=True)
-    lr: float = option(2e-3, "peak learning rate (AdamW), in (0, 1)", parse=argtypes.positive_float, identity=True)
+    lr: float = option(2e-3, "peak learning rate (AdamW), in (0, 1)", parse="positive_float", identity=True)
     warmup_steps: int = option(50, "linear warm-up steps, then cosine decay to 5%% of lr",
-                               parse=argtypes.nonneg_int, identity=True)
-    weight_decay: float = option(1e-4, "AdamW weight decay", parse=argtypes.nonneg_float, identity=True)
-    grad_clip: float = option(1.0, "clip the gradient norm to this", parse=argtypes.positive_float, identity=True)
+                               parse="nonneg_int", identity=True)
+    weight_decay: float = option(1e-4, "AdamW weight decay", parse="nonneg_float", identity=True)
+    grad_clip: float = option(1.0, "clip the gradient norm to this", parse="positive_float", identity=True)
     # -- schedule ----------------------------------------------------------------------------------------------
     steps: int = option(500, "training steps (a re-run with more steps continues the run)",
-                        parse=argtypes.positive_int)
+                        parse="positive_int")
     max_minutes: float | None = option(
         None, "a wall-clock budget: validate, checkpoint and stop once it is spent (the lr schedule then runs on "
-              "the larger of the step and time fractions)", parse=argtypes.positive_float)
-    val_every: int = option(100, "validate and checkpoint every N steps", parse=argtypes.positive_int)
+              "the larger of the step and time fractions)", parse="positive_float")
+    val_every: int = option(100, "validate and checkpoint every N steps", parse="positive_int")
     val_size: int = option(512, f"validation images (a fixed synthetic set rank 0 renders once and holds in "
-                                f"memory; at most {MAX_VAL_SIZE})", parse=argtypes.positive_int, identity=True)
+                                f"memory; at most {MAX_VAL_SIZE})", parse="positive_int", identity=True)
     log_every: int = option(10, "rank 0's progress interval, in steps", cli=False, sweep=False)
     # -- resources ---------------------------------------------------------------------------------------------
-    workers: int = option(1, "Ray Train workers (DDP ranks)", parse=argtypes.positive_int, identity=True)
+    workers: int = option(1, "Ray Train workers (DDP ranks)", parse="positive_int", identity=True)
     worker_cpus: float | None = option(
         None, "CPUs per training worker (default: what the generators leave of the cluster now, split evenly; "
-              "set it on a cluster that autoscales)", parse=argtypes.positive_float)
+              "set it on a cluster that autoscales)", parse="positive_float")
     torch_threads: int | None = option(
         None, "intra-op threads per training worker (default: its CPUs; 1 is faster on a busy host)",
-        parse=argtypes.positive_int)
+        parse="positive_int")
     gpu: bool = option(False, "one GPU per worker (nccl, bf16, channels_last)")
     compile: bool = option(False, "torch.compile the network")
-    max_failures: int = option(3, "worker-group restarts allowed", parse=argtypes.nonneg_int)
+    max_failures: int = option(3, "worker-group restarts allowed", parse="nonneg_int")
 
     # -- not options -------------------------------------------------------------------------------------------
     style_fields: dict = field(default_factory=dict)
@@ -222,16 +222,16 @@ class SweepConfig:
     mode: str | None = option(None, "max or min (default: min for a loss, else max)", choices=("max", "min"),
                               identity=True)
     trials: int = option(1, "samples of the space: random dimensions are drawn this many times; a grid runs "
-                            "whole in each sample (Tune's num_samples)", parse=argtypes.positive_int, identity=True)
+                            "whole in each sample (Tune's num_samples)", parse="positive_int", identity=True)
     scheduler: str = option("asha", "asha: stop poor trials at a validation (every val_every steps); none: run "
                                     "all to the end", choices=("asha", "none"), identity=True)
     max_concurrent: int | None = option(None, "trials at once (default and upper bound: as many as the cluster "
-                                              "fits whole)", parse=argtypes.positive_int)
+                                              "fits whole)", parse="positive_int")
     eval_data: str | None = option(None, "labelled folder: each trial ends with its exact-string rate there "
                                          "(eval/exact_rate)", metavar="DIR", identity=True)
     resource_wait_s: float | None = option(
         None, "how long a trial may wait for its training workers to be placed before it fails (default: 120 "
-              "on the embedded Ray, 600 when joining a cluster)", parse=argtypes.positive_float,
+              "on the embedded Ray, 600 when joining a cluster)", parse="positive_float",
         flag="resource-wait", metavar="SECONDS")
 
     def __post_init__(self) -> None:
@@ -282,34 +282,9 @@ def sweep_options() -> dict[str, tuple[type, Any]]:
             if f.metadata["sweep"]}
 
 
-def add_flags(parser: argparse.ArgumentParser, cls: type = None) -> None:
-    """One flag per option of `cls` (TrainConfig unless told; `--batch-size` for batch_size), help, default and
-    choices from its field. The parsed value's name is the flag's (`args.resource_wait` for resource_wait_s)."""
-    for f in options(cls):
-        if not f.metadata["cli"]:
-            continue
-        kind = option_type(f)
-        if kind is bool:
-            parser.add_argument(_flag(f), dest=_dest(f), action="store_true", help=f.metadata["help"])
-            continue
-        parse = f.metadata["parse"] or {int: argtypes.int_range(-(2**63)), float: argtypes.finite_float,
-                                        str: str}[kind]
-        parser.add_argument(_flag(f), dest=_dest(f), type=parse, default=f.default, metavar=f.metadata["metavar"],
-                            choices=f.metadata["choices"], help=f.metadata["help"])
-
-
-def from_args(args: argparse.Namespace, cls: type = None, **given):
-    """The config (TrainConfig unless told) of parsed flags; `given` adds or replaces values."""
-    values = {f.name: getattr(args, _dest(f)) for f in options(cls) if f.metadata["cli"]}
-    return (cls or TrainConfig)(**{**values, **given})
-
-
-def _flag(f) -> str:
+def flag_of(f) -> str:
+    """An option's command-line flag: `--batch-size` for batch_size (or its `flag`)."""
     return "--" + (f.metadata["flag"] or f.name).replace("_", "-")
-
-
-def _dest(f) -> str:
-    return (f.metadata["flag"] or f.name).replace("-", "_")
 
 
 assert all(f.default is not MISSING for f in options()), "every option has a default"
@@ -319,7 +294,7 @@ def reference() -> str:
     """The options as a Markdown table (docs/config.md holds it; a test keeps it current)."""
     rows = ["| option (space) | `train` flag | default | identity | meaning |", "|---|---|---|---|---|"]
     for f in options():
-        flag = _flag(f) if f.metadata["cli"] else "-"
+        flag = flag_of(f) if f.metadata["cli"] else "-"
         where = f"`{f.name}`" if f.metadata["sweep"] else f"`{f.name}` (not in a space)"
         value = str(f.default).lower() if isinstance(f.default, bool) else f.default
         default = "-" if f.default is None else f"`{value}`"

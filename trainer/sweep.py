@@ -395,6 +395,21 @@ class TrialCleanup(Callback):
     def on_experiment_end(self, trials, **info) -> None:
         self.free()
 
+    def drain(self, wait_s: float = 15.0) -> None:
+        """After the sweep: the last trials' processes may still be ending (Tune stops them asynchronously);
+        free their groups as their controllers go, for up to `wait_s`."""
+        from cluster.ray_private import orphaned_placement_groups
+
+        deadline = time.monotonic() + wait_s
+        while True:
+            self.free()
+            try:
+                if not orphaned_placement_groups(alive_too=True) or time.monotonic() > deadline:
+                    return
+            except Exception:                     # best effort, as in free()
+                return
+            time.sleep(0.5)
+
     def free(self) -> None:
         import ray
         from ray.util.placement_group import PlacementGroup, remove_placement_group
@@ -482,7 +497,9 @@ def sweep(config: SweepConfig, out: str, *, address: str | None = None,
             storage.write_bytes(SWEEP_FILE, json.dumps({"identity": config.identity()}, indent=1).encode())
         t0 = time.time()
         results = _fit(config, storage, bundles, at_once, resuming)
-        return _write_outputs(config, storage, results, time.time() - t0)
+        wall_s = time.time() - t0
+        TrialCleanup().drain()                  # nothing of the sweep holds the cluster after it
+        return _write_outputs(config, storage, results, wall_s)
     finally:
         unlock(guard)
 

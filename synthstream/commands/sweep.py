@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from synthstream import argtypes
+
 
 def register(subparsers) -> None:
-    from trainer.config import SweepConfig, add_flags
+    from trainer.config import SweepConfig
 
     s = subparsers.add_parser("sweep", help="a hyperparameter sweep of training runs on Ray Tune (ASHA)")
     s.add_argument("--space", required=True,
                    help="space .toml: [train] fixed options, [search] dimensions (choice, grid, uniform, "
                         "loguniform, randint) over train options or style fields such as warp.elastic_alpha")
-    add_flags(s, SweepConfig)                             # one flag per SweepConfig option (trainer/config.py)
+    argtypes.add_config_flags(s, SweepConfig)             # one flag per SweepConfig option (trainer/config.py)
     s.add_argument("--out", required=True,
                    help="output folder or storage URI: results.csv, best.json, best.pt, sweep.png, trials/, "
                         "tune/. Re-running the same command on the same --out continues the sweep")
@@ -21,10 +23,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from trainer.config import SweepConfig, from_args
+    from trainer.config import SweepConfig
     from trainer.sweep import load_space, sweep
 
-    config = from_args(args, SweepConfig, space=load_space(args.space))
+    config = argtypes.config_from_args(args, SweepConfig, space=load_space(args.space))
     best = sweep(config, args.out, address=args.address)
     counts = best["trials"]
     params = ", ".join(f"{k}={v}" for k, v in best["params"].items())
