@@ -254,13 +254,16 @@ def decode_posteriors(model: ProposalNet, style: Style, images: np.ndarray, deco
         raise ValueError(f"shifts {shifts}: must be in [1, {len(SHIFTS)}], and 1 for {decoder.name}")
     if own_keys is not None and len(own_keys) != len(images):
         raise ValueError("own_keys: one key per image")
-    runs = []
-    for k, (dy, dx) in enumerate(SHIFTS[:shifts]):
-        moved = shifted(images, dy, dx)
-        context = Context(seeds=image_seeds(images, seed + k), train_style=train_style, chunk=chunk,
-                          own_keys=own_keys)
-        runs.append(decoder.decode(model, style, moved, options, context))
-    return runs[0] if shifts == 1 else [mixture(list(per_image)) for per_image in zip(*runs)]
+    n, placements = len(images), SHIFTS[:shifts]
+    # the shifted copies go through the decoder as one batch (one network call per step for all of them)
+    moved = np.concatenate([shifted(images, dy, dx) for dy, dx in placements]) if shifts > 1 else images
+    seeds = np.concatenate([image_seeds(images, seed + k) for k in range(shifts)])
+    keys = None if own_keys is None else np.tile(np.asarray(own_keys, np.uint64), shifts)
+    context = Context(seeds=seeds, train_style=train_style, chunk=chunk, own_keys=keys)
+    posts = decoder.decode(model, style, moved, options, context)
+    if shifts == 1:
+        return posts
+    return [mixture([posts[k * n + i] for k in range(shifts)]) for i in range(n)]
 
 
 def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str = "proposal", seed: int = 0,

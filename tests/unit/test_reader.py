@@ -85,7 +85,7 @@ def test_recipe_defaults_checkpoint_and_overrides_say_where_each_part_came_from(
     torch.save(state, stored)
     r = load_reader(stored).recipe
     assert (r.method, r.particles, r.shifts, r.temperature) == ("proposal", 7, 2, 0.5)
-    assert r.sources["method"] == r.sources["temperature"] == "checkpoint" and r.sources["beam_width"] == "default"
+    assert set(r.sources.values()) == {"checkpoint"}            # a stored recipe holds every part
     r = load_reader(stored, particles=9).recipe                 # an option: the temperature still applies
     assert r.particles == 9 and r.sources["particles"] == "override" and r.temperature == 0.5
     r = load_reader(stored, shifts=1, how="flag").recipe        # another reading: the stored T does not apply
