@@ -1,5 +1,8 @@
 """Posterior inference with a trained proposal network: q alone, q + the text prior, or importance sampling.
 
+The decoders are plugins (trainer/decoders, one module each: `proposal`, `beam`, `is`); this module holds what
+they share: posteriors, the beam's scoring, the samplers, the shift ensemble, per-image seeds and `infer`.
+
 * `proposal` (q alone): K traces from q(latents | image) (the network run K times, ancestral sampling) -> a
   distribution over strings by frequency; K = 1 is q's greedy decode.
 * `beam` (q + prior): beam search of q restricted to the text prior's support (trainer/decode.py); each
@@ -25,6 +28,10 @@ trained on one layout prior and is not invariant to where real text sits; averag
 might have seen marginalises that nuisance at test time, so a read that flips under a two-pixel move loses
 confidence. It costs K network runs. Importance sampling compares the image itself with its renders and
 takes no shifts.
+
+Determinism: image j's randomness (q's draws, the nuisance keys) comes from a seed hashed from (seed, its
+pixels) (`image_seeds`) and the particle's index, so its posterior does not depend on which other images
+share the call or the batch. The shifted copies of the ensemble are decoded as one batch.
 
 Everything is batched over images x particles (in chunks of at most `chunk` rows, so memory stays bounded
 however many particles are asked for; weights are accumulated per string as they come). A temperature T

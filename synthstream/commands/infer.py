@@ -60,6 +60,14 @@ def load(args: argparse.Namespace):
         reader = load_reader(args.checkpoint, prior_scale=args.prior_scale, how="flag", **recipe_overrides(args))
     except UserError as e:
         raise UserError(str(e).replace("recipe: ", "")) from None
+    from trainer.decoders import all_options, get, names, option_names
+
+    used = option_names(reader.recipe.decoder)
+    for name in all_options():
+        if getattr(args, name) is not None and name not in used:
+            users = [n for n in names() if name in option_names(get(n))]
+            raise UserError(f"--{name.replace('_', '-')} applies to --method {', '.join(users)}; this reading "
+                            f"uses {reader.recipe.method} ({reader.recipe.sources.get('method', 'default')})")
     if args.style and load_style(args.style).name != reader.trained.name:
         raise UserError(f"--checkpoint {args.checkpoint!r} is a model of style {reader.trained.name!r}, not "
                         f"{args.style!r}")
