@@ -171,7 +171,7 @@ def versions() -> dict:
 
     import synthstream
 
-    out = {"synthstream": synthstream.__version__, "torch": torch.__version__}
+    out = {"synthstream": synthstream.__version__, "torch": str(torch.__version__)}   # TorchVersion: not plain
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
                                 cwd=Path(__file__).resolve().parent)

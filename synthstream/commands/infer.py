@@ -10,6 +10,13 @@ from synthstream import argtypes
 from synthstream.errors import UserError
 
 
+def particles(text: str) -> int:
+    """--particles' type (the proposal decoder's), for the benchmarks' flags."""
+    from trainer.decoders.proposal import _particles
+
+    return _particles(text)
+
+
 def shifts(text: str) -> int:
     from trainer.infer import SHIFTS
 

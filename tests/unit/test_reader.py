@@ -153,11 +153,11 @@ def test_decoders_are_a_registry_a_plugin_is_one_object(tiny):
         get("nope")
 
     @dataclasses.dataclass(frozen=True)
-    class Options:
+    class ConstantOptions:
         answer: str = "AB"
 
     class Constant:
-        name, help, Options, shiftable = "constant", "always the same string", Options, True
+        name, help, Options, shiftable = "constant", "always the same string", ConstantOptions, True
 
         def decode(self, model, style, images, options, context: Context):
             return [Posterior([options.answer], [1.0], particles=1) for _ in images]
