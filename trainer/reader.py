@@ -117,7 +117,10 @@ class Reader:
         return out
 
     def read(self, images: Sequence[ImageLike] | ImageLike, *, seed: int = 0) -> list[Reading]:
-        if not isinstance(images, (list, tuple)):
+        """One Reading per image (a single image, or a sequence; a uint8 array [n, H, W] is n grey images)."""
+        if isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[2] not in (3, 4):
+            images = list(images)
+        elif not isinstance(images, (list, tuple)):
             images = [images]
         x, notes = self.images(images)
         T = self.recipe.temperature

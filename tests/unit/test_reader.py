@@ -70,6 +70,7 @@ def test_a_reading_does_not_depend_on_the_other_images_of_the_call(tiny, method)
         assert [t for t, _ in a.top] == [t for t, _ in b.top]
         assert [p for _, p in a.top] == pytest.approx([p for _, p in b.top])
     assert [r.text for r in shuffled] == [together[i].text for i in (2, 0, 3, 1)]
+    assert [r.text for r in reader.read(images)] == [r.text for r in together]     # an [n, H, W] array: n images
     other_seed = load_reader(path, method=method, particles=24).read(list(images), seed=1)
     assert len(other_seed) == 4 and all(0 <= r.probability <= 1 for r in other_seed)
     assert all(isinstance(r, Reading) and json.dumps(r.to_json()) for r in together)
