@@ -22,7 +22,7 @@ from trainer.train import TrainConfig, autocast_for, optimise
 LEPTURE_EXACT_AT_LEAST = 0.8   # the issue's target; the shipped model read 0.928 / 0.922 of two folders of 500
 WIKIPEDIA_EXACT_AT_LEAST = 0.85  # measured 0.892 on the 250 of the dev half (README); the issue's target: 0.75
 WIKIPEDIA_RECIPE_EXACT_AT_LEAST = 0.92   # issue 21's target for `eval --checkpoint wikipedia` with no flags
-WIKIPEDIA_RECIPE_ECE_AT_MOST = 0.06      # the issue asks 0.05; measured ECE_MEASURED (docs/reader.md)
+WIKIPEDIA_RECIPE_ECE_AT_MOST = 0.06      # the issue asks 0.05; measured 0.053 (docs/reader.md)
 FACEBOOK_EXACT_AT_LEAST = 0.25   # the issue's target; measured 0.36 on the 50 of the dev half with 9 shifts (README)
 
 
