@@ -293,6 +293,7 @@ def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str =
     return [p.tempered(temperature) for p in posts] if temperature != 1.0 else posts
 
 
+@torch.no_grad()
 def sampled_posteriors(model: ProposalNet, style: Style, images: np.ndarray, particles: int, context,
                        weighted: bool, bandwidth: float | None = None) -> list[Posterior]:
     """q's samples (`weighted` False: by frequency) or importance sampling (True), particles in chunks of at

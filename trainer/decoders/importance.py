@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from trainer.decoders import Context, register
 from trainer.decoders.proposal import _particles
@@ -49,7 +48,6 @@ class Importance:
     Options = ImportanceOptions
     shiftable = False
 
-    @torch.no_grad()
     def decode(self, model, style, images: np.ndarray, options: ImportanceOptions, context: Context) -> list:
         from trainer.infer import sampled_posteriors
 

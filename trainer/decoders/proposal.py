@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from trainer.decoders import Context, register
 
@@ -37,13 +36,15 @@ class Proposal:
     Options = ProposalOptions
     shiftable = True
 
-    @torch.no_grad()
     def decode(self, model, style, images: np.ndarray, options: ProposalOptions, context: Context) -> list:
+        import torch
+
         from synthstream.trace import codec_of
         from trainer.infer import Posterior, sampled_posteriors
 
         if options.particles == 1:
-            values, _ = model.decode(torch.from_numpy(np.ascontiguousarray(images)))
+            with torch.no_grad():
+                values, _ = model.decode(torch.from_numpy(np.ascontiguousarray(images)))
             return [Posterior([t], [1.0], particles=1) for t in codec_of(style).texts(values.numpy())]
         return sampled_posteriors(model, style, images, options.particles, context, weighted=False)
 
