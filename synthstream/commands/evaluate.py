@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from synthstream import argtypes
-from synthstream.commands.infer import add_inference_args, load
+from synthstream.commands.infer import add_inference_args, load, shown
 from synthstream.errors import UserError
 
 CALIBRATE_DEFAULT = 500           # synthetic captchas a temperature is fitted on when no recipe supplies one
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> None:
     items = load_labelled_dir(args.data, style)
     for it in items:
         if it.image is None or not it.in_support:
-            print(f"synthstream: error: {it.path}: {it.note}", file=sys.stderr)
+            print(f"synthstream: error: {shown(it.path)}: {it.note}", file=sys.stderr)
     if not any(it.image is not None and it.in_support for it in items):
         raise UserError(f"nothing in {args.data!r} could be evaluated with a {style.name!r} model")
     reader = temperature_of(reader, args)
