@@ -5,12 +5,13 @@ Pipeline (data flows one way): style -> trace -> render -> batch -> stream -> tr
 
 __version__ = "0.1.0"
 
-__all__ = ["load_reader", "Reader", "Reading", "__version__"]
+__all__ = ["load_reader", "Reader", "Reading", "Recipe", "__version__"]
 
 
 def __getattr__(name: str):
-    """The reader API, imported lazily so the data layer never loads torch: `synthstream.load_reader(...)`."""
-    if name in ("load_reader", "Reader", "Reading"):
+    """The reader API (docs/reader.md), imported lazily so the data layer never loads torch:
+    `synthstream.load_reader("wikipedia").read(["a.png"])`."""
+    if name in ("load_reader", "Reader", "Reading", "Recipe"):
         import trainer.reader
 
         return getattr(trainer.reader, name)

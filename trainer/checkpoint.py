@@ -2,8 +2,8 @@
 
 Contents (all plain types or tensors, so the safe unpickler accepts them): model and optimiser state, the
 network's shape (`NetConfig`), step, stream position (next batch number per rank), the resolved training
-config, the style (raw dict) and the preset name. A checkpoint names its style, so inference can refuse a
-mismatched one.
+config, the style (raw dict) and the preset name, and optionally the reading recipe (`recipe`: a plain dict,
+trainer/recipe.py). A checkpoint names its style, so inference can refuse a mismatched one.
 """
 
 from __future__ import annotations
@@ -133,10 +133,16 @@ def _plain(value):
     return value
 
 
-def export(src: str | Path, dst: str | Path) -> dict:
-    """A slim copy for shipping: weights in float16, no optimiser state; loads like any checkpoint."""
+def export(src: str | Path, dst: str | Path, recipe: str | None = None) -> dict:
+    """A slim copy for shipping: weights in float16, no optimiser state; loads like any checkpoint. The
+    reading recipe the source holds is kept; `recipe` (a spec, trainer/recipe.py: parse_spec) fits a new one
+    for the float16 weights and stores it."""
     state = load(src)
     state["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
     state["optimizer"] = None
+    if recipe is not None:                      # fitted with the weights it will be read with
+        from trainer.recipe import apply_spec
+
+        apply_spec(state, recipe)
     atomic_write(dst, lambda tmp: torch.save(state, tmp))
     return state

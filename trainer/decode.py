@@ -208,39 +208,56 @@ def beam_search(model: ProposalNet, style: Style, images: torch.Tensor, width: i
     return Beams(values.view(B, width, -1).numpy(), score.view(B, width).double().numpy())
 
 
+def inverse_cdf(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Draws from the rows of p [N, V] (unnormalised, non-negative) given uniforms u [N] in (0, 1): the first
+    class whose cumulative mass reaches u of the row's total (never a class of zero mass)."""
+    cdf = p.double().cumsum(1)
+    target = u.double().clamp(min=1e-300)[:, None] * cdf[:, -1:]
+    return (cdf < target).sum(1).clamp(max=p.shape[1] - 1)
+
+
 @torch.no_grad()
 def sample_on_support(model: ProposalNet, style: Style, images: torch.Tensor, repeats: int,
-                      generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      generator: torch.Generator | None = None, *, uniforms: np.ndarray | None = None,
+                      restrict: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Ancestral samples of q restricted to the support (each step's categorical renormalised over the
     allowed values), `repeats` per image, image-major. Returns class indices [B * repeats, T] and the log
-    density of the restricted proposal that drew them (what importance weights divide by)."""
+    density of the restricted proposal that drew them (what importance weights divide by). `uniforms`
+    [B * repeats, T] in (0, 1) fix the draws (inverse CDF; each row's own, so a row's sample does not depend
+    on the others), else `generator` drives torch.multinomial; `restrict` False: q itself, unrestricted."""
     codec, support = codec_of(style), support_of(style)
     state = model.start(images, repeats)
     N = state.h.shape[1]
     values = torch.full((N, codec.steps), -1, dtype=torch.long)
     log_q = torch.zeros(N, dtype=torch.float64)
     states = support.initial(N)
+    u = None if uniforms is None else torch.from_numpy(np.asarray(uniforms, np.float64))
     n_chars = None
     prev = None
     for t in range(codec.steps):
         logp, state = model.step(state, prev, t)
         if t == 0:
-            logp = logp.masked_fill(~support.length_ok, NEG_INF)
+            if restrict:
+                logp = logp.masked_fill(~support.length_ok, NEG_INF)
             active = torch.ones(N, dtype=torch.bool)
         elif t >= codec.char_start:
             remaining = n_chars - (t - codec.char_start)
             active = remaining > 0
             if not bool(active.any()):
                 break
-            ok = support.allowed(states, remaining) | ~active[:, None]      # finished rows: anything (unused)
-            logp = logp.masked_fill(~ok, NEG_INF)
+            if restrict:
+                ok = support.allowed(states, remaining) | ~active[:, None]      # finished rows: anything (unused)
+                logp = logp.masked_fill(~ok, NEG_INF)
         logp = torch.log_softmax(logp, dim=1)
-        v = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
+        if u is None:
+            v = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
+        else:
+            v = inverse_cdf(logp.exp(), u[:, t])
         log_q += torch.where(active, logp.gather(1, v[:, None]).squeeze(1).double(), 0.0)
         values[:, t] = torch.where(active, v, -1)
         if t == 0:
             n_chars = v + codec.num_chars_lo
-        elif t >= codec.char_start:
+        elif t >= codec.char_start and restrict:
             states = support.advance(states, v, remaining - 1)
         prev = values[:, t]
     return values.numpy(), log_q.numpy()

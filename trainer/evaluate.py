@@ -27,9 +27,8 @@ import numpy as np
 from synthstream.render.rng import _mix64_np, sample_keys
 from synthstream.trace import TraceBatch, codec_of
 from trainer.images import Loaded
-from trainer.infer import Posterior, infer, kernel_bandwidth
+from trainer.infer import Posterior
 
-MISMATCH_ESS_FRACTION = 0.02       # IS: ESS below 2% of the particles = q and the model disagree
 CALIBRATION_SALT = np.uint64(0x43414C4942524154)     # "CALIBRAT": the calibration set's own key domain
 TEMPERATURES = np.exp(np.linspace(np.log(0.1), np.log(20.0), 121))
 
@@ -56,10 +55,7 @@ class Row:
         return self.posterior.map == self.truth
 
     def mismatch(self) -> bool | None:
-        p = self.posterior
-        if p.ess is None:
-            return None
-        return p.ess < max(2.0, MISMATCH_ESS_FRACTION * p.particles)
+        return self.posterior.mismatch
 
 
 def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[float, list[dict]]:
@@ -114,23 +110,19 @@ def fit_temperature(posteriors: list[Posterior], truths: list[str]) -> float:
     return float(TEMPERATURES[int(np.argmin(losses))])
 
 
-def run_inference(model, style, items: list[Loaded], *, batch: int = 64, seed: int = 0,
-                  **infer_args) -> tuple[list[Posterior], float]:
-    """Posteriors of the readable items (batches of `batch` images) and the seconds it took."""
+def run_inference(reader, items: list[Loaded], *, seed: int = 0) -> tuple[list[Posterior], float]:
+    """Untempered posteriors of the readable items (the reader batches) and the seconds it took."""
     usable = [it for it in items if it.image is not None]
     t0 = time.perf_counter()
-    posteriors: list[Posterior] = []
-    for i in range(0, len(usable), batch):
-        images = np.stack([it.image for it in usable[i:i + batch]])
-        posteriors += infer(model, style, images, seed=seed + i, **infer_args)
+    posteriors = reader.posteriors(np.stack([it.image for it in usable]), seed=seed) if usable else []
     return posteriors, time.perf_counter() - t0
 
 
-def calibrate(model, style, n: int, scale: float = 1.0, **infer_args) -> dict:
-    """Fit the temperature on n synthetic captchas of the style, its nuisance prior widened `scale` times
-    (Style.widened): {"temperature", "n", "scale", "synthetic_ece_before", "..._after"}."""
-    items = calibration_set(style.widened(scale), n)
-    posteriors, _ = run_inference(model, style, items, **infer_args)
+def calibrate(reader, n: int, scale: float = 1.0, seed: int = 0) -> dict:
+    """Fit the temperature of the reader's recipe on n synthetic captchas of the style it reads under, its
+    nuisance prior widened `scale` times (Style.widened): {"temperature", "n", "scale", "synthetic_..."}."""
+    items = calibration_set(reader.style.widened(scale), n)
+    posteriors, _ = run_inference(reader, items, seed=seed)
     truths = [it.label for it in items]
     T = fit_temperature(posteriors, truths)
     correct = np.array([p.map == t for p, t in zip(posteriors, truths)])
@@ -140,14 +132,26 @@ def calibrate(model, style, n: int, scale: float = 1.0, **infer_args) -> dict:
             "synthetic_ece_before": before, "synthetic_ece_after": after}
 
 
-def evaluate(model, style, items: list[Loaded], *, method: str, particles: int, bandwidth: float | None,
-             batch: int = 64, seed: int = 0, beam_width: int = 16, train_style=None,
-             temperature: float = 1.0, shifts: int = 1) -> tuple[dict, list[Row]]:
-    """Figures on the labelled items; posteriors tempered by `temperature` (ECE before it is reported too)."""
+def evaluate(model, style, items: list[Loaded], *, method: str = "proposal", particles: int = 100,
+             bandwidth: float | None = None, batch: int = 64, seed: int = 0, beam_width: int = 16,
+             train_style=None, temperature: float = 1.0, shifts: int = 1) -> tuple[dict, list[Row]]:
+    """`evaluate_reader` for a network and a style read with these recipe parts."""
+    from trainer.reader import Reader
+    from trainer.recipe import resolve
+
+    recipe = resolve(None, {"method": method, "particles": particles, "bandwidth": bandwidth,
+                            "beam_width": beam_width, "shifts": shifts, "temperature": temperature})
+    reader = Reader(model, style, train_style or style, recipe, batch_size=batch)
+    return evaluate_reader(reader, items, seed=seed)
+
+
+def evaluate_reader(reader, items: list[Loaded], *, seed: int = 0) -> tuple[dict, list[Row]]:
+    """Figures on the labelled items; posteriors tempered by the recipe's temperature (ECE before it is
+    reported too). The report's search fields (beam width, particles, bandwidth) are the decoder's own."""
+    style, recipe = reader.style, reader.recipe
+    temperature = recipe.temperature
     usable = [it for it in items if it.image is not None]
-    raw, seconds = run_inference(model, style, usable, batch=batch, seed=seed, method=method, particles=particles,
-                                 bandwidth=bandwidth, beam_width=beam_width, train_style=train_style,
-                                 shifts=shifts)
+    raw, seconds = run_inference(reader, usable, seed=seed)
     posteriors = [p.tempered(temperature) for p in raw]
     rows = [Row(str(it.path), it.label, p, it.in_support) for it, p in zip(usable, posteriors)]
     scored = [r for r in rows if r.in_support]
@@ -163,11 +167,11 @@ def evaluate(model, style, items: list[Loaded], *, method: str, particles: int, 
     text = codec_of(style).text
     in_prior = [r for r in scored if text.log_prob(r.truth) > -np.inf]     # the labels any reader could get
     prior_correct = np.array([r.correct for r in in_prior], dtype=bool)
+    search = recipe.decoder.report_fields(recipe.decoder_options(), style)
     report = {
-        "n": len(scored), "method": method,
-        **({"beam_width": beam_width} if method == "beam" else {"particles": particles}), "shifts": shifts,
+        "n": len(scored), "method": recipe.method, **search, "shifts": recipe.shifts,
         "text_prior": text.kind,
-        "prior_swapped": train_style is not None and train_style.params["text"] != style.params["text"],
+        "prior_swapped": reader.trained.params["text"] != style.params["text"],
         "labels_off_text_prior": len(scored) - len(in_prior),
         "labels_in_text_prior": {"n": len(in_prior),
                                  "exact_rate": float(prior_correct.mean()) if in_prior else float("nan"),
@@ -181,7 +185,7 @@ def evaluate(model, style, items: list[Loaded], *, method: str, particles: int, 
                                                  for r in scored])) if scored else float("nan"),
         "rate_by_length": {str(k): {"n": len(v), "exact_rate": float(np.mean(v))}
                            for k, v in sorted(by_length.items())},
-        "bandwidth": kernel_bandwidth(style, bandwidth) if method == "is" else None,
+        "bandwidth": search.get("bandwidth"),
         "ece": ece, "temperature": temperature,
         "ece_before_calibration": calibration(raw_conf, correct)[0] if len(scored) else float("nan"),
         "reliability": bins, "coverage_accuracy": coverage_curve(confidence, correct),

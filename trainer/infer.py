@@ -1,5 +1,8 @@
 """Posterior inference with a trained proposal network: q alone, q + the text prior, or importance sampling.
 
+The decoders are plugins (trainer/decoders, one module each: `proposal`, `beam`, `is`); this module holds what
+they share: posteriors, the beam's scoring, the samplers, the shift ensemble, per-image seeds and `infer`.
+
 * `proposal` (q alone): K traces from q(latents | image) (the network run K times, ancestral sampling) -> a
   distribution over strings by frequency; K = 1 is q's greedy decode.
 * `beam` (q + prior): beam search of q restricted to the text prior's support (trainer/decode.py); each
@@ -26,6 +29,10 @@ might have seen marginalises that nuisance at test time, so a read that flips un
 confidence. It costs K network runs. Importance sampling compares the image itself with its renders and
 takes no shifts.
 
+Determinism: image j's randomness (q's draws, the nuisance keys) comes from a seed hashed from (seed, its
+pixels) (`image_seeds`) and the particle's index, so its posterior does not depend on which other images
+share the call or the batch. The shifted copies of the ensemble are decoded as one batch.
+
 Everything is batched over images x particles (in chunks of at most `chunk` rows, so memory stays bounded
 however many particles are asked for; weights are accumulated per string as they come). A temperature T
 (fitted on synthetic data by trainer/evaluate.py) flattens (T > 1) or sharpens the string probabilities:
@@ -51,8 +58,8 @@ PROJECTION_DIM = 256
 PROJECTION_SEED = 20170302            # fixed: the likelihood must not change between runs
 CALIBRATION_PAIRS = 128
 MAX_PARTICLES = 100_000               # per image: ~15 s of CPU each at this bound; refused above it
+MISMATCH_ESS_FRACTION = 0.02          # IS: an ESS below 2% of the particles = q and the model disagree
 BANDWIDTH_RANGE = (1e-4, 1e4)         # ABC bandwidths outside it under/overflow the weights
-METHODS = ("proposal", "beam", "is")
 SHIFTS = ((0, 0), (0, 2), (0, -2), (1, 0), (-1, 0), (2, 0), (-2, 0), (1, 2), (-1, -2))   # (dy, dx) pixels
 
 
@@ -74,6 +81,11 @@ class Posterior:
     @property
     def map_prob(self) -> float:
         return self.probs[0] if self.probs else 0.0
+
+    @property
+    def mismatch(self) -> bool | None:
+        """Importance sampling only: the image looks unlike the style (the weights collapsed)."""
+        return None if self.ess is None else bool(self.ess < max(2.0, MISMATCH_ESS_FRACTION * self.particles))
 
     def tempered(self, temperature: float) -> Posterior:
         """p_T(s) ∝ p(s)^(1/T): the same ranking, calibrated confidence."""
@@ -157,7 +169,7 @@ class _Weights:
 
     def posterior(self, weighted: bool) -> Posterior:
         ranked = sorted(self.by_text.items(), key=lambda kv: -kv[1])
-        strings, probs = [t for t, _ in ranked], [w / self.s1 for _, w in ranked]
+        strings, probs = [t for t, _ in ranked], [min(1.0, w / self.s1) for _, w in ranked]   # no 1 + 2e-16
         if not weighted:
             return Posterior(strings, probs, particles=self.count)
         if self.s1 == 0:
@@ -217,82 +229,108 @@ def mixture(posteriors: list[Posterior]) -> Posterior:
         for s, q in zip(p.strings, p.probs):
             mass[s] = mass.get(s, 0.0) + q / len(posteriors)
     ranked = sorted(mass.items(), key=lambda kv: -kv[1])
-    return Posterior([s for s, _ in ranked], [q for _, q in ranked], particles=sum(p.particles for p in posteriors))
+    return Posterior([s for s, _ in ranked], [min(1.0, q) for _, q in ranked],
+                     particles=sum(p.particles for p in posteriors))
+
+
+def image_seeds(images: np.ndarray, seed: int = 0) -> np.ndarray:
+    """One seed per image [n] uint64, from (seed, the image's shape and pixels): a decoder that draws from it
+    gives an image the same posterior whatever other images share the call."""
+    import hashlib
+
+    out = np.empty(len(images), np.uint64)
+    for i, im in enumerate(images):
+        h = hashlib.blake2b(digest_size=8, person=b"synthstream-rd")
+        h.update(int(seed).to_bytes(8, "little", signed=False))
+        h.update(np.asarray(im.shape, np.int64).tobytes())
+        h.update(np.ascontiguousarray(im, np.uint8).tobytes())
+        out[i] = np.frombuffer(h.digest(), np.uint64)[0]
+    return out
 
 
 @torch.no_grad()
-def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str = "proposal", particles: int = 100,
-          bandwidth: float | None = None, seed: int = 0, chunk: int = 4096, beam_width: int = 16,
-          train_style: Style | None = None, temperature: float = 1.0, shifts: int = 1,
-          own_keys: np.ndarray | None = None) -> list[Posterior]:
-    """Posteriors for uint8 images [n, H, W] of the model's style (bandwidth None: calibrated). `style` is
-    the style to infer under; `train_style` the one q was trained on, when its text prior differs (a prior
-    swap, see the module docstring); `shifts` > 1: the shift ensemble; `own_keys` uint64 [n] (`is` only,
-    synthetic images): the images' sample keys, whose nuisance every particle is re-rendered with."""
-    if method not in METHODS:
-        raise ValueError(f"method {method!r}: use one of {', '.join(METHODS)}")
-    if not 1 <= particles <= MAX_PARTICLES:
-        raise ValueError(f"particles {particles}: must be in [1, {MAX_PARTICLES}]")
+def decode_posteriors(model: ProposalNet, style: Style, images: np.ndarray, decoder, options, *, seed: int = 0,
+                      train_style: Style | None = None, shifts: int = 1, chunk: int = 4096,
+                      own_keys: np.ndarray | None = None) -> list[Posterior]:
+    """Untempered posteriors of uint8 images [n, H, W] by a registered decoder (trainer/decoders) with its
+    options; `shifts` > 1: the shift ensemble (its k-th copy seeded seed + k). Each image's randomness comes
+    from (seed, its pixels), so its posterior does not depend on the other images of the call."""
+    from trainer.decoders import Context
+
+    if not 1 <= shifts <= len(SHIFTS) or (shifts > 1 and not decoder.shiftable):
+        raise ValueError(f"shifts {shifts}: must be in [1, {len(SHIFTS)}], and 1 for {decoder.name}")
+    if own_keys is not None and len(own_keys) != len(images):
+        raise ValueError("own_keys: one key per image")
+    n, placements = len(images), SHIFTS[:shifts]
+    # the shifted copies go through the decoder as one batch (one network call per step for all of them)
+    moved = np.concatenate([shifted(images, dy, dx) for dy, dx in placements]) if shifts > 1 else images
+    seeds = np.concatenate([image_seeds(images, seed + k) for k in range(shifts)])
+    keys = None if own_keys is None else np.tile(np.asarray(own_keys, np.uint64), shifts)
+    context = Context(seeds=seeds, train_style=train_style, chunk=chunk, own_keys=keys)
+    posts = decoder.decode(model, style, moved, options, context)
+    if shifts == 1:
+        return posts
+    return [mixture([posts[k * n + i] for k in range(shifts)]) for i in range(n)]
+
+
+def infer(model: ProposalNet, style: Style, images: np.ndarray, *, method: str = "proposal", seed: int = 0,
+          train_style: Style | None = None, temperature: float = 1.0, shifts: int = 1, chunk: int = 4096,
+          own_keys: np.ndarray | None = None, **options) -> list[Posterior]:
+    """Posteriors for uint8 images [n, H, W] of the model's style by the decoder `method` (trainer/decoders;
+    `options`: its options, e.g. particles, beam_width, bandwidth; those of other decoders are ignored).
+    `style` is the style to infer under; `train_style` the one q was trained on, when its text prior differs
+    (a prior swap, see the module docstring); `shifts` > 1: the shift ensemble; `own_keys` uint64 [n] (`is`
+    only, synthetic images): the images' sample keys, whose nuisance every particle is re-rendered with."""
+    from trainer.decoders import get, make_options
+
+    decoder = get(method)
     if temperature <= 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature {temperature}: must be a positive number")
-    if not 1 <= shifts <= len(SHIFTS) or (shifts > 1 and method == "is"):
-        raise ValueError(f"shifts {shifts}: must be in [1, {len(SHIFTS)}], and 1 for importance sampling")
-    if own_keys is not None and (method != "is" or len(own_keys) != len(images)):
+    if own_keys is not None and method != "is":
         raise ValueError("own_keys: one key per image, and only for importance sampling")
-    if shifts > 1:
-        runs = [infer(model, style, shifted(images, dy, dx), method=method, particles=particles, seed=seed + k,
-                      chunk=chunk, beam_width=beam_width, train_style=train_style)
-                for k, (dy, dx) in enumerate(SHIFTS[:shifts])]
-        posts = [mixture(list(per_image)) for per_image in zip(*runs)]
-        return [p.tempered(temperature) for p in posts] if temperature != 1.0 else posts
-    codec = codec_of(style)
-    if method == "beam":
-        posts = beam_posteriors(model, style, images, beam_width, train_style)
-    elif method == "proposal" and particles == 1:
-        values, _ = model.decode(torch.from_numpy(images))
-        posts = [Posterior([t], [1.0], particles=1) for t in codec.texts(values.numpy())]
-    else:
-        posts = _sampled(model, style, images, method, particles, bandwidth, seed, chunk, own_keys)
+    posts = decode_posteriors(model, style, images, decoder, make_options(decoder, options), seed=seed,
+                              train_style=train_style, shifts=shifts, chunk=chunk, own_keys=own_keys)
     return [p.tempered(temperature) for p in posts] if temperature != 1.0 else posts
 
 
-def _sampled(model: ProposalNet, style: Style, images: np.ndarray, method: str, particles: int,
-             bandwidth: float | None, seed: int, chunk: int, own_keys: np.ndarray | None = None) -> list[Posterior]:
-    """`proposal` and `is`: particles in chunks of at most `chunk` rows, weights accumulated per image."""
+@torch.no_grad()
+def sampled_posteriors(model: ProposalNet, style: Style, images: np.ndarray, particles: int, context,
+                       weighted: bool, bandwidth: float | None = None) -> list[Posterior]:
+    """q's samples (`weighted` False: by frequency) or importance sampling (True), particles in chunks of at
+    most `context.chunk` rows, weights accumulated per image. Image j's draws come from `context.seeds[j]`
+    and the particle's index alone (uniforms for q, keys for the nuisance), never from its neighbours."""
     from trainer.decode import sample_on_support
 
     n = images.shape[0]
     codec = codec_of(style)
-    generator = torch.Generator().manual_seed(seed)
     x = torch.from_numpy(np.ascontiguousarray(images))
-    if method == "is":
+    if weighted:
         proj = projection(style.height, style.width)
         bw = kernel_bandwidth(style, bandwidth)
-    per_chunk = max(1, chunk // particles)                        # images per network call
-    part = min(particles, chunk)                                  # particles per image per network call
+    per_chunk = max(1, context.chunk // particles)                # images per network call
+    part = min(particles, context.chunk)                          # particles per image per network call
     acc = [_Weights() for _ in range(n)]
-    drawn = 0
     for i in range(0, n, per_chunk):
         imgs = x[i:i + per_chunk]
+        seeds = [int(s) for s in context.seeds[i:i + per_chunk]]
         for p0 in range(0, particles, part):
             k = min(part, particles - p0)
-            if method == "proposal":                              # rows come out image-major: [m * k, T]
-                v, _ = model.decode(imgs, sample=True, generator=generator, repeats=k)
-                values, log_w = v.numpy(), np.zeros(v.shape[0])
+            uniforms = np.concatenate([np.random.default_rng([s, p0]).random((k, codec.steps)) for s in seeds])
+            values, log_q = sample_on_support(model, style, imgs, k, uniforms=uniforms, restrict=weighted)
+            if not weighted:
+                log_w = np.zeros(len(values))
             else:
-                values, log_q = sample_on_support(model, style, imgs, k, generator)
-                if own_keys is None:                                  # fresh nuisance from the prior
-                    keys = sample_keys(seed + 1_000_003, np.arange(drawn, drawn + len(values)))
+                if context.own_keys is None:                          # fresh nuisance from the prior
+                    keys = np.concatenate([sample_keys(s, np.arange(p0, p0 + k)) for s in seeds])
                 else:                                                 # each image's own, for every particle
-                    keys = np.repeat(np.asarray(own_keys, np.uint64)[i:i + per_chunk], k)
+                    keys = np.repeat(np.asarray(context.own_keys, np.uint64)[i:i + per_chunk], k)
                 rendered = render(style, traces_from_classes(style, values, keys))
                 log_lik = abc_log_likelihood(np.repeat(images[i:i + per_chunk], k, axis=0), rendered, proj, bw)
                 log_w = codec.log_prior(values) + log_lik - log_q
-            drawn += len(values)
             texts = codec.texts(values)
             for j in range(imgs.shape[0]):
                 acc[i + j].add(texts[j * k:(j + 1) * k], log_w[j * k:(j + 1) * k])
-    return [a.posterior(weighted=method == "is") for a in acc]
+    return [a.posterior(weighted=weighted) for a in acc]
 
 
 def swap_text_prior(model_style: Style, prior_style: Style) -> Style:

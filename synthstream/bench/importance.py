@@ -29,13 +29,15 @@ def _scored(posteriors, truths: list[str], seconds: float) -> dict:
 
 def run(checkpoint: str, prior: str | None, n: int, particles: int, scales: list[float], seed: int,
         json_path: str | None) -> dict:
-    from synthstream.commands.infer import model_and_style
     from synthstream.errors import UserError
     from synthstream.generate import render
     from synthstream.trace import sample_traces
-    from trainer.infer import BANDWIDTH_RANGE, infer, kernel_bandwidth
+    from trainer.decoders import get, make_options, names
+    from trainer.infer import BANDWIDTH_RANGE, decode_posteriors, kernel_bandwidth
+    from trainer.reader import load_reader
 
-    model, style, trained = model_and_style(checkpoint, None, prior=prior)
+    reader = load_reader(checkpoint, prior=prior)
+    model, style, trained = reader.model, reader.style, reader.trained
     traces = sample_traces(style, EVAL_SEED + seed, 0, n)
     images, truths = render(style, traces), traces.texts()
     calibrated = kernel_bandwidth(style)
@@ -44,25 +46,27 @@ def run(checkpoint: str, prior: str | None, n: int, particles: int, scales: list
             raise UserError(f"--scales {scale:g}: bandwidth {scale * calibrated:.3g} is outside "
                             f"[{BANDWIDTH_RANGE[0]:g}, {BANDWIDTH_RANGE[1]:g}]")
 
-    def timed(**kwargs) -> dict:
+    def timed(method: str, own_keys=None, **options) -> dict:
+        decoder = get(method)
+        opts = make_options(decoder, {"particles": particles, **options})
         t0 = time.perf_counter()
-        posteriors = infer(model, style, images, particles=particles, seed=seed, train_style=trained, **kwargs)
-        return _scored(posteriors, truths, time.perf_counter() - t0)
+        posteriors = decode_posteriors(model, style, images, decoder, opts, seed=seed, train_style=trained,
+                                       own_keys=own_keys)
+        return {"method": method, **_scored(posteriors, truths, time.perf_counter() - t0)}
 
-    runs = [{"method": "beam", **timed(method="beam")},
-            {"method": "proposal", **timed(method="proposal")}]
+    runs = [timed(name) for name in names() if name != "is"]          # every other registered decoder: baselines
     for scale in scales:
         for nuisance in ("prior", "own"):
             own = traces.keys if nuisance == "own" else None
-            runs.append({"method": "is", "bandwidth_scale": scale, "bandwidth": scale * calibrated,
-                         "nuisance": nuisance, **timed(method="is", bandwidth=scale * calibrated, own_keys=own)})
+            runs.append({**timed("is", own_keys=own, bandwidth=scale * calibrated), "bandwidth_scale": scale,
+                         "bandwidth": scale * calibrated, "nuisance": nuisance})
     rows = [[r["method"], "" if r["method"] != "is" else f"x {r['bandwidth_scale']:g} ({r['bandwidth']:.3g})",
              r.get("nuisance", ""), f"{r['exact']:.3f}",
              "" if r["median_ess"] is None else f"{r['median_ess']:.1f}", r["ms_per_captcha"]]
             for r in runs]
     print_table(["method", "bandwidth", "nuisance", "exact", "median ESS", "ms/captcha"], rows)
-    out = {"checkpoint": checkpoint, "style": style.name, "prior": prior, "trained_on": trained.name, "n": n,
-           "particles": particles, "seed": seed, "calibrated_bandwidth": calibrated, "runs": runs,
+    out = {"checkpoint": checkpoint, "style": style.name, "prior": reader.recipe.prior, "trained_on": trained.name,
+           "n": n, "particles": particles, "seed": seed, "calibrated_bandwidth": calibrated, "runs": runs,
            "machine": machine()}
     write_json(out, json_path)
     return out
