@@ -5,7 +5,7 @@ options of a sweep's space. Each option field is declared with `option(default, 
 help text (the one place it is documented) and its flag's argument type; the checks are in `__post_init__`,
 in Python as on the command line. Everything else is derived from these fields:
 
-- the `train` and `sweep` flags, with their defaults in `--help` (`synthstream.argtypes.add_config_flags`,
+- the `train` and `sweep` flags, with their defaults in `--help` (`synthstream.commands.flags.add_config_flags`,
   `config_from_args`);
 - the sweep's option table: name -> (type, default) (`sweep_options`);
 - the run identity (`identity()`: the fields declared `identity=True`, what must match to continue a run);

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from synthstream import argtypes
+from synthstream.commands import flags
 
 
 def register(subparsers) -> None:
@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     s.add_argument("--space", required=True,
                    help="space .toml: [train] fixed options, [search] dimensions (choice, grid, uniform, "
                         "loguniform, randint) over train options or style fields such as warp.elastic_alpha")
-    argtypes.add_config_flags(s, SweepConfig)             # one flag per SweepConfig option (trainer/config.py)
+    flags.add_config_flags(s, SweepConfig)             # one flag per SweepConfig option (trainer/config.py)
     s.add_argument("--out", required=True,
                    help="output folder or storage URI: results.csv, best.json, best.pt, sweep.png, trials/, "
                         "tune/. Re-running the same command on the same --out continues the sweep")
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> None:
     from trainer.config import SweepConfig
     from trainer.sweep import load_space, sweep
 
-    config = argtypes.config_from_args(args, SweepConfig, space=load_space(args.space))
+    config = flags.config_from_args(args, SweepConfig, space=load_space(args.space))
     best = sweep(config, args.out, address=args.address)
     counts = best["trials"]
     params = ", ".join(f"{k}={v}" for k, v in best["params"].items())

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from synthstream import argtypes
+from synthstream.commands import flags
 
 
 def register(subparsers) -> None:
     from trainer.config import TrainConfig
 
     t = subparsers.add_parser("train", help="train a proposal network from the stream with Ray Train")
-    argtypes.add_config_flags(t, TrainConfig)             # one flag per TrainConfig option (trainer/config.py)
+    flags.add_config_flags(t, TrainConfig)             # one flag per TrainConfig option (trainer/config.py)
     t.add_argument("--out", required=True,
                    help="output folder or storage URI (s3://, gs://, file://): report.json, curve.png, "
                         "checkpoint.pt, metrics.csv, tensorboard/, ray/. Re-running the same command on the same "
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> None:
     from trainer.config import TrainConfig
     from trainer.run import run as run_training
 
-    config = argtypes.config_from_args(args, TrainConfig)
+    config = flags.config_from_args(args, TrainConfig)
     report = run_training(config, args.out, address=args.address, resume=args.resume,
                           progress=False if args.no_progress else None)
     final = report["final"]

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from synthstream import argtypes, cli
+from synthstream import cli
+from synthstream.commands import flags
 from synthstream.errors import UserError
 from synthstream.stream import StreamConfig
 from synthstream.style import load_style
@@ -87,7 +88,7 @@ def test_every_option_is_a_train_flag_with_its_default_in_help():
         if f.default not in (None, False):
             assert f"(default: {f.default})" in flat, flag
     args = parser.parse_args(["train", "--out", "o", "--warmup-steps", "7", "--grad-clip", "0.5"])
-    built = argtypes.config_from_args(args, TrainConfig)
+    built = flags.config_from_args(args, TrainConfig)
     assert (built.warmup_steps, built.grad_clip, built.lr) == (7, 0.5, TrainConfig().lr)
 
 
@@ -95,7 +96,7 @@ def test_the_sweep_flags_are_derived_from_sweep_config():
     args = cli.build_parser().parse_args(["sweep", "--space", "s.toml", "--out", "o", "--trials", "3",
                                           "--resource-wait", "5", "--metric", "val/loss"])
     space = parse_space({"search": {"lr": {"choice": [1e-3]}}})
-    config = argtypes.config_from_args(args, cfg.SweepConfig, space=space)
+    config = flags.config_from_args(args, cfg.SweepConfig, space=space)
     assert (config.trials, config.resource_wait_s, config.mode, config.scheduler) == (3, 5.0, "min", "asha")
     assert set(config.identity()) == {"space", "metric", "mode", "trials", "scheduler", "eval_data"}
 

@@ -224,16 +224,16 @@ def _train(config: FitConfig, style: Style, out: Path) -> str:
 
 
 def reading_rate(checkpoint: str, eval_data: str) -> dict:
-    """The reading rate of a model on a labelled folder (greedy proposal): for the report only."""
-    from synthstream.commands.infer import model_and_style
-    from trainer.evaluate import evaluate
+    """The reading rate of a model on a labelled folder, read with its recipe: for the report only."""
+    from trainer.evaluate import evaluate_reader
     from trainer.images import load_labelled_dir
+    from trainer.reader import load_reader
 
-    model, style, trained = model_and_style(checkpoint, None)
-    items = load_labelled_dir(eval_data, style)
-    report, _ = evaluate(model, style, items, method="proposal", particles=1, bandwidth=None, train_style=trained)
+    reader = load_reader(checkpoint)
+    items = load_labelled_dir(eval_data, reader.style)
+    report, _ = evaluate_reader(reader, items)
     return {"exact_rate": report["exact_rate"], "per_character_accuracy": report["per_character_accuracy"],
-            "n": report["n"], "method": "proposal, greedy"}
+            "n": report["n"], "method": report["method"]}
 
 
 def _report_md(summary: dict) -> str:
