@@ -108,3 +108,23 @@ def test_export_to_a_full_disk_is_one_line_and_leaves_no_file(tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.splitlines() == [f"synthstream: error: cannot write {str(out / name)!r}: File too large"]
         assert list(out.iterdir()) == []
+
+
+def test_export_recipe_fits_a_temperature_into_the_copy_and_leaves_the_source_alone(tmp_path):
+    from trainer.checkpoint import resolve
+
+    source = resolve(MODEL)
+    before = source.read_bytes()
+    out = tmp_path / "fitted.pt"
+    proc = subprocess.run([sys.executable, "-m", "synthstream.cli", "export", "--checkpoint", MODEL, "--out",
+                           str(out), "--recipe", "method=beam,beam_width=8,calibrate=50"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    recipe = load_reader(out).recipe
+    assert (recipe.method, recipe.sources["temperature"]) == ("beam", "checkpoint")
+    assert recipe.calibration and recipe.calibration["n"] == 50
+    assert source.read_bytes() == before
+    bad = subprocess.run([sys.executable, "-m", "synthstream.cli", "export", "--checkpoint", MODEL, "--out",
+                          str(tmp_path / "bad.pt"), "--recipe", "bogus=1"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.pt").exists()
