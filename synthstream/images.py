@@ -129,6 +129,19 @@ def _wide_to_grey(a: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(a.astype(np.float64) * (255.0 / full)), 0, 255).astype(np.uint8)
 
 
+def array_to_grey(a: np.ndarray, background: float = 255.0) -> np.ndarray:
+    """A numpy image as grey uint8 [H, W]: grey [H, W] of any integer or float depth, or uint8 colour [H, W, 3|4]
+    (alpha composited on `background`)."""
+    if a.ndim == 2 and a.dtype == np.uint8:
+        return a
+    if a.ndim == 3 and a.shape[2] in (3, 4) and a.dtype == np.uint8:
+        return to_grey(Image.fromarray(a, "RGB" if a.shape[2] == 3 else "RGBA"), background)
+    if a.ndim == 2 and a.dtype.kind in "uif":
+        return _wide_to_grey(a)
+    raise UnreadableImage(f"array of shape {a.shape} and dtype {a.dtype}: give grey [H, W] or uint8 colour "
+                          f"[H, W, 3|4]")
+
+
 def fit_to(grey: np.ndarray, width: int, height: int) -> tuple[np.ndarray, str]:
     """The image at width x height (bilinear), and a note when it had to be resized ("" otherwise)."""
     h, w = grey.shape

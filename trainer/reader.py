@@ -80,7 +80,7 @@ class Reader:
 
     def images(self, images: Iterable[ImageLike]) -> tuple[np.ndarray, list[str]]:
         """uint8 [n, H, W] at the style's size, and a note per image. Raises ValueError for an unreadable one."""
-        from trainer.images import UnreadableImage, background_level, read_grey, to_grey
+        from synthstream.images import UnreadableImage, array_to_grey, background_level, fit_to, read_grey, to_grey
 
         out, notes = [], []
         bg = background_level(self.style)
@@ -88,12 +88,12 @@ class Reader:
             if isinstance(im, (str, Path)):
                 grey = read_grey(Path(im), bg)
             elif isinstance(im, np.ndarray):
-                grey = _array_to_grey(im, bg)
+                grey = array_to_grey(im, bg)
             elif hasattr(im, "mode") and hasattr(im, "size"):
                 grey = to_grey(im, bg)
             else:
                 raise UnreadableImage(f"{type(im).__name__}: give a path, a PIL image or a numpy array")
-            fitted, note = _fit(grey, self.style.width, self.style.height)
+            fitted, note = fit_to(grey, self.style.width, self.style.height)
             out.append(fitted)
             notes.append(note)
         empty = np.zeros((0, self.style.height, self.style.width), np.uint8)
@@ -145,29 +145,3 @@ def load_reader(name_or_path: str | Path, *, prior_scale: float = 1.0, how: str 
     model, trained = model_from_checkpoint(state)
     recipe = resolve_recipe(state, overrides, how=how)
     return Reader.build(model, trained, recipe, name=str(name_or_path), prior_scale=prior_scale)
-
-
-def _array_to_grey(a: np.ndarray, background: float) -> np.ndarray:
-    from PIL import Image
-
-    from trainer.images import to_grey
-
-    if a.ndim == 2 and a.dtype == np.uint8:
-        return a
-    if a.ndim == 3 and a.shape[2] in (3, 4) and a.dtype == np.uint8:
-        return to_grey(Image.fromarray(a, "RGB" if a.shape[2] == 3 else "RGBA"), background)
-    if a.ndim == 2:
-        from trainer.images import _wide_to_grey
-
-        return _wide_to_grey(a)
-    raise ValueError(f"array of shape {a.shape} and dtype {a.dtype}: give grey [H, W] or colour [H, W, 3|4]")
-
-
-def _fit(grey: np.ndarray, width: int, height: int) -> tuple[np.ndarray, str]:
-    from PIL import Image
-
-    h, w = grey.shape
-    if (w, h) == (width, height):
-        return grey, ""
-    resized = np.asarray(Image.fromarray(grey).resize((width, height), Image.BILINEAR), np.uint8)
-    return resized, f"resized from {w}x{h} to {width}x{height}"
