@@ -28,7 +28,7 @@ def save(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Opt
          position: int, config: dict, style_raw: dict, preset: str) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `path`."""
     net = getattr(model, "net", None)
-    state = {"format": FORMAT, "model": model.state_dict(), "net": _plain(asdict(net)) if net is not None else None,
+    state = {"format": FORMAT, "model": model.state_dict(), "net": plain(asdict(net)) if net is not None else None,
              "optimizer": optimizer.state_dict() if optimizer is not None else None,
              "step": int(step), "position": int(position), "config": config, "style": style_raw, "preset": preset,
              "style_sha256": style_digest(style_raw)}
@@ -124,12 +124,12 @@ def _problem(state: dict) -> str:
     return ""
 
 
-def _plain(value):
+def plain(value):
     """Tuples to lists, so the safe unpickler and JSON both take the value."""
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     return value
 
 

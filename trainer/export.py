@@ -33,6 +33,7 @@ from torch import nn
 
 from synthstream.errors import UserError
 from synthstream.output import atomic_write
+from trainer.checkpoint import plain
 
 FORMATS = {"pt": ".pt", "safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
 META_FORMAT = 1
@@ -91,7 +92,7 @@ def metadata(reader) -> dict:
             "codec": {"addresses": list(codec.supports), "support_sizes": [len(v) for v in codec.supports.values()],
                       "family_sizes": list(codec.family_sizes), "char_start": codec.char_start,
                       "max_chars": codec.max_chars, "num_chars_lo": codec.num_chars_lo},
-            "recipe": recipe, "net": _plain(asdict(reader.model.net)),
+            "recipe": recipe, "net": plain(asdict(reader.model.net)),
             "style_raw": style.to_raw(), "trained_style_raw": reader.trained.to_raw(),
             "graph": {"inputs": {"images": "uint8 [B, H, W]"},
                       "outputs": {"chars": "int64 [B, max_chars], -1 past the end",
@@ -225,10 +226,3 @@ def texts(chars, alphabet: str) -> list[str]:
     """Strings of exported `chars` rows (alphabet indices, -1 past the end)."""
     return ["".join(alphabet[c] for c in row if c >= 0) for row in chars.tolist()]
 
-
-def _plain(value):
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
