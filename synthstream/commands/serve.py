@@ -24,7 +24,13 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> None:
     import time
 
-    from ray import serve
+    try:
+        import fastapi  # noqa: F401
+        from ray import serve
+    except ImportError:
+        from synthstream.errors import UserError
+
+        raise UserError("synthstream serve needs Ray Serve and FastAPI: pip install 'synthstream[serve]'") from None
 
     from trainer.checkpoint import resolve
     from trainer.serve import start
