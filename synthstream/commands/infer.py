@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> None:
     about = reader.describe()
     if not args.json:
         print(f"# {about['model']} (trained on {about['trained_on']}, read under the {about['prior']} prior): "
-              f"{reader.recipe.describe()} [{reader.recipe.where()}]", file=sys.stderr)
+              f"{reader.recipe.describe()} [{reader.recipe.where()}]")
     for it, r in zip(good, readings):
         note = "; ".join(n for n in (it.note, r.note) if n)
         if args.json:

@@ -135,7 +135,9 @@ def test_infer_json_names_the_model_and_its_recipe_and_quotes_odd_file_names(tin
     assert line["recipe_sources"] == {"method": "default", "beam_width": "flag", "prior": "default",
                                       "shifts": "default", "temperature": "default"}
     r = run("--method", "is", "--particles", "8", "--bandwidth", "1e4")
-    assert r.returncode == 0 and len(r.stdout.splitlines()) == 1 and '"' in r.stdout, r.stdout
+    recipe_line, *readings = r.stdout.splitlines()        # the recipe as a comment, then one line per image
+    assert r.returncode == 0 and recipe_line.startswith("# ") and len(readings) == 1 and '"' in readings[0], r.stdout
+    assert r.stderr == "", r.stderr
     assert "p=1.000" in r.stdout or "p=0." in r.stdout
 
 
