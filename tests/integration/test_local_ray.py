@@ -309,6 +309,9 @@ JOINING = textwrap.dedent("""
 def test_a_joining_driver_shows_its_workers_log_lines(tmp_path):
     env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
+    # ray.init exports RAY_AUTH_MODE=token into this process (the session's embedded Ray); inherited together with
+    # an empty HOME it stops the child's fresh head from starting its GCS. The child starts as a user's would.
+    env.pop("RAY_AUTH_MODE", None)
     r = subprocess.run([sys.executable, "-c", JOINING], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
