@@ -273,9 +273,8 @@ def parse_style(raw: dict, source: str = "<dict>") -> Style:
         if not isinstance(v, int) or isinstance(v, bool) or not 8 <= v <= MAX_SIDE:
             raise bad(side, v, f"must be an integer in [8, {MAX_SIDE}]")
     alphabet = raw["alphabet"]
-    if (not isinstance(alphabet, str) or not alphabet or len(set(alphabet)) != len(alphabet)
-            or not alphabet.isprintable()):
-        raise bad("alphabet", alphabet, "must be a non-empty string of distinct printable characters")
+    if not isinstance(alphabet, str) or not alphabet or len(set(alphabet)) != len(alphabet):
+        raise bad("alphabet", alphabet, "must be a non-empty string of distinct characters")
     if len(alphabet) > 127:
         raise bad("alphabet", alphabet, "at most 127 characters")
     blank = [c for c in alphabet if c.isspace() or not c.isprintable() or unicodedata.category(c) in ("Cf", "Zs")]

@@ -1,4 +1,6 @@
 
+import re
+
 import pytest
 
 from synthstream.errors import UserError
@@ -116,7 +118,7 @@ def test_a_bom_is_accepted(tmp_path):
                                             ("A\u3000", "\u3000")])
 def test_characters_that_draw_nothing_are_refused_by_name(alphabet, char):
     raw = load_style("tiny").to_raw()
-    with pytest.raises(UserError, match=f"character {char!r} \\(U\\+{ord(char):04X}\\) draws no ink"):
+    with pytest.raises(UserError, match=re.escape(f"character {char!r} (U+{ord(char):04X}) draws no ink")):
         parse_style({**raw, "alphabet": alphabet})
 
 
