@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from synthstream.errors import UserError
-from synthstream.labelled import IMAGE_SUFFIXES, image_files
+from synthstream.labelled import IMAGE_SUFFIXES, folder_images
 
 MAX_PIXELS = 4096 * 4096           # a captcha is ~10^4 pixels; this bounds the memory one file can take
 SUFFIXES = IMAGE_SUFFIXES
@@ -157,12 +157,7 @@ def read_folder(directory: str | Path, flag: str, background: float = 255.0, lim
 
     An unreadable file goes to `skipped(path, why)`; without `skipped` it is one UserError naming it (a set
     whose statistics are reported is not silently thinned). A folder without images is one UserError."""
-    d = Path(directory)
-    if not d.is_dir():
-        raise UserError(f"{flag} {str(directory)!r} is not a directory")
-    files = image_files(d)
-    if not files:
-        raise UserError(f"{flag} {str(directory)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    files = folder_images(Path(directory), flag)
     out = []
     for path in files:
         if limit is not None and len(out) == limit:

@@ -65,6 +65,16 @@ def image_files(directory: Path) -> list[Path]:
                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and not p.is_dir())
 
 
+def folder_images(directory: Path, flag: str) -> list[Path]:
+    """The folder's image files (image_files); one UserError naming `flag` for a missing or image-less folder."""
+    if not directory.is_dir():
+        raise UserError(f"{flag} {str(directory)!r} is not a directory")
+    files = image_files(directory)
+    if not files:
+        raise UserError(f"{flag} {str(directory)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
 def read_labelled_folder(directory: str | Path, flag: str = "--data") -> list[tuple[Path, str]]:
     """(path, label) for every image file in the folder, sorted by name.
 
@@ -73,11 +83,7 @@ def read_labelled_folder(directory: str | Path, flag: str = "--data") -> list[tu
     without images, a labels.csv that is not UTF-8 or has bad rows.
     """
     d = Path(directory)
-    if not d.is_dir():
-        raise UserError(f"{flag} {str(directory)!r} is not a directory")
-    files = image_files(d)
-    if not files:
-        raise UserError(f"{flag} {str(directory)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    files = folder_images(d, flag)
     csv_path = d / LABELS_FILE
     if csv_path.exists() and not csv_path.is_file():        # a folder or FIFO by that name is not ignored
         raise UserError(f"{str(csv_path)!r} is not a regular file; the labels must be a CSV file (or absent, "
