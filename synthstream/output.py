@@ -45,13 +45,18 @@ def _check_creatable(out: Path, flag: str) -> None:
     """A folder that does not exist yet can be made: the nearest existing ancestor is a writable folder."""
     if out.exists() or out.is_symlink():
         raise UserError(f"{flag} {str(out)!r} exists and is not a folder")
-    ancestor = out.absolute().parent
+    check_makeable(out.absolute().parent, f"{flag} {str(out)!r}")
+
+
+def check_makeable(path: Path, what: str) -> None:
+    """`path`, or the nearest ancestor that exists, is a writable folder (one UserError starting `what`)."""
+    ancestor = path
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise UserError(f"{flag} {str(out)!r}: {str(ancestor)!r} is not a folder")
+        raise UserError(f"{what}: {str(ancestor)!r} is not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {str(out)!r}: folder {str(ancestor)!r} is not writable")
+        raise UserError(f"{what}: folder {str(ancestor)!r} is not writable (nothing was changed)")
 
 
 # -- folders the project owns ----------------------------------------------------------------------------------

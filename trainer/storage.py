@@ -71,13 +71,9 @@ class RunStorage:
         """Before any work (and before Ray starts): a local folder, or where it would be made, is writable."""
         if self.local is None:
             return
-        place = self.local
-        while not place.exists():
-            place = place.parent
-        if not place.is_dir():
-            raise UserError(f"--out {self.out!r}: {str(place)!r} is not a folder")
-        if not os.access(place, os.W_OK | os.X_OK):
-            raise UserError(f"--out {self.out!r}: {str(place)!r} is not writable (nothing was changed)")
+        from synthstream.output import check_makeable
+
+        check_makeable(self.local, f"--out {self.out!r}")
 
     def read_json(self, name: str) -> dict:
         """A JSON object the run wrote; a damaged one is one UserError naming the file."""
