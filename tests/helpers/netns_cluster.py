@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.helpers.netns_hosts import NamespacesUnavailable, NetnsHosts, teardown_all
+from tests.helpers.runs import has_registered_checkpoint
 
 GCS_PORT = 6379
 DASHBOARD_PORT = 8265
@@ -382,7 +383,7 @@ def run_stop_and_retry(cluster: NetnsRayCluster, out: Path, steps: int, val_ever
     stopped: dict = {}
 
     def stop_after_two(job: Job) -> None:
-        if not stopped and len(job.progress.rows) >= 2:
+        if not stopped and len(job.progress.rows) >= 2 and has_registered_checkpoint(out):
             stopped["at_step"] = job.progress.rows[-1]["step"]
             job.cluster.job_client().stop_job(job.id)
 

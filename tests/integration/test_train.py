@@ -12,11 +12,11 @@ import time
 
 import psutil
 import pytest
-from ray.train import Result
 
 from synthstream.errors import RunFailed, UserError
 from synthstream.stream import StreamConfig
 from synthstream.style import load_style
+from tests.helpers.runs import has_registered_checkpoint
 from trainer import checkpoint
 from trainer.run import run
 from trainer.train import TrainConfig
@@ -61,13 +61,6 @@ def test_a_folder_of_user_files_is_refused(local_ray, tmp_path):
     assert (tmp_path / "report.json").read_text() == "mine" and {p.name for p in tmp_path.iterdir()} == {"report.json"}
 
 
-def _has_checkpoint(out) -> bool:
-    try:
-        return Result.from_path(str(out / "ray" / "train")).checkpoint is not None
-    except Exception:  # noqa: BLE001 - not written yet
-        return False
-
-
 def _train_workers() -> list[psutil.Process]:
     """This session's Ray Train workers (descendants of this test process, which started the local Ray)."""
     found = []
@@ -87,7 +80,7 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(local_ray, tmp_path):
         report=run(config(steps=80, val_every=10, max_failures=1), str(out), progress=False)))
     thread.start()
     deadline = time.time() + 240
-    while not _has_checkpoint(out) and time.time() < deadline:          # registered, not just copied
+    while not has_registered_checkpoint(out) and time.time() < deadline:          # registered, not just copied
         time.sleep(0.5)
     workers = _train_workers()
     assert workers, "no training worker found to kill"
@@ -135,7 +128,7 @@ def test_a_killed_driver_is_continued_by_the_same_command(tmp_path):
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 240
-        while not _has_checkpoint(out) and time.time() < deadline and proc.poll() is None:
+        while not has_registered_checkpoint(out) and time.time() < deadline and proc.poll() is None:
             time.sleep(0.5)
         assert proc.poll() is None, "the run ended before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)                               # the driver alone
