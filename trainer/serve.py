@@ -20,6 +20,7 @@ from dataclasses import replace
 MAX_BODY_BYTES = 8 << 20            # an image file larger than this is refused before it is decoded
 CONTENT_TYPES = ("image/", "application/octet-stream")
 APP_NAME = "synthstream-reader"
+REQUEST_TIMEOUT_S = 30.0            # the proxy answers 408 rather than hold a request whose replica died mid-read
 
 
 class BadRequest(ValueError):
@@ -133,7 +134,8 @@ def start(checkpoint: str, *, host: str = "127.0.0.1", port: int = 8000, replica
 
     connect(address)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)          # the command prints its own line
-    serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+    serve.start(http_options={"host": host, "port": port, "request_timeout_s": REQUEST_TIMEOUT_S},
+                logging_config={"log_level": "WARNING"})
     serve.run(build_app(checkpoint, replicas=replicas, replica_cpus=replica_cpus, max_batch=max_batch,
                         overrides=overrides), name=APP_NAME, route_prefix="/")
     return f"http://{host if ':' not in host else f'[{host}]'}:{port}"

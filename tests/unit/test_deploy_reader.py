@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from trainer.serve import REQUEST_TIMEOUT_S
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -59,7 +61,8 @@ def test_schema_check_rejects_unknown_fields(kind, where, field):
 def test_serve_listens_on_the_port_kuberay_and_the_network_policy_expect():
     doc = load("RayService")
     http = yaml.safe_load(doc["spec"]["serveConfigV2"])["http_options"]
-    assert http == {"host": "0.0.0.0", "port": td.SERVE_PORT}      # the pod's address; the policy guards it
+    assert http == {"host": "0.0.0.0", "port": td.SERVE_PORT,      # the pod's address; the policy guards it
+                    "request_timeout_s": REQUEST_TIMEOUT_S}        # as `synthstream serve` sets it
     for name, group in td.ray_groups(doc):                       # proxy_location EveryNode: every pod serves
         (c,) = group["template"]["spec"]["containers"]
         assert {"containerPort": td.SERVE_PORT, "name": "serve"} in c["ports"], name
