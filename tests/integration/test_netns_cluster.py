@@ -62,6 +62,7 @@ def test_a_job_on_a_head_only_cluster_waits_for_hosts_then_trains_across_them(cl
     _every_batch_once(tmp_path / "run", ZERO_STEPS)
 
 
+@pytest.mark.slow        # a second job (or a host lost) on the namespace cluster: ~1 min
 def test_a_stopped_job_submitted_again_continues_from_its_checkpoint(cluster, tmp_path):
     from tests.helpers.netns_cluster import run_stop_and_retry
 
@@ -76,6 +77,7 @@ def test_a_stopped_job_submitted_again_continues_from_its_checkpoint(cluster, tm
     _every_batch_once(tmp_path / "run", SHORT_STEPS)
 
 
+@pytest.mark.slow        # a second job (or a host lost) on the namespace cluster: ~1 min
 def test_a_lost_generator_host_moves_its_generator_to_the_surviving_host(cluster, tmp_path):
     from tests.helpers.netns_cluster import run_node_loss
 

@@ -103,6 +103,7 @@ def rows(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow        # the tiny example below checks the same outputs in CI
 def test_a_2x2_grid_completes(own_ray, tmp_path):
     space = load_space(write_space(tmp_path / "grid.toml", {"lr": ("grid", [1e-3, 3e-3]),
                                                             "prior_scale": ("grid", [1.0, 1.5])}))
@@ -232,6 +233,12 @@ def test_the_tiny_example_completes_with_more_trials_than_fit_at_once(own_ray, t
     table = rows(out)
     assert len(table) == 4 and {r["status"] for r in table} <= {"finished", "stopped"}
     assert sum(best["trials"].values()) == 4 and best["trials"]["failed"] == 0
+    assert sorted(float(r["prior_scale"]) for r in table) == [1.0, 1.0, 1.5, 1.5]       # the grid, twice
+    seeds = {json.loads((out / "trials" / r["trial_id"] / "run.json").read_text())["identity"]["seed"] for r in table}
+    assert len(seeds) == 4                                                  # each trial its own stream
+    assert {"results.csv", "best.json", "best.pt", "sweep.png", "sweep.json", "tune", "trials"} <= \
+        {p.name for p in out.iterdir()}
+    assert best["trial_id"] in {r["trial_id"] for r in table} and checkpoint.load(out / "best.pt")["optimizer"] is None
     deadline = time.monotonic() + 60                        # nothing of the sweep holds the cluster after it
     while ray.available_resources().get("CPU") != 2.0:
         assert time.monotonic() < deadline, ray.available_resources()
