@@ -6,10 +6,18 @@
         envelope and gets the same budget of trials (run one at a time in this process: the algorithms are
         compared, not the cluster). Reported: the final objective and the largest parameter error (as a share
         of its envelope), medians over the starts.
-    python -m synthstream.bench.fit ranking --real DIR STYLE=RATE ... [--json F]
+    python -m synthstream.bench.fit ranking --real DIR STYLE=RATE ... [--checkpoint M [--renders 32] [--top 3]
+                                          [--bandwidth B] [--oracle]] [--json F]
         Does the objective rank styles as reading accuracy does? The objective (feature gap) of each style
         against DIR, beside the rate a model trained on it reached (measured elsewhere, given here), and the
         Spearman correlation of the two (a negative one is the agreement: a lower gap, a higher rate).
+        With `--checkpoint M`, also the wake-phase objective (trainer/fit/wake.py): DIR read once by M (its
+        MAP reading, and its top `--top` readings), each style re-rendering those texts `--renders` times,
+        one ABC bandwidth for all (M's training style's calibrated one unless `--bandwidth`); beside it, the
+        mean paired difference from the style with the highest rate (per image, +- its standard error).
+        `--oracle` (a measurement, never an objective) also scores the folder's labels as the readings: how
+        much M's reading (and M's training style) drives the ranking. A control column scores texts drawn
+        from M's text prior instead of read (how much the reading matters at all).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import numpy as np
 from synthstream.bench.report import machine, module_main, print_table, write_json
 
 TRUTH = {"background": 220, "ink": 40, "blur_sigma": 0.8, "noise_sigma": 10.0}
+CONTROL_SEED = 99                     # the wake control's texts: drawn from M's text prior, not read
 BOUNDS = {"background": (150, 255), "ink": (0, 120), "blur_sigma": (0, 2), "noise_sigma": (0, 30)}
 
 
@@ -69,7 +78,7 @@ def search(budget: int, starts: int, n: int) -> dict:
             "results": out, "machine": machine()}
 
 
-def ranking(real: str, pairs: list[str], n: int) -> dict:
+def ranking(real: str, pairs: list[str], n: int, wake: dict | None = None) -> dict:
     from synthstream.fidelity import load_real_images
     from synthstream.style import load_style
     from trainer.fit.objective import score, target_of
@@ -82,10 +91,78 @@ def ranking(real: str, pairs: list[str], n: int) -> dict:
         result = score(style, target_of(real_images), n, 0)
         out.append({"style": path, "rate": float(rate), "objective": result["objective"]})
         rows.append([path, rate, f"{result['objective']:.3f}"])
-    rho = _spearman([r["objective"] for r in out], [r["rate"] for r in out])
-    print_table(["style", "reading rate (given)", "objective (feature gap)"], rows)
-    print(f"Spearman correlation objective vs rate: {rho:+.2f} over {len(out)} styles (-1: perfect agreement)")
-    return {"benchmark": "fit ranking", "real": real, "styles": out, "spearman": rho, "machine": machine()}
+    headers = ["style", "reading rate (given)", "objective (feature gap)"]
+    objectives = {"feature gap": "objective"}
+    result = {"benchmark": "fit ranking", "real": real, "styles": out}
+    if wake is not None:
+        result["wake"] = _wake_columns(real, out, rows, headers, objectives, **wake)
+    print_table(headers, rows)
+    for name, key in objectives.items():
+        rho = _spearman([r[key] for r in out], [r["rate"] for r in out])
+        result["spearman" if key == "objective" else f"spearman_{key}"] = rho
+        print(f"Spearman correlation {name} vs rate: {rho:+.2f} over {len(out)} styles (-1: perfect agreement)")
+    return {**result, "machine": machine()}
+
+
+def _wake_columns(real: str, out: list[dict], rows: list[list], headers: list[str], objectives: dict,
+                  checkpoint: str, renders: int, top: int, bandwidth: float | None, oracle: bool) -> dict:
+    """Add the wake objective's columns (M's MAP reading, its top readings, the labels with `oracle`)."""
+    from synthstream.errors import UserError
+    from synthstream.fidelity import load_real_images
+    from synthstream.labelled import read_labelled_folder
+    from synthstream.style import load_style
+    from synthstream.trace import sample_traces
+    from trainer.fit.wake import read_images, wake_log_likelihoods
+    from trainer.infer import calibrated_bandwidth
+    from trainer.reader import load_reader
+
+    reader = load_reader(checkpoint)
+    styles = {r["style"]: load_style(r["style"]) for r in out}
+    for path, style in styles.items():
+        if (style.height, style.width) != (reader.style.height, reader.style.width):
+            raise UserError(f"{path}: {style.width}x{style.height} differs from --checkpoint {checkpoint}'s "
+                            f"{reader.style.width}x{reader.style.height}; the wake objective needs one image size")
+    images = load_real_images(real, reader.style, limit=500)          # images only: names are not read here
+    t0 = time.perf_counter()
+    tops = read_images(reader, images, top)
+    readings = {"wake": [[(pairs[0][0], 1.0)] for pairs in tops], f"wake_top{top}": tops}   # MAP = the first
+    read_s = time.perf_counter() - t0
+    if oracle:
+        labels = [text for _, text in read_labelled_folder(real, "--real")][:len(images)]
+        if len(labels) != len(images):
+            raise UserError(f"--oracle: {len(labels)} labels for {len(images)} images in {real}")
+        readings["wake_oracle"] = [[(text, 1.0)] for text in labels]
+    drawn = sample_traces(reader.style, CONTROL_SEED, 0, len(images)).texts()   # texts unrelated to the images
+    readings["wake_random_texts"] = [[(text, 1.0)] for text in drawn]
+    bw = bandwidth if bandwidth is not None else calibrated_bandwidth(reader.trained)
+    reference = max(range(len(out)), key=lambda i: out[i]["rate"])
+    per_image: dict[str, list[np.ndarray]] = {key: [] for key in readings}
+    t0 = time.perf_counter()
+    for r in out:
+        style = styles[r["style"]]
+        for key, texts in readings.items():
+            try:
+                ll = wake_log_likelihoods(style, images, texts, bandwidth=bw, renders=renders)
+            except ValueError as e:
+                raise UserError(f"{r['style']}: {e}") from None
+            per_image[key].append(ll)
+            r[key] = float(-ll.mean())
+    for key in readings:
+        for r, ll, row in zip(out, per_image[key], rows):
+            d = per_image[key][reference] - ll                     # > 0: the reference style fits better
+            se = float(d.std(ddof=1) / np.sqrt(len(d)))
+            r[f"{key}_vs_best_rate"] = [float(d.mean()), se]
+            row.append(f"{r[key]:.3f}" + (f" ({d.mean():+.3f} +- {se:.3f})" if key == "wake" else ""))
+    headers += [f"wake (M's reading; vs best-rate style, {len(images)} images)", f"wake (top {top} readings)"]
+    objectives.update({"wake": "wake", f"wake (top {top})": f"wake_top{top}"})
+    if oracle:
+        headers.append("wake (labels as readings: oracle)")
+        objectives["wake (oracle readings)"] = "wake_oracle"
+    headers.append("wake (random texts: control)")
+    objectives["wake (random texts)"] = "wake_random_texts"
+    return {"checkpoint": checkpoint, "trained_on": reader.trained.name, "recipe": reader.recipe.parts(),
+            "renders": renders, "top": top, "bandwidth": bw, "images": len(images), "read_seconds": round(read_s, 1),
+            "score_seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _spearman(a: list[float], b: list[float]) -> float:
@@ -107,11 +184,21 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--real", required=True)
     r.add_argument("pairs", nargs="+", metavar="STYLE=RATE")
     r.add_argument("-n", type=argtypes.positive_int, default=200)
+    r.add_argument("--checkpoint", help="a reader (shipped name, checkpoint, run folder): add the wake objective")
+    r.add_argument("--renders", type=argtypes.positive_int, default=32)
+    r.add_argument("--top", type=argtypes.positive_int, default=3)
+    r.add_argument("--bandwidth", type=argtypes.positive_float)
+    r.add_argument("--oracle", action="store_true", help="also score the folder's labels as readings (measurement)")
     r.add_argument("--json")
     args = parser.parse_args(argv)
+    if args.which == "ranking" and args.checkpoint is None and args.oracle:
+        parser.error("--oracle scores the wake objective: give --checkpoint")
     if args.which == "search":
         return module_main(parser.prog, lambda: write_json(search(args.budget, args.starts, args.n), args.json))
-    return module_main(parser.prog, lambda: write_json(ranking(args.real, args.pairs, args.n), args.json))
+    wake = None if args.checkpoint is None else {"checkpoint": args.checkpoint, "renders": args.renders,
+                                                 "top": args.top, "bandwidth": args.bandwidth,
+                                                 "oracle": args.oracle}
+    return module_main(parser.prog, lambda: write_json(ranking(args.real, args.pairs, args.n, wake), args.json))
 
 
 if __name__ == "__main__":
