@@ -154,8 +154,8 @@ def _scalars(model: ProposalNet, codec: LatentCodec, support, images: torch.Tens
     """Steps before the characters: the `keep` best allowed num_chars per image, then q's mode of the other
     scalars. Returns (state, class rows [B * keep, T], log q [B * keep], prev, rows per image)."""
     B = images.shape[0]
-    state = model.start(images)
-    logp, state = model.step(state, None, 0)
+    state = model.beam_start(images)
+    logp, state = model.beam_step(state, None, 0)
     logp = logp.masked_fill(~support.length_ok, NEG_INF)
     keep = min(keep, int(support.length_ok.sum()))
     score, nc = logp.topk(keep, dim=1)
@@ -164,7 +164,7 @@ def _scalars(model: ProposalNet, codec: LatentCodec, support, images: torch.Tens
     values = torch.full((B * keep, codec.steps), -1, dtype=torch.long)
     values[:, 0] = prev
     for t in range(1, codec.char_start):
-        logp, state = model.step(state, prev, t)
+        logp, state = model.beam_step(state, prev, t)
         best, prev = logp.max(dim=1)
         score = score + best
         values[:, t] = prev
@@ -193,7 +193,7 @@ def beam_search(model: ProposalNet, style: Style, images: torch.Tensor, width: i
         if not bool(active.any()):
             break
         t = codec.char_start + i
-        logp, state = model.step(state, prev, t)
+        logp, state = model.beam_step(state, prev, t)
         ok = support.allowed(states, remaining) & active[:, None]
         cand = torch.where(ok, score[:, None] + logp, NEG_INF)
         cand[:, 0] = torch.where(active, cand[:, 0], score)    # a finished hypothesis continues once, unchanged
@@ -204,7 +204,11 @@ def beam_search(model: ProposalNet, style: Style, images: torch.Tensor, width: i
         values = values[rows]
         values[:, t] = torch.where(active, chars, -1)
         states = support.advance(states[rows], chars, remaining - 1)
-        state, n_chars, prev = state.take(rows), n_chars[rows], values[:, t]
+        # the network state of a hypothesis that has read all its characters is never read again: it continues
+        # its image's first hypothesis' row, so that the next step computes nothing for it
+        more = remaining > 1
+        state = state.take(torch.where(more, rows, rows.view(B, width)[:, :1].expand(B, width).reshape(-1)))
+        n_chars, prev = n_chars[rows], values[:, t]
     return Beams(values.view(B, width, -1).numpy(), score.view(B, width).double().numpy())
 
 

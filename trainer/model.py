@@ -131,20 +131,24 @@ class ProposalNet(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(net.lstm_hidden + net.attend, n) for n in space.sizes)
 
     # -- pieces -------------------------------------------------------------------------------------------
-    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The CNN's output and, with attention, the map at the tap [B, C, H', W'] (None without)."""
+    def _features(self, x: torch.Tensor, folded: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The CNN's output and, with attention, the map at the tap [B, C, H', W'] (None without). `folded`
+        (inference): each batch norm folded into the conv before it, the same map up to float rounding."""
         column_map = None
         for i, layer in enumerate(self.cnn):
-            x = layer(x)
+            if folded and isinstance(layer, nn.Conv2d):
+                x = _folded_conv(layer, self.cnn[i + 1], x)
+            elif not (folded and isinstance(layer, nn.BatchNorm2d)):
+                x = layer(x)
             if i == self.tap:
                 column_map = x
         return x, column_map
 
-    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def encode(self, images: torch.Tensor, folded: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """uint8 [B, H, W] -> the global embedding [B, E] and, with attention, the columns [B, W', attend];
-        ink is bright (1 - x / 255)."""
+        ink is bright (1 - x / 255). `folded`: see `_features`."""
         x = 1.0 - images.unsqueeze(1).to(self.value_embed.weight.dtype) / 255.0
-        out, column_map = self._features(x.contiguous(memory_format=torch.channels_last))
+        out, column_map = self._features(x.contiguous(memory_format=torch.channels_last), folded)
         columns = None
         if column_map is not None:
             columns = self.column_proj(column_map.permute(0, 3, 1, 2).flatten(2)) + self.column_pos
@@ -200,10 +204,11 @@ class ProposalNet(nn.Module):
         return nll, argmax
 
     # -- inference: one step at a time ---------------------------------------------------------------------
-    def _begin(self, images: torch.Tensor, repeats: int = 1) -> StepState:
-        """The state before step 0 (see `start`), differentiable (the attention preset trains through it)."""
+    def _begin(self, images: torch.Tensor, repeats: int = 1, folded: bool = False) -> StepState:
+        """The state before step 0 (see `start`), differentiable (the attention preset trains through it) unless
+        `folded` (see `_features`)."""
         lstm, V, A = self.lstm, self.net.embed_value, self.net.embed_address
-        emb, columns = self.encode(images)
+        emb, columns = self.encode(images, folded)
         E = emb.shape[1]
         w = lstm.weight_ih_l0
         image_gates = F.linear(emb, w[:, :E], lstm.bias_ih_l0 + lstm.bias_hh_l0).repeat_interleave(repeats, dim=0)
@@ -233,10 +238,7 @@ class ProposalNet(nn.Module):
             else:
                 gates = (F.linear(below, getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"bias_ih_l{layer}"))
                          + F.linear(h_prev, getattr(lstm, f"weight_hh_l{layer}"), getattr(lstm, f"bias_hh_l{layer}")))
-            H = h_prev.shape[1]
-            sig = torch.sigmoid(gates)
-            c = sig[:, H:2 * H] * c_prev + sig[:, :H] * torch.tanh(gates[:, 2 * H:3 * H])
-            below = sig[:, 3 * H:] * torch.tanh(c)
+            below, c = _cell(gates, c_prev)
             hs.append(below)
             cs.append(c)
         out = below if context is None else torch.cat([below, context], dim=1)
@@ -258,6 +260,54 @@ class ProposalNet(nn.Module):
         same network as `forward` (nn.LSTM's gate order i, f, g, o)."""
         out, state = self._advance(state, prev, t)
         return F.log_softmax(self.heads[self.space.family(t)](out).float(), dim=1), state
+
+    @torch.no_grad()
+    def beam_start(self, images: torch.Tensor) -> BeamState:
+        """The beam's state before step 0 for uint8 images [B, H, W]: one hypothesis per image."""
+        s = self._begin(images, folded=True)
+        return BeamState(s.image_gates, s.value_gates, s.address_gates, s.h, s.c,
+                         torch.arange(images.shape[0]), s.columns)
+
+    @torch.no_grad()
+    def beam_step(self, state: BeamState, prev: torch.Tensor | None, t: int) -> tuple[torch.Tensor, BeamState]:
+        """`step` for beam hypotheses: the same log-probabilities [N, support] (up to float rounding), with the
+        share of the gates that depends on the parent row alone (image, address, attention, recurrent
+        products) computed once per distinct parent, and the attention batched per image."""
+        lstm, layers = self.lstm, self.net.lstm_layers
+        u, inv = torch.unique(state.parents, return_inverse=True)
+        h_u = state.h[:, u]
+        per = state.h.shape[1] // state.image_gates.shape[0]            # computed rows per image
+        base = state.image_gates.index_select(0, u // per).add_(state.address_gates[t])
+        context = None
+        if state.columns is not None:
+            context = self._attend_rows(state.columns, h_u[-1], u, per)
+            base.addmm_(context, lstm.weight_ih_l0[:, -self.net.attend:].t())
+            context = context.index_select(0, inv)
+        base.addmm_(h_u[0], lstm.weight_hh_l0.t())
+        token = torch.zeros_like(state.parents) if t == 0 else self.value_tokens_at(prev.long(), t - 1)
+        gates = base.index_select(0, inv).add_(state.value_gates.index_select(0, token))
+        below, c = _cell_(gates, state.c[0, state.parents])
+        hs, cs = [below], [c]
+        for layer in range(1, layers):
+            recurrent = F.linear(h_u[layer], getattr(lstm, f"weight_hh_l{layer}"), getattr(lstm, f"bias_hh_l{layer}"))
+            gates = F.linear(below, getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"bias_ih_l{layer}"))
+            below, c = _cell_(gates.add_(recurrent.index_select(0, inv)), state.c[layer, state.parents])
+            hs.append(below)
+            cs.append(c)
+        out = below if context is None else torch.cat([below, context], dim=1)
+        logp = F.log_softmax(self.heads[self.space.family(t)](out).float(), dim=1)
+        return logp, BeamState(state.image_gates, state.value_gates, state.address_gates, torch.stack(hs),
+                               torch.stack(cs), torch.arange(len(below)), state.columns)
+
+    def _attend_rows(self, columns: torch.Tensor, h_top: torch.Tensor, rows: torch.Tensor, per: int) -> torch.Tensor:
+        """`attend_columns` for some rows [R] of an image-major layout with `per` rows per image, given their
+        h_top [R, H] and the columns once per image [B, W', A]: one batched product per image, no copies of
+        the columns."""
+        B, _, A = columns.shape
+        query = h_top.new_zeros(B * per, A)
+        query[rows] = self.query(h_top)
+        scores = torch.bmm(query.view(B, per, A), columns.transpose(1, 2)) * A ** -0.5
+        return torch.bmm(scores.softmax(dim=2), columns).view(B * per, A)[rows]
 
     # -- inference ------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -301,6 +351,50 @@ class StepState:
         """The state of some rows (beam reordering, particle selection)."""
         return StepState(self.image_gates[rows], self.value_gates, self.address_gates, self.h[:, rows],
                          self.c[:, rows], None if self.columns is None else self.columns[rows])
+
+
+@dataclass(frozen=True)
+class BeamState:
+    """What `ProposalNet.beam_step` carries: image-level inputs once per image [B, ...], the LSTM state
+    [layers, M, H] of the M rows the last step computed (image-major, M / B per image), and `parents` [N]: the
+    computed row each hypothesis continues (image-major too; an image's hypotheses continue its own rows)."""
+
+    image_gates: torch.Tensor       # [B, 4H]
+    value_gates: torch.Tensor
+    address_gates: torch.Tensor
+    h: torch.Tensor
+    c: torch.Tensor
+    parents: torch.Tensor
+    columns: torch.Tensor | None = None     # [B, W', attend]
+
+    def take(self, rows: torch.Tensor) -> BeamState:
+        """The hypotheses `rows` (beam reordering: an image's from its own), without copying any state."""
+        return replace(self, parents=self.parents[rows])
+
+
+def _folded_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """bn(conv(x)) with the (eval-mode) batch norm folded into the conv's weights and bias: one pass."""
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    return F.conv2d(x, conv.weight * scale[:, None, None, None], bn.bias - bn.running_mean * scale, conv.stride,
+                    conv.padding)
+
+
+def _cell(gates: torch.Tensor, c_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM cell update from its gates [N, 4H] (nn.LSTM's order i, f, g, o): (h, c)."""
+    H = c_prev.shape[1]
+    sig = torch.sigmoid(gates)
+    c = sig[:, H:2 * H] * c_prev + sig[:, :H] * torch.tanh(gates[:, 2 * H:3 * H])
+    return sig[:, 3 * H:] * torch.tanh(c), c
+
+
+def _cell_(gates: torch.Tensor, c_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_cell` overwriting `gates` (inference: no temporaries the size of the gates)."""
+    H = c_prev.shape[1]
+    gates[:, :2 * H].sigmoid_()
+    gates[:, 3 * H:].sigmoid_()
+    g = gates[:, 2 * H:3 * H].tanh_()
+    c = (gates[:, H:2 * H] * c_prev).addcmul_(gates[:, :H], g)
+    return torch.tanh(c).mul_(gates[:, 3 * H:]), c
 
 
 def build_model(preset: str, style) -> ProposalNet:

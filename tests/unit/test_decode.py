@@ -116,6 +116,50 @@ def test_wide_beam_is_exact_q_over_the_support(toy):
         assert post.map in support and q[post.map] <= q[wide.map] + 1e-6
 
 
+class Stepwise:
+    """The network stepped by `ProposalNet.start`/`step`, every hypothesis' state copied on a take: the
+    reference that the beam's own step (`beam_start`/`beam_step`) must read like."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def beam_start(self, images):
+        return self.model.start(images)
+
+    def beam_step(self, state, prev, t):
+        return self.model.step(state, prev, t)
+
+
+def test_beam_step_matches_step(toy):
+    """Hypotheses reordered within their images (duplicated parents, dropped rows): beam_step gives step's
+    log-probabilities."""
+    model, style, images = toy
+    x, gen = torch.from_numpy(images), torch.Generator().manual_seed(1)
+    ref, beam, prev = model.start(x), model.beam_start(x), None
+    for t in range(codec_of(style).steps):
+        want, ref = model.step(ref, prev, t)
+        got, beam = model.beam_step(beam, prev, t)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        per, n = want.shape[0] // len(images), len(images)
+        rows = (torch.arange(n)[:, None] * per + torch.randint(per, (n, 3), generator=gen)).reshape(-1)
+        ref, beam = ref.take(rows), beam.take(rows)
+        prev = torch.randint(want.shape[1], (len(rows),), generator=gen)
+
+
+def test_beam_reads_real_captchas_as_the_stepwise_network(real_captchas):
+    """The shipped wikipedia reader's beam on real captchas: the same reading, every string's probability
+    within 1e-5."""
+    from trainer.reader import load_reader
+
+    reader = load_reader("wikipedia", method="beam", shifts=1)
+    x, _ = reader.images(sorted((real_captchas / "wikipedia").glob("*.png"))[:12])
+    got = beam_posteriors(reader.model, reader.style, x, 16, reader.trained)
+    want = beam_posteriors(Stepwise(reader.model), reader.style, x, 16, reader.trained)
+    for g, w in zip(got, want):
+        pg, pw = dict(zip(g.strings, g.probs)), dict(zip(w.strings, w.probs))
+        assert g.map == w.map and all(abs(pg.get(s, 0) - pw.get(s, 0)) <= 1e-5 for s in pg.keys() | pw)
+
+
 def test_prior_swap(toy):
     """q trained under uniform letters, inferred under the word prior: p(s | x) ∝ q(s | x) p(s) / p_train(s)."""
     model, words, images = toy
