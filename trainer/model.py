@@ -264,7 +264,7 @@ class ProposalNet(nn.Module):
     @torch.no_grad()
     def beam_start(self, images: torch.Tensor) -> BeamState:
         """The beam's state before step 0 for uint8 images [B, H, W]: one hypothesis per image."""
-        s = self._begin(images, folded=True)
+        s = self._begin(images, folded=not self.training)      # folding uses the running statistics
         return BeamState(s.image_gates, s.value_gates, s.address_gates, s.h, s.c,
                          torch.arange(images.shape[0]), s.columns)
 
