@@ -10,14 +10,12 @@ labels but different images. Images are stored grey (luminance), as every reader
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from synthstream import argtypes
-from synthstream.bench.report import module_main
+from synthstream.bench.report import folder_main
 from synthstream.labelled import write_labelled_folder
 from synthstream.style import load_style
 
@@ -39,12 +37,7 @@ def write_imagecaptcha_folder(out: str | Path, n: int = 200, seed: int = 0) -> P
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", help="a folder that does not exist yet (or is empty)")
-    parser.add_argument("-n", type=argtypes.positive_int, default=200, help="how many captchas (default 200)")
-    parser.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the texts (default 0)")
-    args = parser.parse_args(argv)
-    return module_main(parser.prog, lambda: print(write_imagecaptcha_folder(args.out, args.n, args.seed)))
+    return folder_main(__doc__, write_imagecaptcha_folder, "seed of the texts", argv)
 
 
 if __name__ == "__main__":

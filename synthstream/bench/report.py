@@ -43,3 +43,19 @@ def module_main(prog: str, call: Callable[[], object]) -> int:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def folder_main(doc: str, write: Callable[[str, int, int], object], seed_help: str,
+                argv: list[str] | None = None) -> int:
+    """`python -m MODULE OUT [-n N] [--seed S]` for a module that writes a labelled folder of a generator's own
+    captchas (`write(out, n, seed)`): prints the folder."""
+    import argparse
+
+    from synthstream import argtypes
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("out", help="a folder that does not exist yet (or is empty)")
+    parser.add_argument("-n", type=argtypes.positive_int, default=200, help="how many captchas (default 200)")
+    parser.add_argument("--seed", type=argtypes.seed, default=0, help=f"{seed_help} (default 0)")
+    args = parser.parse_args(argv)
+    return module_main(parser.prog, lambda: print(write(args.out, args.n, args.seed)))

@@ -17,7 +17,6 @@ image for image. Images are stored grey (luminance), as every reader here takes 
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from collections.abc import Callable
@@ -25,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthstream import argtypes
-from synthstream.bench.report import module_main
+from synthstream.bench.report import folder_main
 from synthstream.fonts import find_font
 from synthstream.labelled import write_labelled_folder
 from synthstream.style import FontSpec
@@ -66,12 +64,7 @@ def write_wheezy_folder(out: str | Path, n: int = 200, seed: int = 0) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", help="a folder that does not exist yet (or is empty)")
-    parser.add_argument("-n", type=argtypes.positive_int, default=200, help="how many captchas (default 200)")
-    parser.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the texts and images (default 0)")
-    args = parser.parse_args(argv)
-    return module_main(parser.prog, lambda: print(write_wheezy_folder(args.out, args.n, args.seed)))
+    return folder_main(__doc__, write_wheezy_folder, "seed of the texts and images", argv)
 
 
 if __name__ == "__main__":
