@@ -118,6 +118,7 @@ def test_resume_from_a_corrupt_checkpoint(tmp_path):
     assert (out / "checkpoint.pt").read_bytes() == b"garbage" and {p.name for p in out.iterdir()} == {"checkpoint.pt"}
 
 
+@pytest.mark.slow        # ~1 min; a killed worker and a finished run continued stay in CI
 def test_a_killed_driver_is_continued_by_the_same_command(tmp_path):
     """SIGKILL the driver (its embedded Ray goes with it) after the first checkpoint; the same command then
     continues from that checkpoint, and metrics.csv holds each validation step once."""
