@@ -16,8 +16,11 @@ def machine() -> dict:
     return {"cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
 
 
-def print_table(headers: list[str], rows: list[list]) -> None:
-    cells = [headers] + [[f"{v:,.1f}" if isinstance(v, float) else str(v) for v in r] for r in rows]
+def print_table(headers: list[str], rows: list[list], digits: list[int] | None = None) -> None:
+    """Floats with one decimal, or `digits[i]` decimals in column i."""
+    digits = digits or [1] * len(headers)
+    cells = [headers] + [[f"{v:,.{d}f}" if isinstance(v, float) else str(v) for v, d in zip(r, digits)]
+                         for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for n, r in enumerate(cells):
         print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
