@@ -1,5 +1,6 @@
 """synthstream fit on a real local Ray (Tune trials render and score): a style fitted to its own samples
-recovers its parameters; a folder without labels fits the same; an interrupted fit continues as it would have."""
+recovers its parameters; a folder without labels fits the same; an interrupted fit continues as it would have;
+the wake objective (a real, untrained `tiny` network reads the images) is searched end to end, label-free."""
 
 import json
 import shutil
@@ -121,3 +122,41 @@ def test_sleep_phase_trains_on_the_fitted_style_and_reports_the_rate(local_ray, 
     assert rate["n"] == 150 and 0 <= rate["exact_rate"] <= 1
     assert (out / "round_01" / "train" / "checkpoint.pt").is_file()
     assert "reading rate" in (out / "round_01" / "report.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def reader_checkpoint(folders):
+    """A real checkpoint of an untrained network for the truth style's size and alphabet (its readings are
+    arbitrary but drawable texts: enough for the wake objective's plumbing)."""
+    import torch
+
+    from trainer import checkpoint
+    from trainer.model import build_model
+
+    torch.manual_seed(0)
+    style = load_style(str(folders / "truth.toml"))
+    path = folders / "reader.pt"
+    checkpoint.save(path, model=build_model("cpu", style).eval(), optimizer=None, step=0, position=0, config={},
+                    style_raw=style.to_raw(), preset="cpu")
+    return str(path)
+
+
+def test_wake_objective_is_searched_end_to_end_label_free_and_reports_both_numbers(local_ray, folders,
+                                                                                   reader_checkpoint):
+    config = dict(style=str(folders / "start.toml"), budget=9, population=4, n_synthetic=60, objective="wake",
+                  checkpoint=reader_checkpoint, renders=8)
+    assert FitConfig(**config, real="x").algorithm == "cma"          # the wake objective's default searcher
+    labelled, unlabelled = folders / "wake_labelled", folders / "wake_unlabelled"
+    state = fit(FitConfig(real=str(folders / "real"), **config), str(labelled))
+    fit(FitConfig(real=str(folders / "unlabelled"), **config), str(unlabelled))
+    assert _fitted(labelled) == _fitted(unlabelled)
+    r = state["rounds"][0]
+    assert r["objective_name"] == "wake" and r["read_by"] == reader_checkpoint and r["gap_weight"] == 0.1
+    assert r["objective"] == pytest.approx(r["wake"] + 0.1 * r["gap"]) and r["objective"] <= r["objective_start"]
+    assert r["objective_start"] == pytest.approx(r["wake_start"] + 0.1 * r["gap_start"]) and r["gap"] > 0
+    trials = [json.loads(x) for x in (labelled / "round_01" / "trials.jsonl").read_text().splitlines()]
+    assert len(trials) == 9 and all(t["objective"] == pytest.approx(t["wake"] + 0.1 * t["gap"]) and
+                                    "residuals" not in t for t in trials)
+    report = (labelled / "round_01" / "report.md").read_text()
+    assert "wake objective" in report and "feature gap" in report
+    assert "wake " in (labelled / "round_01" / "style.toml").read_text().splitlines()[0]
