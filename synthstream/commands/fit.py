@@ -23,9 +23,11 @@ def register(subparsers) -> None:
     f.add_argument("--checkpoint", help="wake: the model that reads the real images (a shipped model's name, a "
                    "checkpoint or a run folder); its style's size and alphabet must be the fitted style's")
     f.add_argument("--renders", type=argtypes.positive_int, default=32, help="wake: renders per real image")
-    f.add_argument("--gap-weight", type=argtypes.nonneg_float,
-                   help="wake: search wake + this x the feature gap (default 0.1: the wake objective alone fits "
-                   "degenerate grey, washed-out styles; 0: alone)")
+    f.add_argument("--gap-slack", type=argtypes.nonneg_float, default=0.0,
+                   help="wake: a candidate whose feature gap exceeds (1 + this) x the round's start's is penalised "
+                   "(default 0: the wake objective alone fits grey, washed-out, blurred styles; docs/fit.md)")
+    f.add_argument("--gap-weight", type=argtypes.nonneg_float, default=0.0,
+                   help="wake: also add this x the feature gap to the searched objective")
     f.add_argument("--algorithm", choices=("lm", "cma", "random"),
                    help="lm: Levenberg-Marquardt on the per-feature gaps (the gap's default); cma: CMA-ES (the "
                    "wake objective's default; lm cannot search it); random: the baseline")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> None:
     config = FitConfig(style=args.style, real=args.real, rounds=args.rounds, budget=args.budget,
                        population=args.population, algorithm=args.algorithm, objective=args.objective,
                        checkpoint=args.checkpoint, renders=args.renders, gap_weight=args.gap_weight,
-                       n_synthetic=args.n_synthetic,
+                       gap_slack=args.gap_slack, n_synthetic=args.n_synthetic,
                        max_real=args.max_real, seed=args.seed, trial_cpus=args.trial_cpus, fixed=fixed,
                        train_steps=args.train_steps, train_preset=args.train_preset,
                        train_minutes=args.train_minutes, eval_data=args.eval_data)

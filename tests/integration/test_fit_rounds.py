@@ -151,12 +151,25 @@ def test_wake_objective_is_searched_end_to_end_label_free_and_reports_both_numbe
     fit(FitConfig(real=str(folders / "unlabelled"), **config), str(unlabelled))
     assert _fitted(labelled) == _fitted(unlabelled)
     r = state["rounds"][0]
-    assert r["objective_name"] == "wake" and r["read_by"] == reader_checkpoint and r["gap_weight"] == 0.1
-    assert r["objective"] == pytest.approx(r["wake"] + 0.1 * r["gap"]) and r["objective"] <= r["objective_start"]
-    assert r["objective_start"] == pytest.approx(r["wake_start"] + 0.1 * r["gap_start"]) and r["gap"] > 0
+    assert r["objective_name"] == "wake" and r["read_by"] == reader_checkpoint
+    # the guard: the cap is the start's gap (its first trial, same seed); above it, 10 nats per unit of gap
+    assert r["gap_cap"] == pytest.approx(r["gap_start"]) and r["objective_start"] == r["wake_start"]
+    assert r["objective"] <= r["objective_start"] and r["gap"] > 0
     trials = [json.loads(x) for x in (labelled / "round_01" / "trials.jsonl").read_text().splitlines()]
-    assert len(trials) == 9 and all(t["objective"] == pytest.approx(t["wake"] + 0.1 * t["gap"]) and
-                                    "residuals" not in t for t in trials)
+    assert len(trials) == 9 and all("residuals" not in t for t in trials)
+    for t in trials:
+        assert t["objective"] == pytest.approx(t["wake"] + 10 * max(0.0, t["gap"] - r["gap_cap"]))
     report = (labelled / "round_01" / "report.md").read_text()
     assert "wake objective" in report and "feature gap" in report
     assert "wake " in (labelled / "round_01" / "style.toml").read_text().splitlines()[0]
+
+
+@pytest.mark.slow
+def test_wake_sleep_rereads_the_real_images_with_the_previous_rounds_model(local_ray, folders, reader_checkpoint):
+    out = folders / "wake_sleep"
+    state = fit(FitConfig(style=str(folders / "start.toml"), real=str(folders / "unlabelled"), rounds=2, budget=5,
+                          population=4, n_synthetic=60, objective="wake", checkpoint=reader_checkpoint, renders=8,
+                          train_steps=20, train_preset="cpu"), str(out))
+    first, second = state["rounds"]
+    assert first["read_by"] == reader_checkpoint and second["read_by"] == str(out / "round_01" / "train")
+    assert first["bandwidth"] == second["bandwidth"]                  # one bandwidth for the whole fit

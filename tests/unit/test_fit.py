@@ -158,6 +158,8 @@ def test_bad_inputs_are_one_line(tmp_path):
     ({"objective": "wake"}, "objective 'wake' needs checkpoint"),
     ({"objective": "wake", "checkpoint": "facebook", "algorithm": "lm"}, "'lm' cannot search the wake objective"),
     ({"checkpoint": "facebook"}, "are for objective 'wake'"),
+    ({"gap_slack": 0.5}, "are for objective 'wake'"),
+    ({"objective": "wake", "checkpoint": "facebook", "gap_slack": -1.0}, "gap_slack = -1.0 must be >= 0"),
     ({"objective": "wake", "checkpoint": "facebook", "renders": 0}, "renders = 0"),
     ({"objective": "nope"}, "objective 'nope' is unknown; available: gap, wake"),
 ])

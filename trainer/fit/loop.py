@@ -60,7 +60,8 @@ class FitConfig:
     objective: str = "gap"            # trainer.fit.objective.OBJECTIVES
     checkpoint: str | None = None     # the wake objective's reader (a shipped name, checkpoint or run folder)
     renders: int = 32                 # wake: renders per real image
-    gap_weight: float | None = None   # wake: the searched objective is wake + gap_weight * gap (None: 0.1)
+    gap_weight: float = 0.0           # wake: + gap_weight * gap
+    gap_slack: float = 0.0            # wake: the gap may rise to (1 + gap_slack) x the round's start's
     n_synthetic: int = 200            # images rendered per trial
     max_real: int = 500
     seed: int = 0
@@ -88,8 +89,6 @@ class FitConfig:
         kind = OBJECTIVES[self.objective]
         if self.algorithm is None:
             object.__setattr__(self, "algorithm", kind.default_algorithm)
-        if self.gap_weight is None:
-            object.__setattr__(self, "gap_weight", kind.default_gap_weight)
         if self.algorithm not in ALGORITHMS:
             raise UserError(f"algorithm {self.algorithm!r} is unknown; available: {', '.join(ALGORITHMS)}")
         if self.algorithm not in kind.algorithms:
@@ -98,13 +97,14 @@ class FitConfig:
         if kind.needs_checkpoint and not self.checkpoint:
             raise UserError(f"objective {self.objective!r} needs checkpoint: a trained model that reads the real "
                             f"images (a shipped model's name, a checkpoint or a run folder)")
-        if not kind.needs_checkpoint and (self.checkpoint or self.gap_weight or self.renders != 32):
-            raise UserError(f"checkpoint, renders and gap_weight are for objective 'wake'; objective "
+        if not kind.needs_checkpoint and (self.checkpoint or self.gap_weight or self.gap_slack or self.renders != 32):
+            raise UserError(f"checkpoint, renders, gap_weight and gap_slack are for objective 'wake'; objective "
                             f"{self.objective!r} uses none")
         if not isinstance(self.renders, int) or isinstance(self.renders, bool) or self.renders < 1:
             raise UserError(f"renders = {self.renders!r} must be a positive integer")
-        if not 0 <= self.gap_weight < 1e6:
-            raise UserError(f"gap_weight = {self.gap_weight!r} must be >= 0")
+        for name in ("gap_weight", "gap_slack"):
+            if not 0 <= getattr(self, name) < 1e12:
+                raise UserError(f"{name} = {getattr(self, name)!r} must be >= 0")
         if not 0 < self.trial_cpus <= 64:
             raise UserError(f"trial_cpus = {self.trial_cpus!r} must be in (0, 64]")
         if not isinstance(self.train_steps, int) or self.train_steps < 0:
@@ -116,7 +116,7 @@ class FitConfig:
         out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
                if k not in ("budget", "rounds")}
         if self.objective == "gap":                   # as before the wake objective: older fits continue
-            for k in ("objective", "checkpoint", "renders", "gap_weight"):
+            for k in ("objective", "checkpoint", "renders", "gap_weight", "gap_slack"):
                 out.pop(k)
         return out
 
@@ -190,7 +190,8 @@ def _search(config: FitConfig, space: Space, start: Style, target: Target, round
     if records:
         trials_path.write_text("".join(json.dumps(r) + "\n" for r in records))    # drop a cut-short line
     searcher = make_searcher(config.algorithm, space.n_continuous, [len(p.choices) for p in space.categorical],
-                             space.encode(start), population=config.population, seed=config.seed * 1000 + round_no)
+                             space.encode(start), population=config.population, seed=config.seed * 1000 + round_no,
+                             sigma=OBJECTIVES[config.objective].sigma)
     searcher.replay(records)
     remaining = config.budget - len(records)
     if remaining <= 0 or getattr(searcher, "done", False):
@@ -403,9 +404,10 @@ class _Wake:
         if name not in self.readers:
             self.readers[name] = load_wake_reader(name, style)
         t0 = time.time()
-        wake = wake_target(self.readers[name], name, style, real, bandwidth=self.bandwidth,
-                           renders=self.config.renders, gap_weight=self.config.gap_weight, seed=self.config.seed,
-                           minimum=MIN_REAL)
+        c = self.config
+        cap = score(style, target, c.n_synthetic, c.seed)["gap"] * (1 + c.gap_slack)   # the start's, as its trial
+        wake = wake_target(self.readers[name], name, style, real, bandwidth=self.bandwidth, renders=c.renders,
+                           gap_weight=c.gap_weight, gap_cap=cap, seed=c.seed, minimum=MIN_REAL)
         log.info("round %d: %d real images read by %s in %.0f s", round_no, len(real), name, time.time() - t0)
         return replace(target, wake=wake)
 
@@ -416,9 +418,8 @@ def round_line(summary: dict) -> str:
         return f"objective {summary['objective_start']:.4f} -> {summary['objective']:.4f}"
     line = f"wake {summary['wake_start']:.4f} -> {summary['wake']:.4f}, feature gap {summary['gap_start']:.4f} -> " \
            f"{summary['gap']:.4f}"
-    if summary.get("gap_weight"):
-        line += f" (searched: wake + {summary['gap_weight']:g} x gap, {summary['objective_start']:.4f} -> " \
-                f"{summary['objective']:.4f})"
+    if summary.get("gap_weight") or summary["objective"] != summary["wake"]:
+        line += f" (searched, guarded: {summary['objective_start']:.4f} -> {summary['objective']:.4f})"
     return line
 
 
@@ -450,7 +451,8 @@ def _round(config: FitConfig, space: Space, start: Style, target: Target, real: 
                "expressiveness": expressiveness(records, best["stats"], first["stats"])}
     if target.wake is not None:
         summary.update(read_by=target.wake.checkpoint, bandwidth=target.wake.bandwidth, renders=target.wake.renders,
-                       gap_weight=target.wake.gap_weight, images_left_out=target.wake.left_out)
+                       gap_weight=target.wake.gap_weight, gap_cap=target.wake.gap_cap,
+                       images_left_out=target.wake.left_out)
     summary["not_expressed"] = [r["statistic"] for r in summary["expressiveness"] if not r["expressed"]]
     how = round_line(summary) if target.wake is None else (
         round_line(summary) + f"; the real images read by {target.wake.checkpoint}")
