@@ -152,13 +152,17 @@ def test_wake_objective_is_searched_end_to_end_label_free_and_reports_both_numbe
     assert _fitted(labelled) == _fitted(unlabelled)
     r = state["rounds"][0]
     assert r["objective_name"] == "wake" and r["read_by"] == reader_checkpoint
-    # the guard: the cap is the start's gap (its first trial, same seed); above it, 10 nats per unit of gap
+    # the guard: the caps are the start's gap and statistics (its first trial, same seed); 10 nats per unit over
     assert r["gap_cap"] == pytest.approx(r["gap_start"]) and r["objective_start"] == r["wake_start"]
+    start_stats = json.loads((labelled / "round_01" / "trials.jsonl").read_text().splitlines()[0])
+    assert r["statistic_caps"] == {s: max(abs(v), 0.5) for s, v in start_stats["stats"].items()}
     assert r["objective"] <= r["objective_start"] and r["gap"] > 0
     trials = [json.loads(x) for x in (labelled / "round_01" / "trials.jsonl").read_text().splitlines()]
     assert len(trials) == 9 and all("residuals" not in t for t in trials)
     for t in trials:
-        assert t["objective"] == pytest.approx(t["wake"] + 10 * max(0.0, t["gap"] - r["gap_cap"]))
+        over = max(0.0, t["gap"] - r["gap_cap"]) + sum(max(0.0, abs(v) - r["statistic_caps"][s])
+                                                        for s, v in t["stats"].items())
+        assert t["objective"] == pytest.approx(t["wake"] + 10 * over)
     report = (labelled / "round_01" / "report.md").read_text()
     assert "wake objective" in report and "feature gap" in report
     assert "wake " in (labelled / "round_01" / "style.toml").read_text().splitlines()[0]

@@ -76,8 +76,12 @@ def test_the_fit_scores_the_wake_objective_guarded_by_the_gap_and_reports_both()
     other = _tiny(ink=140, blur_sigma=1.5)
     target = target_of(images)
     gap = score(other, target, 20, 0)["objective"]
-    for weight, cap, penalty in ((0.0, np.inf, 0.0), (0.5, np.inf, 0.0), (0.0, gap - 0.25, 2.5), (0.0, gap, 0.0)):
-        wake = WakeTarget(images, readings, BANDWIDTH, renders=8, gap_weight=weight, gap_cap=cap)
+    background = abs(score(other, target, 20, 0)["stats"]["background"])
+    for weight, cap, stat_caps, penalty in ((0.0, np.inf, (), 0.0), (0.5, np.inf, (), 0.0),
+                                            (0.0, gap - 0.25, (), 2.5), (0.0, gap, (), 0.0),
+                                            (0.0, np.inf, (("background", background - 0.5),), 5.0)):
+        wake = WakeTarget(images, readings, BANDWIDTH, renders=8, gap_weight=weight, gap_cap=cap,
+                          stat_caps=stat_caps)
         result = score(other, type(target)(target.features, 32, 48, wake), 20, 0)
         assert result["wake"] == wake_objective(other, images, readings, bandwidth=BANDWIDTH, renders=8)
         assert result["gap"] == gap > 0

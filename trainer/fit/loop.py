@@ -37,7 +37,7 @@ import numpy as np
 
 from synthstream.errors import UserError
 from synthstream.style import Style
-from trainer.fit.objective import OBJECTIVES, Target, score, synthetic_images, target_of
+from trainer.fit.objective import OBJECTIVES, STAT_FLOOR, Target, score, synthetic_images, target_of
 from trainer.fit.search import ALGORITHMS, make_searcher
 from trainer.fit.space import Space, build_space, read_style_file
 from trainer.fit.write import style_toml
@@ -405,9 +405,12 @@ class _Wake:
             self.readers[name] = load_wake_reader(name, style)
         t0 = time.time()
         c = self.config
-        cap = score(style, target, c.n_synthetic, c.seed)["gap"] * (1 + c.gap_slack)   # the start's, as its trial
+        start = score(style, target, c.n_synthetic, c.seed)                  # the start's, as its first trial
+        slack = 1 + c.gap_slack
+        caps = tuple((s, max(abs(v), STAT_FLOOR) * slack) for s, v in start["stats"].items())
         wake = wake_target(self.readers[name], name, style, real, bandwidth=self.bandwidth, renders=c.renders,
-                           gap_weight=c.gap_weight, gap_cap=cap, seed=c.seed, minimum=MIN_REAL)
+                           gap_weight=c.gap_weight, gap_cap=start["gap"] * slack, stat_caps=caps, seed=c.seed,
+                           minimum=MIN_REAL)
         log.info("round %d: %d real images read by %s in %.0f s", round_no, len(real), name, time.time() - t0)
         return replace(target, wake=wake)
 
@@ -452,6 +455,7 @@ def _round(config: FitConfig, space: Space, start: Style, target: Target, real: 
     if target.wake is not None:
         summary.update(read_by=target.wake.checkpoint, bandwidth=target.wake.bandwidth, renders=target.wake.renders,
                        gap_weight=target.wake.gap_weight, gap_cap=target.wake.gap_cap,
+                       statistic_caps=dict(target.wake.stat_caps),
                        images_left_out=target.wake.left_out)
     summary["not_expressed"] = [r["statistic"] for r in summary["expressiveness"] if not r["expressed"]]
     how = round_line(summary) if target.wake is None else (

@@ -6,11 +6,13 @@ Two objectives (`OBJECTIVES`, the one place that says what each needs; lower is 
 - `wake`: the wake-phase objective (trainer/fit/wake.py), - mean_i log p^(x_i | style) with the texts of the
   real images read once by a trained model (`--checkpoint`) and one ABC bandwidth for the whole fit; a scalar
   per candidate (no residuals), so it is searched by `cma` (default) or `random`. The objective searched is
-  the wake objective guarded by the gap: `wake + gap_weight * gap + PENALTY * max(0, gap - gap_cap)`, the cap
-  the round's start style's gap times (1 + gap_slack) (default slack 0: a candidate may not move the image
-  statistics further from the real images than the start; docs/fit.md measures why: the wake objective alone,
-  and with 0.1 x gap added, fits grey, washed-out, blurred styles). The gap is computed on every trial either
-  way, so a round reports both.
+  the wake objective guarded by the gap: `wake + gap_weight * gap + PENALTY * (max(0, gap - gap_cap) +
+  sum_s max(0, |gap_s| - cap_s))`, the caps the round's start style's feature gap and, per image statistic s
+  (background, contrast, stroke width, ...: `statistic_gaps`, in sds), its |gap| at the start or 0.5 sd if
+  larger, each times (1 + gap_slack) (default slack 0: a candidate may not move the image statistics further
+  from the real images than the start). docs/fit.md measures why: the wake objective alone, and with 0.1 x
+  gap added, fits grey, washed-out, blurred styles; capped by the total gap alone, the background greyed by
+  2.6 sd. The gap is computed on every trial either way, so a round reports both.
 
 `objective = feature gap` (synthstream/fidelity.py): the mean over the fidelity classifier's ~100 features
 (image statistics, grey-level / gradient / orientation / ink-run histograms, row and column ink profiles) of
@@ -49,7 +51,8 @@ OBJECTIVES = {
     "wake": Objective("wake", "wake objective, guarded by the feature gap; nats", "cma", ("cma", "random"), True,
                       sigma=0.1),
 }
-PENALTY = 10.0                               # nats per unit of feature gap above the wake objective's cap
+PENALTY = 10.0                               # nats per unit of feature gap (or sd of a statistic) above a cap
+STAT_FLOOR = 0.5                             # a statistic's cap is at least this many sds
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class WakeTarget:
     renders: int = 32
     gap_weight: float = 0.0                      # objective = wake + gap_weight * gap
     gap_cap: float = float("inf")                #     + PENALTY * max(0, gap - gap_cap)
+    stat_caps: tuple = ()                        #     + PENALTY * sum max(0, |stat gap| - cap): (name, cap)
     checkpoint: str = ""                         # who read the images (reports only)
     left_out: int = 0                            # real images whose reading the style cannot draw
 
@@ -122,5 +126,6 @@ def score(style: Style, target: Target, n: int, seed: int) -> dict:
 
     w = target.wake
     value = wake_objective(style, w.images, w.readings, bandwidth=w.bandwidth, renders=w.renders, seed=seed)
-    guarded = value + w.gap_weight * gap + PENALTY * max(0.0, gap - w.gap_cap)
+    over = max(0.0, gap - w.gap_cap) + sum(max(0.0, abs(out["stats"][s]) - cap) for s, cap in w.stat_caps)
+    guarded = value + w.gap_weight * gap + PENALTY * over
     return {**out, "objective": guarded, "wake": value}

@@ -114,7 +114,8 @@ def load_wake_reader(checkpoint: str, style: Style):
 
 
 def wake_target(reader, checkpoint: str, style: Style, images: np.ndarray, *, bandwidth: float, renders: int,
-                gap_weight: float, gap_cap: float = float("inf"), seed: int = 0, minimum: int = 1):
+                gap_weight: float, gap_cap: float = float("inf"), stat_caps: tuple = (), seed: int = 0,
+                minimum: int = 1):
     """The wake objective's fixed parts for a fit: `images` read once by `reader` (its MAP reading), scored
     at `bandwidth` for every candidate (trainer.fit.objective.WakeTarget). An image whose reading the style
     cannot draw (nothing read, or a length outside its num_chars) is left out (`WakeTarget.left_out`); fewer
@@ -136,5 +137,6 @@ def wake_target(reader, checkpoint: str, style: Style, images: np.ndarray, *, ba
         raise UserError(f"--checkpoint {checkpoint!r} read {len(keep)} of {len(images)} images as texts the style "
                         f"{style.name!r} can draw; the wake objective needs at least {minimum}")
     return WakeTarget(images=images[keep], readings=tuple(((t, 1.0),) for t in texts), bandwidth=float(bandwidth),
-                      renders=renders, gap_weight=float(gap_weight), gap_cap=float(gap_cap), checkpoint=checkpoint,
+                      renders=renders, gap_weight=float(gap_weight), gap_cap=float(gap_cap), stat_caps=tuple(stat_caps),
+                      checkpoint=checkpoint,
                       left_out=len(images) - len(keep))
