@@ -8,7 +8,7 @@ Two objectives (`OBJECTIVES`, the one place that says what each needs; lower is 
   per candidate (no residuals), so it is searched by `cma` (default) or `random`. The objective searched is
   the wake objective guarded by the gap: `wake + gap_weight * gap + PENALTY * (max(0, gap - gap_cap) +
   sum_s max(0, |gap_s| - cap_s))`, the caps the round's start style's feature gap and, per image statistic s
-  (background, contrast, stroke width, ...: `statistic_gaps`, in sds), its |gap| at the start or 0.5 sd if
+  (background, contrast, stroke width, ...: `statistic_gaps`, in sds), its |gap| at the start or 1 sd if
   larger, each times (1 + gap_slack) (default slack 0: a candidate may not move the image statistics further
   from the real images than the start). docs/fit.md measures why: the wake objective alone, and with 0.1 x
   gap added, fits grey, washed-out, blurred styles; capped by the total gap alone, the background greyed by
@@ -52,7 +52,7 @@ OBJECTIVES = {
                       sigma=0.1),
 }
 PENALTY = 10.0                               # nats per unit of feature gap (or sd of a statistic) above a cap
-STAT_FLOOR = 0.5                             # a statistic's cap is at least this many sds
+STAT_FLOOR = 1.0                             # a statistic's cap is at least this many sds
 
 
 @dataclass(frozen=True)
