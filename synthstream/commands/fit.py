@@ -23,9 +23,9 @@ def register(subparsers) -> None:
     f.add_argument("--checkpoint", help="wake: the model that reads the real images (a shipped model's name, a "
                    "checkpoint or a run folder); its style's size and alphabet must be the fitted style's")
     f.add_argument("--renders", type=argtypes.positive_int, default=32, help="wake: renders per real image")
-    f.add_argument("--gap-slack", type=argtypes.nonneg_float, default=0.0,
+    f.add_argument("--gap-slack", type=argtypes.nonneg_float, default=0.25,
                    help="wake: a candidate whose feature gap, or any image statistic's gap, exceeds (1 + this) x "
-                   "the round's start's (a statistic's: at least 1 sd) is penalised (default 0; unguarded, the "
+                   "the round's start's (a statistic's: at least 1 sd) is penalised (default 0.25; unguarded, the "
                    "wake objective fits grey, washed-out, blurred styles: docs/fit.md)")
     f.add_argument("--gap-weight", type=argtypes.nonneg_float, default=0.0,
                    help="wake: also add this x the feature gap to the searched objective")

@@ -77,7 +77,8 @@ def test_missing_required_field():
 
 
 def test_unknown_style_lists_available():
-    with pytest.raises(UserError, match="available: facebook, facebook_fit, facebook_wake, lepture, rough, tiny, wikipedia"):
+    with pytest.raises(UserError,
+                       match="available: facebook, facebook_fit, facebook_wake, lepture, rough, tiny, wikipedia"):
         load_style("recaptcha")
 
 

@@ -45,6 +45,7 @@ from trainer.fit.write import style_toml
 log = logging.getLogger(__name__)
 FAR = 0.5                   # a statistic no trial brought within this many sds is reported as not expressed
 MIN_REAL = 10
+GAP_SLACK = 0.25            # wake: at 0 the start sits on its caps and nearly every move crosses one (docs/fit.md)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class FitConfig:
     checkpoint: str | None = None     # the wake objective's reader (a shipped name, checkpoint or run folder)
     renders: int = 32                 # wake: renders per real image
     gap_weight: float = 0.0           # wake: + gap_weight * gap
-    gap_slack: float = 0.0            # wake: the gap may rise to (1 + gap_slack) x the round's start's
+    gap_slack: float = GAP_SLACK      # wake: the gap may rise to (1 + gap_slack) x the round's start's
     n_synthetic: int = 200            # images rendered per trial
     max_real: int = 500
     seed: int = 0
@@ -97,7 +98,8 @@ class FitConfig:
         if kind.needs_checkpoint and not self.checkpoint:
             raise UserError(f"objective {self.objective!r} needs checkpoint: a trained model that reads the real "
                             f"images (a shipped model's name, a checkpoint or a run folder)")
-        if not kind.needs_checkpoint and (self.checkpoint or self.gap_weight or self.gap_slack or self.renders != 32):
+        if not kind.needs_checkpoint and (self.checkpoint or self.gap_weight or self.gap_slack != GAP_SLACK
+                                          or self.renders != 32):
             raise UserError(f"checkpoint, renders, gap_weight and gap_slack are for objective 'wake'; objective "
                             f"{self.objective!r} uses none")
         if not isinstance(self.renders, int) or isinstance(self.renders, bool) or self.renders < 1:
