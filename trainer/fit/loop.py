@@ -254,7 +254,7 @@ def _train(config: FitConfig, style: Style, out: Path) -> str:
     stream = StreamConfig(style=style, seed=config.seed, batch_size=64, num_actors=1, actor_cpus=0.5)
     train = TrainConfig(stream=stream, preset=config.train_preset, steps=config.train_steps,
                         val_every=max(1, min(500, config.train_steps)), val_size=256,
-                        max_seconds=None if config.train_minutes is None else 60.0 * config.train_minutes)
+                        max_minutes=config.train_minutes)
     run_training(train, str(out), progress=False)
     return str(out)
 
