@@ -17,8 +17,21 @@ def register(subparsers) -> None:
     f.add_argument("--rounds", type=argtypes.positive_int, default=1, help="search (+ train) rounds")
     f.add_argument("--budget", type=argtypes.positive_int, default=48, help="trials per round")
     f.add_argument("--population", type=argtypes.positive_int, default=12, help="CMA-ES generation size")
-    f.add_argument("--algorithm", choices=("lm", "cma", "random"), default="lm",
-                   help="lm: Levenberg-Marquardt on the per-feature gaps (default); cma: CMA-ES; random: the baseline")
+    f.add_argument("--objective", default="gap", metavar="gap|wake",        # checked by FitConfig (OBJECTIVES)
+                   help="gap: the feature gap of image statistics (default); wake: - mean log p^ of the real images "
+                   "with their texts read once by --checkpoint, re-rendered by each candidate (docs/fit.md)")
+    f.add_argument("--checkpoint", help="wake: the model that reads the real images (a shipped model's name, a "
+                   "checkpoint or a run folder); its style's size and alphabet must be the fitted style's")
+    f.add_argument("--renders", type=argtypes.positive_int, default=32, help="wake: renders per real image")
+    f.add_argument("--gap-slack", type=argtypes.nonneg_float, default=0.25,
+                   help="wake: a candidate whose feature gap, or any image statistic's gap, exceeds (1 + this) x "
+                   "the round's start's (a statistic's: at least 1 sd) is penalised (default 0.25; unguarded, the "
+                   "wake objective fits grey, washed-out, blurred styles: docs/fit.md)")
+    f.add_argument("--gap-weight", type=argtypes.nonneg_float, default=0.0,
+                   help="wake: also add this x the feature gap to the searched objective")
+    f.add_argument("--algorithm", choices=("lm", "cma", "random"),
+                   help="lm: Levenberg-Marquardt on the per-feature gaps (the gap's default); cma: CMA-ES (the "
+                   "wake objective's default; lm cannot search it); random: the baseline")
     f.add_argument("-n", "--n-synthetic", type=argtypes.positive_int, default=200,
                    help="synthetic images rendered per trial")
     f.add_argument("--max-real", type=argtypes.positive_int, default=500, help="at most this many real images")
@@ -41,11 +54,15 @@ def run(args: argparse.Namespace) -> None:
 
     fixed = tuple(s.strip() for s in args.fixed.split(",") if s.strip())
     config = FitConfig(style=args.style, real=args.real, rounds=args.rounds, budget=args.budget,
-                       population=args.population, algorithm=args.algorithm, n_synthetic=args.n_synthetic,
+                       population=args.population, algorithm=args.algorithm, objective=args.objective,
+                       checkpoint=args.checkpoint, renders=args.renders, gap_weight=args.gap_weight,
+                       gap_slack=args.gap_slack, n_synthetic=args.n_synthetic,
                        max_real=args.max_real, seed=args.seed, trial_cpus=args.trial_cpus, fixed=fixed,
                        train_steps=args.train_steps, train_preset=args.train_preset,
                        train_minutes=args.train_minutes, eval_data=args.eval_data)
     state = fit(config, args.out, address=args.address)
-    last = state["rounds"][-1]
-    print(f"fitted {args.style}: objective {state['rounds'][0]['objective_start']:.4f} -> {last['objective']:.4f}; "
+    from trainer.fit.loop import round_line
+
+    first, last = state["rounds"][0], state["rounds"][-1]
+    print(f"fitted {args.style}: {round_line({**last, **{k: v for k, v in first.items() if k.endswith('_start')}})}; "
           f"wrote {args.out}/fitted.toml, fit_curve.png, round_NN/")

@@ -1,5 +1,6 @@
 """synthstream fit on a real local Ray (Tune trials render and score): a style fitted to its own samples
-recovers its parameters; a folder without labels fits the same; an interrupted fit continues as it would have."""
+recovers its parameters; a folder without labels fits the same; an interrupted fit continues as it would have;
+the wake objective (a real, untrained `tiny` network reads the images) is searched end to end, label-free."""
 
 import json
 import shutil
@@ -121,3 +122,59 @@ def test_sleep_phase_trains_on_the_fitted_style_and_reports_the_rate(local_ray, 
     assert rate["n"] == 150 and 0 <= rate["exact_rate"] <= 1
     assert (out / "round_01" / "train" / "checkpoint.pt").is_file()
     assert "reading rate" in (out / "round_01" / "report.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def reader_checkpoint(folders):
+    """A real checkpoint of an untrained network for the truth style's size and alphabet (its readings are
+    arbitrary but drawable texts: enough for the wake objective's plumbing)."""
+    import torch
+
+    from trainer import checkpoint
+    from trainer.model import build_model
+
+    torch.manual_seed(0)
+    style = load_style(str(folders / "truth.toml"))
+    path = folders / "reader.pt"
+    checkpoint.save(path, model=build_model("cpu", style).eval(), optimizer=None, step=0, position=0, config={},
+                    style_raw=style.to_raw(), preset="cpu")
+    return str(path)
+
+
+def test_wake_objective_is_searched_end_to_end_label_free_and_reports_both_numbers(local_ray, folders,
+                                                                                   reader_checkpoint):
+    config = dict(style=str(folders / "start.toml"), budget=9, population=4, n_synthetic=60, objective="wake",
+                  checkpoint=reader_checkpoint, renders=8)
+    assert FitConfig(**config, real="x").algorithm == "cma"          # the wake objective's default searcher
+    labelled, unlabelled = folders / "wake_labelled", folders / "wake_unlabelled"
+    state = fit(FitConfig(real=str(folders / "real"), **config), str(labelled))
+    fit(FitConfig(real=str(folders / "unlabelled"), **config), str(unlabelled))
+    assert _fitted(labelled) == _fitted(unlabelled)
+    r = state["rounds"][0]
+    assert r["objective_name"] == "wake" and r["read_by"] == reader_checkpoint
+    # the guard: the caps are 1.25 x the start's gap and statistics (its first trial, same seed; a statistic's at
+    # least 1 sd); 10 nats per unit over
+    assert r["gap_cap"] == pytest.approx(1.25 * r["gap_start"]) and r["objective_start"] == r["wake_start"]
+    start_stats = json.loads((labelled / "round_01" / "trials.jsonl").read_text().splitlines()[0])
+    assert r["statistic_caps"] == pytest.approx({s: 1.25 * max(abs(v), 1.0) for s, v in start_stats["stats"].items()})
+    assert r["objective"] <= r["objective_start"] and r["gap"] > 0
+    trials = [json.loads(x) for x in (labelled / "round_01" / "trials.jsonl").read_text().splitlines()]
+    assert len(trials) == 9 and all("residuals" not in t for t in trials)
+    for t in trials:
+        over = max(0.0, t["gap"] - r["gap_cap"]) + sum(max(0.0, abs(v) - r["statistic_caps"][s])
+                                                        for s, v in t["stats"].items())
+        assert t["objective"] == pytest.approx(t["wake"] + 10 * over)
+    report = (labelled / "round_01" / "report.md").read_text()
+    assert "wake objective" in report and "feature gap" in report
+    assert "wake " in (labelled / "round_01" / "style.toml").read_text().splitlines()[0]
+
+
+@pytest.mark.slow
+def test_wake_sleep_rereads_the_real_images_with_the_previous_rounds_model(local_ray, folders, reader_checkpoint):
+    out = folders / "wake_sleep"
+    state = fit(FitConfig(style=str(folders / "start.toml"), real=str(folders / "unlabelled"), rounds=2, budget=5,
+                          population=4, n_synthetic=60, objective="wake", checkpoint=reader_checkpoint, renders=8,
+                          train_steps=20, train_preset="cpu"), str(out))
+    first, second = state["rounds"]
+    assert first["read_by"] == reader_checkpoint and second["read_by"] == str(out / "round_01" / "train")
+    assert first["bandwidth"] == second["bandwidth"]                  # one bandwidth for the whole fit

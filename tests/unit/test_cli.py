@@ -53,7 +53,8 @@ def test_sample_npz_holds_images_and_latents(tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["sample", "--style", "nope", "--out", "{tmp}/a.png"], "available: facebook, facebook_fit, lepture, rough, tiny"),
+    (["sample", "--style", "nope", "--out", "{tmp}/a.png"],
+     "available: facebook, facebook_fit, facebook_wake, lepture, rough, tiny"),
     (["sample", "-n", "0", "--out", "{tmp}/a.png"], "must be >= 1"),
     (["sample", "-n", "5000", "--out", "{tmp}/a.png"], "at most 1024 tiles"),
     (["sample", "--out", "{tmp}/missing/a.png"], "does not exist"),

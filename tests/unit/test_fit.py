@@ -152,3 +152,66 @@ def test_bad_inputs_are_one_line(tmp_path):
         assert len(lines) == 1 and words in lines[0], (args, r.stderr)
     assert not (tmp_path / "o1").exists()
     assert (tmp_path / "busy" / "x.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"objective": "wake"}, "objective 'wake' needs checkpoint"),
+    ({"objective": "wake", "checkpoint": "facebook", "algorithm": "lm"}, "'lm' cannot search the wake objective"),
+    ({"checkpoint": "facebook"}, "are for objective 'wake'"),
+    ({"gap_slack": 0.5}, "are for objective 'wake'"),
+    ({"objective": "wake", "checkpoint": "facebook", "gap_slack": -1.0}, "gap_slack = -1.0 must be >= 0"),
+    ({"objective": "wake", "checkpoint": "facebook", "renders": 0}, "renders = 0"),
+    ({"objective": "nope"}, "objective 'nope' is unknown; available: gap, wake"),
+])
+def test_bad_objective_settings_are_one_error(kwargs, words):
+    from trainer.fit.loop import FitConfig
+
+    with pytest.raises(UserError) as e:
+        FitConfig(style="tiny", real="x", **kwargs)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_objective_picks_its_searcher_and_a_gap_fit_keeps_its_old_identity():
+    from trainer.fit.loop import FitConfig
+
+    assert FitConfig(style="tiny", real="x").algorithm == "lm"
+    wake = FitConfig(style="tiny", real="x", objective="wake", checkpoint="facebook")
+    assert wake.algorithm == "cma" and wake.identity()["checkpoint"] == "facebook"
+    assert "objective" not in FitConfig(style="tiny", real="x").identity()    # fits begun before still continue
+
+
+def test_wake_checkpoint_that_cannot_draw_the_style_is_one_line(tmp_path):
+    import torch
+
+    from trainer import checkpoint
+    from trainer.fit.wake import load_wake_reader
+    from trainer.model import build_model
+
+    raw = tomllib.loads((ROOT / "synthstream/styles/tiny.toml").read_text())
+    raw["alphabet"] = raw["alphabet"] + "XY"
+    wider = parse_style(raw)
+    torch.manual_seed(0)
+    checkpoint.save(tmp_path / "c.pt", model=build_model("cpu", wider), optimizer=None, step=0, position=0,
+                    config={}, style_raw=wider.to_raw(), preset="cpu")
+    with pytest.raises(UserError) as e:
+        load_wake_reader(str(tmp_path / "c.pt"), load_style("tiny"))
+    assert "reads characters 'XY'" in str(e.value) and "\n" not in str(e.value)
+    assert load_wake_reader(str(tmp_path / "c.pt"), wider).style.alphabet == wider.alphabet
+
+
+def test_wake_fit_bad_inputs_are_one_line_at_the_cli(tmp_path):
+    from synthstream.generate import generate
+    from synthstream.labelled import write_labelled_folder
+
+    images = tmp_path / "images"
+    write_labelled_folder(images, generate(load_style("tiny"), 0, 0, 12)[0], ["A"] * 12)
+    cases = [
+        (["--objective", "wake"], "needs checkpoint"),
+        (["--objective", "wake", "--checkpoint", "facebook"], "reads 200x50 images; the style 'tiny' draws 48x32"),
+    ]
+    for i, (args, words) in enumerate(cases):
+        r = _cli("--style", "tiny", "--real", str(images), "--out", str(tmp_path / f"o{i}"), *args)
+        assert r.returncode == 2, (args, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], (args, r.stderr)
+        assert not (tmp_path / f"o{i}").exists()

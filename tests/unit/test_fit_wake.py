@@ -64,3 +64,26 @@ def test_ranking_bench_refuses_a_style_of_another_size_in_one_line(capsys, real_
     assert main(["ranking", "--real", real, "--checkpoint", "lepture", "-n", "4", "facebook=0.2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "200x50 differs from --checkpoint lepture's 160x60" in err[0]
+
+
+def test_the_fit_scores_the_wake_objective_guarded_by_the_gap_and_reports_both():
+    from trainer.fit.objective import WakeTarget, score, target_of
+    from trainer.fit.wake import wake_objective
+
+    own = _tiny()
+    images, traces = generate(own, 3, 0, 12)
+    readings = tuple(((t, 1.0),) for t in traces.texts())
+    other = _tiny(ink=140, blur_sigma=1.5)
+    target = target_of(images)
+    gap = score(other, target, 20, 0)["objective"]
+    background = abs(score(other, target, 20, 0)["stats"]["background"])
+    for weight, cap, stat_caps, penalty in ((0.0, np.inf, (), 0.0), (0.5, np.inf, (), 0.0),
+                                            (0.0, gap - 0.25, (), 2.5), (0.0, gap, (), 0.0),
+                                            (0.0, np.inf, (("background", background - 0.5),), 5.0)):
+        wake = WakeTarget(images, readings, BANDWIDTH, renders=8, gap_weight=weight, gap_cap=cap,
+                          stat_caps=stat_caps)
+        result = score(other, type(target)(target.features, 32, 48, wake), 20, 0)
+        assert result["wake"] == wake_objective(other, images, readings, bandwidth=BANDWIDTH, renders=8)
+        assert result["gap"] == gap > 0
+        assert result["objective"] == pytest.approx(result["wake"] + weight * gap + penalty)
+        assert "residuals" not in result                  # the wake objective has none: lm cannot search it

@@ -22,7 +22,7 @@ def with_field(path: str, value):
 
 
 def test_builtins_are_the_five_styles():
-    assert builtin_styles() == ["facebook", "facebook_fit", "lepture", "rough", "tiny", "wikipedia",
+    assert builtin_styles() == ["facebook", "facebook_fit", "facebook_wake", "lepture", "rough", "tiny", "wikipedia",
                                 "wikipedia_letters"]
     for name in builtin_styles():
         assert load_style(name).name == name
@@ -77,7 +77,8 @@ def test_missing_required_field():
 
 
 def test_unknown_style_lists_available():
-    with pytest.raises(UserError, match="available: facebook, facebook_fit, lepture, rough, tiny, wikipedia"):
+    with pytest.raises(UserError,
+                       match="available: facebook, facebook_fit, facebook_wake, lepture, rough, tiny, wikipedia"):
         load_style("recaptcha")
 
 

@@ -1,10 +1,14 @@
 """`synthstream fit`: learn a style's global parameters from unlabeled real images, round by round.
 
 Each round: search the style's parameters (trainer/fit/space.py) with Ray Tune, every trial rendering a
-synthetic set with a fixed seed and scoring it against the real images (trainer/fit/objective.py), the
-searcher CMA-ES (trainer/fit/search.py); write the best style; optionally train a proposal on it (the sleep
-phase, `trainer.run.run`) and, where a labelled evaluation folder is given, report the model's reading rate
-on it (never used by the fit). The next round starts from the fitted style.
+synthetic set with a fixed seed and scoring it against the real images (trainer/fit/objective.py: the
+feature gap, or the wake objective), the searcher Levenberg-Marquardt, CMA-ES or random (trainer/fit/search.py);
+write the best style; optionally train a proposal on it (the sleep phase, `trainer.run.run`) and, where a
+labelled evaluation folder is given, report the model's reading rate on it (never used by the fit). The next
+round starts from the fitted style. With the wake objective the real images are read once per round by a
+trained model: `checkpoint` in round 1 and in every round without a sleep phase; with one, each later round
+reads them with the previous round's newly trained model (wake-sleep). The bandwidth is `checkpoint`'s
+training style's calibrated one for the whole fit.
 
 Output folder:
     fit.json                 the fit's arguments (its identity: a re-run with the same ones continues) and rounds
@@ -33,7 +37,7 @@ import numpy as np
 
 from synthstream.errors import UserError
 from synthstream.style import Style
-from trainer.fit.objective import Target, score, synthetic_images, target_of
+from trainer.fit.objective import OBJECTIVES, STAT_FLOOR, Target, score, synthetic_images, target_of
 from trainer.fit.search import ALGORITHMS, make_searcher
 from trainer.fit.space import Space, build_space, read_style_file
 from trainer.fit.write import style_toml
@@ -41,6 +45,7 @@ from trainer.fit.write import style_toml
 log = logging.getLogger(__name__)
 FAR = 0.5                   # a statistic no trial brought within this many sds is reported as not expressed
 MIN_REAL = 10
+GAP_SLACK = 0.25            # wake: at 0 the start sits on its caps and nearly every move crosses one (docs/fit.md)
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,12 @@ class FitConfig:
     rounds: int = 1
     budget: int = 48                  # trials per round
     population: int = 12              # CMA-ES generation size (cma, random)
-    algorithm: str = "lm"
+    algorithm: str | None = None      # None: the objective's default (gap: lm, wake: cma)
+    objective: str = "gap"            # trainer.fit.objective.OBJECTIVES
+    checkpoint: str | None = None     # the wake objective's reader (a shipped name, checkpoint or run folder)
+    renders: int = 32                 # wake: renders per real image
+    gap_weight: float = 0.0           # wake: + gap_weight * gap
+    gap_slack: float = GAP_SLACK      # wake: the gap may rise to (1 + gap_slack) x the round's start's
     n_synthetic: int = 200            # images rendered per trial
     max_real: int = 500
     seed: int = 0
@@ -75,8 +85,28 @@ class FitConfig:
             raise UserError(f"population = {self.population} must be >= 4")
         if self.n_synthetic < MIN_REAL:
             raise UserError(f"n_synthetic = {self.n_synthetic} must be >= {MIN_REAL}")
+        if self.objective not in OBJECTIVES:
+            raise UserError(f"objective {self.objective!r} is unknown; available: {', '.join(OBJECTIVES)}")
+        kind = OBJECTIVES[self.objective]
+        if self.algorithm is None:
+            object.__setattr__(self, "algorithm", kind.default_algorithm)
         if self.algorithm not in ALGORITHMS:
             raise UserError(f"algorithm {self.algorithm!r} is unknown; available: {', '.join(ALGORITHMS)}")
+        if self.algorithm not in kind.algorithms:
+            raise UserError(f"algorithm {self.algorithm!r} cannot search the {self.objective} objective (it needs "
+                            f"per-feature residuals); use {' or '.join(kind.algorithms)}")
+        if kind.needs_checkpoint and not self.checkpoint:
+            raise UserError(f"objective {self.objective!r} needs checkpoint: a trained model that reads the real "
+                            f"images (a shipped model's name, a checkpoint or a run folder)")
+        if not kind.needs_checkpoint and (self.checkpoint or self.gap_weight or self.gap_slack != GAP_SLACK
+                                          or self.renders != 32):
+            raise UserError(f"checkpoint, renders, gap_weight and gap_slack are for objective 'wake'; objective "
+                            f"{self.objective!r} uses none")
+        if not isinstance(self.renders, int) or isinstance(self.renders, bool) or self.renders < 1:
+            raise UserError(f"renders = {self.renders!r} must be a positive integer")
+        for name in ("gap_weight", "gap_slack"):
+            if not 0 <= getattr(self, name) < 1e12:
+                raise UserError(f"{name} = {getattr(self, name)!r} must be >= 0")
         if not 0 < self.trial_cpus <= 64:
             raise UserError(f"trial_cpus = {self.trial_cpus!r} must be in (0, 64]")
         if not isinstance(self.train_steps, int) or self.train_steps < 0:
@@ -85,8 +115,12 @@ class FitConfig:
     def identity(self) -> dict:
         """What a continued fit must match: everything but the budget and the number of rounds, which a
         continued fit may change (finished rounds are kept as they are)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
-                if k not in ("budget", "rounds")}
+        out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
+               if k not in ("budget", "rounds")}
+        if self.objective == "gap":                   # as before the wake objective: older fits continue
+            for k in ("objective", "checkpoint", "renders", "gap_weight", "gap_slack"):
+                out.pop(k)
+        return out
 
 
 @dataclass(frozen=True)
@@ -111,8 +145,8 @@ def _trial(config: dict, job: Job) -> None:
     except Exception as e:        # a corner of the space the style language refuses: scored, so it is replayed
         tune.report({"objective": float("inf"), "error": f"{type(e).__name__}: {str(e)[:200]}"})
         return
-    tune.report({"objective": result["objective"], "residuals": result["residuals"],
-                 **{f"stat/{k}": v for k, v in result["stats"].items()}})
+    tune.report({k: result[k] for k in ("objective", "gap", "wake", "residuals") if k in result}
+                | {f"stat/{k}": v for k, v in result["stats"].items()})
 
 
 def _trial_log(path: Path):
@@ -125,6 +159,7 @@ def _trial_log(path: Path):
             r = trial.last_result or {}
             record = {"trial": trial.trial_id, "config": {"u": list(trial.config["u"]), "k": list(trial.config["k"])},
                       "objective": float(r.get("objective", float("inf"))),
+                      **{k: float(r[k]) for k in ("gap", "wake") if k in r},
                       "stats": {k[5:]: v for k, v in r.items() if k.startswith("stat/")},
                       **({"residuals": list(r["residuals"])} if "residuals" in r else {})}
             with path.open("a") as f:
@@ -157,7 +192,8 @@ def _search(config: FitConfig, space: Space, start: Style, target: Target, round
     if records:
         trials_path.write_text("".join(json.dumps(r) + "\n" for r in records))    # drop a cut-short line
     searcher = make_searcher(config.algorithm, space.n_continuous, [len(p.choices) for p in space.categorical],
-                             space.encode(start), population=config.population, seed=config.seed * 1000 + round_no)
+                             space.encode(start), population=config.population, seed=config.seed * 1000 + round_no,
+                             sigma=OBJECTIVES[config.objective].sigma)
     searcher.replay(records)
     remaining = config.budget - len(records)
     if remaining <= 0 or getattr(searcher, "done", False):
@@ -218,7 +254,7 @@ def _train(config: FitConfig, style: Style, out: Path) -> str:
     stream = StreamConfig(style=style, seed=config.seed, batch_size=64, num_actors=1, actor_cpus=0.5)
     train = TrainConfig(stream=stream, preset=config.train_preset, steps=config.train_steps,
                         val_every=max(1, min(500, config.train_steps)), val_size=256,
-                        max_seconds=None if config.train_minutes is None else 60.0 * config.train_minutes)
+                        max_minutes=config.train_minutes)
     run_training(train, str(out), progress=False)
     return str(out)
 
@@ -237,9 +273,15 @@ def reading_rate(checkpoint: str, eval_data: str) -> dict:
 
 
 def _report_md(summary: dict) -> str:
+    kind = OBJECTIVES[summary.get("objective_name", "gap")]
     lines = [f"# Round {summary['round']}", "",
-             f"objective (feature gap, 0 = alike): start {summary['objective_start']:.4f} -> fitted "
+             f"objective ({kind.description}): start {summary['objective_start']:.4f} -> fitted "
              f"{summary['objective']:.4f} over {summary['trials']} trials ({summary['wall_s']:.0f} s)", ""]
+    if summary.get("wake") is not None:
+        lines += [f"wake objective (lower: the real images likelier; read by {summary['read_by']}, bandwidth "
+                  f"{summary['bandwidth']:.2f}, {summary['renders']} renders each, {summary['images_left_out']} "
+                  f"images left out): {summary['wake_start']:.4f} -> {summary['wake']:.4f}",
+                  f"feature gap (0 = alike): {summary['gap_start']:.4f} -> {summary['gap']:.4f}", ""]
     if summary.get("rate") is not None:
         rate = summary["rate"]["exact_rate"]
         lines += [f"reading rate on the evaluation folder (reported, never used): {rate:.3f}", ""]
@@ -264,7 +306,7 @@ def _plot(out: Path, rounds: list[dict]) -> None:
     xs = [0] + [r["round"] for r in rounds]
     ax.plot(xs, [rounds[0]["objective_start"]] + [r["objective"] for r in rounds], "o-", label="objective")
     ax.set_xlabel("round")
-    ax.set_ylabel("feature gap (0 = alike)")
+    ax.set_ylabel(OBJECTIVES[rounds[0].get("objective_name", "gap")].description)
     rated = [r for r in rounds if r.get("rate")]
     if rated:
         ax2 = ax.twinx()
@@ -314,6 +356,7 @@ def fit(config: FitConfig, out_dir: str, address: str | None = None) -> dict:
         raise UserError(f"--real {config.real!r} holds {len(real)} images; a fit needs at least {MIN_REAL}")
     if config.eval_data is not None and not Path(config.eval_data).is_dir():
         raise UserError(f"--eval-data {config.eval_data!r} is not a directory")
+    wake = _Wake(config, style) if OBJECTIVES[config.objective].needs_checkpoint else None
     state = check_out(out, config)
     state["budget"], state["rounds_asked"] = config.budget, config.rounds
     out.mkdir(parents=True, exist_ok=True)
@@ -324,16 +367,65 @@ def fit(config: FitConfig, out_dir: str, address: str | None = None) -> dict:
         if any(r["round"] == round_no for r in state["rounds"]):
             style = _load_fitted(out / f"round_{round_no:02d}" / "style.toml")
             continue
-        summary = _round(config, space, style, target, real, out, round_no, raw_file.get("fit"))
+        round_target = target if wake is None else wake.target(target, style, real, out, round_no)
+        summary = _round(config, space, style, round_target, real, out, round_no, raw_file.get("fit"))
         state["rounds"].append(summary)
         _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
         _plot(out, state["rounds"])
         style = _load_fitted(out / f"round_{round_no:02d}" / "style.toml")
-        print(f"round {round_no}: objective {summary['objective_start']:.4f} -> {summary['objective']:.4f}"
+        print(f"round {round_no}: {round_line(summary)}"
               + (f"; reading rate {summary['rate']['exact_rate']:.3f}" if summary.get("rate") else "")
               + f"; not expressed: {', '.join(summary['not_expressed']) or 'none'}")
     _write_text(out / "fitted.toml", (out / f"round_{config.rounds:02d}" / "style.toml").read_text())
     return state
+
+
+class _Wake:
+    """The wake objective's readers: `checkpoint` (loaded and checked against the style before anything is
+    written), and with a sleep phase the previous round's model from round 2 on; one bandwidth for the fit."""
+
+    def __init__(self, config: FitConfig, style: Style) -> None:
+        from trainer.fit.wake import load_wake_reader
+        from trainer.infer import calibrated_bandwidth
+
+        self.config = config
+        self.readers = {config.checkpoint: load_wake_reader(config.checkpoint, style)}
+        self.bandwidth = calibrated_bandwidth(self.readers[config.checkpoint].trained)
+
+    def checkpoint(self, out: Path, round_no: int) -> str:
+        if round_no == 1 or not self.config.train_steps:
+            return self.config.checkpoint
+        return str(out / f"round_{round_no - 1:02d}" / "train")
+
+    def target(self, target: Target, style: Style, real: np.ndarray, out: Path, round_no: int) -> Target:
+        from dataclasses import replace
+
+        from trainer.fit.wake import load_wake_reader, wake_target
+
+        name = self.checkpoint(out, round_no)
+        if name not in self.readers:
+            self.readers[name] = load_wake_reader(name, style)
+        t0 = time.time()
+        c = self.config
+        start = score(style, target, c.n_synthetic, c.seed)                  # the start's, as its first trial
+        slack = 1 + c.gap_slack
+        caps = tuple((s, max(abs(v), STAT_FLOOR) * slack) for s, v in start["stats"].items())
+        wake = wake_target(self.readers[name], name, style, real, bandwidth=self.bandwidth, renders=c.renders,
+                           gap_weight=c.gap_weight, gap_cap=start["gap"] * slack, stat_caps=caps, seed=c.seed,
+                           minimum=MIN_REAL)
+        log.info("round %d: %d real images read by %s in %.0f s", round_no, len(real), name, time.time() - t0)
+        return replace(target, wake=wake)
+
+
+def round_line(summary: dict) -> str:
+    """The round's objective(s), start -> fitted, in one line."""
+    if summary.get("wake") is None:
+        return f"objective {summary['objective_start']:.4f} -> {summary['objective']:.4f}"
+    line = f"wake {summary['wake_start']:.4f} -> {summary['wake']:.4f}, feature gap {summary['gap_start']:.4f} -> " \
+           f"{summary['gap']:.4f}"
+    if summary.get("gap_weight") or summary["objective"] != summary["wake"]:
+        line += f" (searched, guarded: {summary['objective_start']:.4f} -> {summary['objective']:.4f})"
+    return line
 
 
 def _start_style(space: Space) -> Style:
@@ -357,12 +449,21 @@ def _round(config: FitConfig, space: Space, start: Style, target: Target, real: 
     best = min(records, key=lambda r: r["objective"])
     fitted = space.decode(best["config"]["u"], best["config"]["k"])
     first = records[0]                      # the searcher's first point is the start itself
-    summary = {"round": round_no, "trials": len(records), "objective_start": first["objective"],
-               "objective": best["objective"], "stats": best["stats"],
+    summary = {"round": round_no, "trials": len(records), "objective_name": config.objective,
+               "objective_start": first["objective"], "objective": best["objective"],
+               "gap_start": first.get("gap", first["objective"]), "gap": best.get("gap", best["objective"]),
+               "wake_start": first.get("wake"), "wake": best.get("wake"), "stats": best["stats"],
                "expressiveness": expressiveness(records, best["stats"], first["stats"])}
+    if target.wake is not None:
+        summary.update(read_by=target.wake.checkpoint, bandwidth=target.wake.bandwidth, renders=target.wake.renders,
+                       gap_weight=target.wake.gap_weight, gap_cap=target.wake.gap_cap,
+                       statistic_caps=dict(target.wake.stat_caps),
+                       images_left_out=target.wake.left_out)
     summary["not_expressed"] = [r["statistic"] for r in summary["expressiveness"] if not r["expressed"]]
-    header = [f"Fitted by `synthstream fit` from {space.source}, round {round_no}: feature gap "
-              f"{first['objective']:.4f} -> {best['objective']:.4f} over {len(records)} trials",
+    how = round_line(summary) if target.wake is None else (
+        round_line(summary) + f"; the real images read by {target.wake.checkpoint}")
+    header = [f"Fitted by `synthstream fit` from {space.source}, round {round_no}: "
+              f"{how.replace('objective', 'feature gap', 1)} over {len(records)} trials",
               f"against the images of {config.real} (no labels read). Edit freely; `--style` takes this file."]
     notes = space.describe()
     _write_text(round_dir / "style.toml", style_toml(fitted, notes, header, fit_table))

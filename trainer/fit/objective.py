@@ -1,4 +1,18 @@
-"""The fit's objective, which needs no labels: how far a style's samples are from the real images.
+"""The fit's objectives, which need no labels: how far a style's samples are from the real images.
+
+Two objectives (`OBJECTIVES`, the one place that says what each needs; lower is better for both):
+
+- `gap` (default): the feature gap below; its per-feature residuals let `lm` (Levenberg-Marquardt) search.
+- `wake`: the wake-phase objective (trainer/fit/wake.py), - mean_i log p^(x_i | style) with the texts of the
+  real images read once by a trained model (`--checkpoint`) and one ABC bandwidth for the whole fit; a scalar
+  per candidate (no residuals), so it is searched by `cma` (default) or `random`. The objective searched is
+  the wake objective guarded by the gap: `wake + gap_weight * gap + PENALTY * (max(0, gap - gap_cap) +
+  sum_s max(0, |gap_s| - cap_s))`, the caps the round's start style's feature gap and, per image statistic s
+  (background, contrast, stroke width, ...: `statistic_gaps`, in sds), its |gap| at the start or 1 sd if
+  larger, each times (1 + gap_slack) (default slack 0: a candidate may not move the image statistics further
+  from the real images than the start). docs/fit.md measures why: the wake objective alone, and with 0.1 x
+  gap added, fits grey, washed-out, blurred styles; capped by the total gap alone, the background greyed by
+  2.6 sd. The gap is computed on every trial either way, so a round reports both.
 
 `objective = feature gap` (synthstream/fidelity.py): the mean over the fidelity classifier's ~100 features
 (image statistics, grey-level / gradient / orientation / ink-run histograms, row and column ink profiles) of
@@ -20,12 +34,51 @@ from synthstream.style import Style
 
 
 @dataclass(frozen=True)
+class Objective:
+    """What an objective needs: its searchers, whether a trained model reads the real images first."""
+
+    name: str
+    description: str
+    default_algorithm: str
+    algorithms: tuple[str, ...]
+    needs_checkpoint: bool
+    sigma: float = 0.3                       # cma's first step, a share of each envelope
+
+
+OBJECTIVES = {
+    "gap": Objective("gap", "feature gap, 0 = alike", "lm", ("lm", "cma", "random"), False),
+    # a smaller first step: at 0.3, 4 of the first 97 Facebook trials kept the gap within the cap (docs/fit.md)
+    "wake": Objective("wake", "wake objective, guarded by the feature gap; nats", "cma", ("cma", "random"), True,
+                      sigma=0.1),
+}
+PENALTY = 10.0                               # nats per unit of feature gap (or sd of a statistic) above a cap
+STAT_FLOOR = 1.0                             # a statistic's cap is at least this many sds
+
+
+@dataclass(frozen=True)
+class WakeTarget:
+    """The wake objective's fixed parts: the real images, their readings by a trained model, one bandwidth."""
+
+    images: np.ndarray                           # uint8 [n, H, W] at the fitted style's size
+    readings: tuple                              # per image: ((text, weight), ...)
+    bandwidth: float
+    renders: int = 32
+    gap_weight: float = 0.0                      # objective = wake + gap_weight * gap
+    gap_cap: float = float("inf")                #     + PENALTY * max(0, gap - gap_cap)
+    stat_caps: tuple = ()                        #     + PENALTY * sum max(0, |stat gap| - cap): (name, cap)
+    checkpoint: str = ""                         # who read the images (reports only)
+    left_out: int = 0                            # real images whose reading the style cannot draw
+
+
+@dataclass(frozen=True)
 class Target:
-    """What a fit is compared with: the real images' features (rows: images), nothing else."""
+    """What a fit is compared with: the real images' features (rows: images) and, for the wake objective,
+    the images with their readings; nothing else (no label)."""
 
     features: np.ndarray
     height: int
     width: int
+    wake: WakeTarget | None = None
 
     @property
     def n(self) -> int:
@@ -59,11 +112,20 @@ def residuals(real: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
 
 
 def score(style: Style, target: Target, n: int, seed: int) -> dict:
-    """{"objective": feature gap, "stats": {statistic: gap in sds}, "residuals": per-feature gaps} of n samples
-    of the style (seed fixed)."""
+    """{"objective": what is searched, "gap": feature gap, "stats": {statistic: gap in sds}, "residuals":
+    per-feature gaps (the gap objective only)} of n samples of the style (seed fixed); with a wake target, also
+    "wake" and the objective is the guarded wake objective (module docstring)."""
     synthetic = features(synthetic_images(style, n, seed))
     r = residuals(target.features, synthetic)
     gap = feature_gap(target.features, synthetic)
     assert abs(gap - float(np.mean(r ** 2))) < 1e-9 * max(1.0, gap)
-    return {"objective": gap, "stats": statistic_gaps(target.features, synthetic),
-            "residuals": [round(float(v), 5) for v in r]}
+    out = {"objective": gap, "gap": gap, "stats": statistic_gaps(target.features, synthetic)}
+    if target.wake is None:
+        return {**out, "residuals": [round(float(v), 5) for v in r]}
+    from trainer.fit.wake import wake_objective
+
+    w = target.wake
+    value = wake_objective(style, w.images, w.readings, bandwidth=w.bandwidth, renders=w.renders, seed=seed)
+    over = max(0.0, gap - w.gap_cap) + sum(max(0.0, abs(out["stats"][s]) - cap) for s, cap in w.stat_caps)
+    guarded = value + w.gap_weight * gap + PENALTY * over
+    return {**out, "objective": guarded, "wake": value}

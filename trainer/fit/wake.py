@@ -92,3 +92,51 @@ def wake_objective(style: Style, images: np.ndarray, readings: Readings, *, band
     """- mean_i log p^(x_i | style): lower is better (module docstring)."""
     return float(-np.mean(wake_log_likelihoods(style, images, readings, bandwidth=bandwidth, renders=renders,
                                                seed=seed)))
+
+
+def load_wake_reader(checkpoint: str, style: Style):
+    """The reader of `checkpoint` (a shipped model's name, a checkpoint or a run folder, as every command
+    resolves one), checked against the style being fitted: its readings must be drawable by it. UserError
+    (one line) otherwise."""
+    from synthstream.errors import UserError
+    from trainer.reader import load_reader
+
+    reader = load_reader(checkpoint)
+    read = reader.style
+    if (read.height, read.width) != (style.height, style.width):
+        raise UserError(f"--checkpoint {checkpoint!r} reads {read.width}x{read.height} images; the style "
+                        f"{style.name!r} draws {style.width}x{style.height}: the wake objective needs one size")
+    missing = "".join(sorted(set(read.alphabet) - set(style.alphabet)))
+    if missing:
+        raise UserError(f"--checkpoint {checkpoint!r} reads characters {missing!r} that the style {style.name!r} "
+                        f"cannot draw (not in its alphabet)")
+    return reader
+
+
+def wake_target(reader, checkpoint: str, style: Style, images: np.ndarray, *, bandwidth: float, renders: int,
+                gap_weight: float, gap_cap: float = float("inf"), stat_caps: tuple = (), seed: int = 0,
+                minimum: int = 1):
+    """The wake objective's fixed parts for a fit: `images` read once by `reader` (its MAP reading), scored
+    at `bandwidth` for every candidate (trainer.fit.objective.WakeTarget). An image whose reading the style
+    cannot draw (nothing read, or a length outside its num_chars) is left out (`WakeTarget.left_out`); fewer
+    than `minimum` drawable readings is one UserError."""
+    from synthstream.errors import UserError
+    from synthstream.trace import codec_of
+    from trainer.fit.objective import WakeTarget
+
+    codec = codec_of(style)
+    keep, texts = [], []
+    for i, pairs in enumerate(read_images(reader, images, 1, seed=seed)):
+        try:
+            codec.encode_texts([pairs[0][0]])
+        except ValueError:
+            continue
+        keep.append(i)
+        texts.append(pairs[0][0])
+    if len(keep) < minimum:
+        raise UserError(f"--checkpoint {checkpoint!r} read {len(keep)} of {len(images)} images as texts the style "
+                        f"{style.name!r} can draw; the wake objective needs at least {minimum}")
+    return WakeTarget(images=images[keep], readings=tuple(((t, 1.0),) for t in texts), bandwidth=float(bandwidth),
+                      renders=renders, gap_weight=float(gap_weight), gap_cap=float(gap_cap), stat_caps=tuple(stat_caps),
+                      checkpoint=checkpoint,
+                      left_out=len(images) - len(keep))
