@@ -9,8 +9,8 @@ Two objectives (`OBJECTIVES`, the one place that says what each needs; lower is 
   the wake objective guarded by the gap: `wake + gap_weight * gap + PENALTY * (max(0, gap - gap_cap) +
   sum_s max(0, |gap_s| - cap_s))`, the caps the round's start style's feature gap and, per image statistic s
   (background, contrast, stroke width, ...: `statistic_gaps`, in sds), its |gap| at the start or 1 sd if
-  larger, each times (1 + gap_slack) (default slack 0: a candidate may not move the image statistics further
-  from the real images than the start). docs/fit.md measures why: the wake objective alone, and with 0.1 x
+  larger, each times (1 + gap_slack) (default 0.25: a candidate may move the image statistics a quarter
+  further from the real images than the start). docs/fit.md measures why: the wake objective alone, and with 0.1 x
   gap added, fits grey, washed-out, blurred styles; capped by the total gap alone, the background greyed by
   2.6 sd. The gap is computed on every trial either way, so a round reports both.
 
