@@ -15,11 +15,17 @@ def draw_glyph(canvas, pixels, off, gh, gw, top, left, angle):
     H, W = canvas.shape
     if angle == 0.0 and top == math.floor(top) and left == math.floor(left):
         t, lf = np.int64(top), np.int64(left)
+        c0, c1 = max(0, -lf), min(gw, W - lf)
         for r in range(max(0, -t), min(gh, H - t)):
-            for c in range(max(0, -lf), min(gw, W - lf)):
-                a = pixels[off + r * gw + c]
-                if a > canvas[t + r, lf + c]:
-                    canvas[t + r, lf + c] = a
+            # branch-free, unsigned indices (no negative-index wraparound test): the loop vectorises
+            src = np.uint64(off + r * gw + c0)
+            dst = np.uint64(lf + c0)
+            y = np.uint64(t + r)
+            for j in range(c1 - c0):
+                u = np.uint64(j)
+                a = pixels[src + u]
+                old = canvas[y, dst + u]
+                canvas[y, dst + u] = a if a > old else old
         return
     glyph = pixels[off:off + gh * gw].reshape((gh, gw))
     draw_glyph_scaled(canvas, glyph, top + 0.5 * (gh - 1), left + 0.5 * (gw - 1), angle, 1.0, 1.0)
