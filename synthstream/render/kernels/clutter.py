@@ -13,22 +13,9 @@ from synthstream.render.jit import ngjit
 
 
 @ngjit
-def _paint(canvas, y, x, a, sign):
-    if a <= 0.0:
-        return
-    if a > 1.0:
-        a = 1.0
-    if sign > 0:
-        if a > canvas[y, x]:
-            canvas[y, x] = a
-    else:
-        canvas[y, x] *= 1.0 - a
-
-
-@ngjit
 def _painted(old, a, paint, sign):
-    """`_paint`'s result as a value: what canvas pixel `old` becomes under coverage a where `paint` (and a > 0)
-    holds, else old. Branch-free, so loops that call it vectorise."""
+    """What canvas pixel `old` becomes under coverage a (clamped to 1) where `paint` and a > 0 hold, else old:
+    sign +1 paints ink (the max), -1 background (old (1 - a)). Branch-free, so loops that call it vectorise."""
     a = min(a, 1.0)
     new = (np.float32(a) if a > old else old) if sign > 0 else np.float32(old * (1.0 - a))
     return new if paint & (a > 0.0) else old
@@ -124,9 +111,11 @@ def draw_dot(canvas, cy, cx, radius, sign):
     xlo = max(0, np.int64(math.floor(cx - radius - 1)))
     xhi = min(W, np.int64(math.ceil(cx + radius + 1)) + 1)
     for y in range(ylo, yhi):
-        for x in range(xlo, xhi):
+        for j in range(max(0, xhi - xlo)):  # branch-free, unsigned column indices: the loop vectorises
+            x = xlo + j
+            ux = np.uint64(x)
             d = math.sqrt((y - cy) ** 2 + (x - cx) ** 2)
-            _paint(canvas, y, x, radius + 0.5 - d, sign)
+            canvas[y, ux] = _painted(canvas[y, ux], radius + 0.5 - d, True, sign)
 
 
 @ngjit

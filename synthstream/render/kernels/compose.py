@@ -72,8 +72,10 @@ def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy):
     gp_w = gw + 2
     gp = np.zeros((gh + 2) * gp_w, np.float32)         # the glyph inside a zero border of one pixel
     for r in range(gh):
-        for c in range(gw):
-            gp[(r + 1) * gp_w + c + 1] = glyph[r, c]
+        o = np.uint64((r + 1) * gp_w + 1)
+        ur = np.uint64(r)
+        for c in range(gw):                             # unsigned indices: no wraparound test
+            gp[o + np.uint64(c)] = glyph[ur, np.uint64(c)]
     n = x_hi - x_lo
     cell = np.empty(n, np.int64)
     ty_ = np.empty(n, np.float64)
