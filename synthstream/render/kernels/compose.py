@@ -52,11 +52,13 @@ def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy):
     the canvas axes, centred at (cy, cx) in pixel-index coordinates; bilinear (zero outside the glyph).
 
     Per row, only the columns whose sample can land inside the glyph are visited (`_span`, conservative),
-    in three passes as in `warp.remap_row`: where each pixel reads and with which weights (vectorises), the
-    four reads from a zero-bordered copy of the glyph (a gather, scalar), the blend and the max (vectorises).
-    Each pixel's float64 arithmetic is the sequence of `warp.sample_bilinear` (the four terms added in its
-    order from 0.0; a read outside the glyph, which it skips, adds an exact +0.0 here), so the pixels are
-    the same as a per-pixel `sample_bilinear` at any vector width."""
+    in passes as in `warp.remap_row`: where each pixel reads and with which weights (vectorises; the column
+    terms cos_a rx and -sin_a rx, rx = (x - cx) / sx, are computed once per glyph), the four reads from a
+    zero-bordered copy of the glyph (a gather, scalar), the blend into contiguous scratch (vectorises), the
+    max onto the canvas (vectorises). Each pixel's float64 arithmetic is the sequence of
+    `warp.sample_bilinear` (the four terms added in its order from 0.0; a read outside the glyph, which it
+    skips, adds an exact +0.0 here) and the same comparison with the canvas, so the pixels are those of a
+    per-pixel `sample_bilinear` at any vector width."""
     H, W = canvas.shape
     gh, gw = glyph.shape
     cos_a = math.cos(angle)
@@ -81,8 +83,17 @@ def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy):
     ty_ = np.empty(n, np.float64)
     tx_ = np.empty(n, np.float64)
     vals = np.empty((4, n), np.float32)
+    acc = np.empty(n, np.float64)
     hu = 0.5 * (gw - 1)
     hv = 0.5 * (gh - 1)
+    # rx = (x - cx) / sx depends on the column only: its products with cos_a and -sin_a once per column
+    # (the same IEEE operations as per pixel, so the same values)
+    cu = np.empty(n, np.float64)
+    cv = np.empty(n, np.float64)
+    for j in range(n):
+        rx = (x_lo + j - cx) / sx
+        cu[j] = cos_a * rx
+        cv[j] = -sin_a * rx
     u_hi = np.float64(gw)
     v_hi = np.float64(gh)
     for y in range(y_lo, y_hi):
@@ -97,10 +108,11 @@ def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy):
         if xe <= xs:
             continue
         m = xe - xs
+        k0 = np.uint64(xs - x_lo)
         for j in range(m):
-            rx = (xs + j - cx) / sx
-            u = cos_a * rx + sin_a * ry + hu
-            v = -sin_a * rx + cos_a * ry + hv
+            k = k0 + np.uint64(j)
+            u = cu[k] + sin_a * ry + hu                  # cos_a rx + sin_a ry + hu
+            v = cv[k] + cos_a * ry + hv                  # -sin_a rx + cos_a ry + hv
             fv = math.floor(v)
             fu = math.floor(u)
             inside = (fv >= -1.0) & (fv < v_hi) & (fu >= -1.0) & (fu < u_hi)
@@ -114,13 +126,17 @@ def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy):
             vals[1, j] = gp[i + one]
             vals[2, j] = gp[i + wp_]
             vals[3, j] = gp[i + wp_ + one]
-        row = canvas[y, xs:xe]                           # a view indexed from 0: the loop vectorises
-        for j in range(m):
+        for j in range(m):                               # the blend, into contiguous scratch (vectorises)
             ty = ty_[j]
             tx = tx_[j]
             a = 0.0 + (1.0 - ty) * (1.0 - tx) * vals[0, j]
             a += (1.0 - ty) * tx * vals[1, j]
             a += ty * (1.0 - tx) * vals[2, j]
             a += ty * tx * vals[3, j]
-            old = row[j]
-            row[j] = np.float32(a) if (ty >= 0.0) & (a > old) else old
+            acc[j] = a if ty >= 0.0 else -np.inf         # reads nothing: never above the canvas
+        uy, ux = np.uint64(y), np.uint64(xs)
+        for j in range(m):                               # the max; unsigned indices: the loop vectorises
+            x = ux + np.uint64(j)
+            a = acc[j]
+            old = canvas[uy, x]
+            canvas[uy, x] = np.float32(a) if a > old else old
