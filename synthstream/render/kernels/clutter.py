@@ -124,24 +124,34 @@ def draw_outline(canvas, padded, box, dy, dx, width, sign):
     distance to it ~ |c - 0.5| / |grad c| (gradient by central differences), painted on the pixels of partial
     coverage only (the anti-aliased edge band). `padded` (H + 2, W + 2) holds src inside a zero border of
     one pixel, so the neighbours need no bounds checks; `box` (y0, y1, x0, x1) bounds src's ink, so only
-    pixels of the moved box are visited. Each row is one branch-free loop (every pixel computed, the
-    painted ones selected), which vectorises; a pixel's arithmetic is the same at any vector width."""
+    pixels of the moved box are visited. Each row is two branch-free loops (every pixel's coverage into
+    contiguous scratch, -inf where it is not painted; then the paint), which vectorise; a pixel's arithmetic
+    is the same at any vector width. `padded` must be C-contiguous."""
     H, W = canvas.shape
     half = 0.5 * width + 0.5
     xa, xb = max(0, box[2] + dx), min(W, box[3] + dx)
     if xb <= xa:
         return
+    Wp = padded.shape[1]
+    flat = padded.reshape(padded.shape[0] * Wp)
+    acc = np.empty(xb - xa, np.float64)
     for y in range(max(0, box[0] + dy), min(H, box[1] + dy)):
         py = y - dy + 1
-        # views indexed from 0 (no wraparound test, so the loop vectorises); pixel x = xa + j reads src
-        # column x - dx, i.e. padded column xa - dx + 1 + j = mid[j + 1]
-        row = canvas[y, xa:xb]
-        up = padded[py - 1, xa - dx + 1:]
-        mid = padded[py, xa - dx:]
-        dn = padded[py + 1, xa - dx + 1:]
-        for j in range(row.shape[0]):
-            c = np.float64(mid[j + 1])       # float64 before subtracting (a float32 difference can round)
-            gy = 0.5 * (np.float64(dn[j]) - np.float64(up[j]))
-            gx = 0.5 * (np.float64(mid[j + 2]) - np.float64(mid[j]))
+        # pixel x = xa + j reads src column x - dx, i.e. padded column xa - dx + 1 + j; unsigned flat
+        # indices (no wraparound test) and contiguous scratch, so both loops vectorise
+        mid = np.uint64(py * Wp + xa - dx)           # padded[py, xa - dx + j] = flat[mid + j]
+        up = mid - np.uint64(Wp) + np.uint64(1)
+        dn = mid + np.uint64(Wp) + np.uint64(1)
+        one, two = np.uint64(1), np.uint64(2)
+        for i in range(xb - xa):
+            j = np.uint64(i)
+            c = np.float64(flat[mid + j + one])      # float64 before subtracting (a float32 difference can round)
+            gy = 0.5 * (np.float64(flat[dn + j]) - np.float64(flat[up + j]))
+            gx = 0.5 * (np.float64(flat[mid + j + two]) - np.float64(flat[mid + j]))
             g = math.sqrt(gy * gy + gx * gx)
-            row[j] = _painted(row[j], half - abs(c - 0.5) / g, (c > 0.0) & (c < 1.0) & (g > 1e-3), sign)
+            # the coverage where this pixel is painted, -inf (never painted) elsewhere
+            acc[j] = half - abs(c - 0.5) / g if (c > 0.0) & (c < 1.0) & (g > 1e-3) else -np.inf
+        uy, ux = np.uint64(y), np.uint64(xa)
+        for i in range(xb - xa):
+            j = np.uint64(i)
+            canvas[uy, ux + j] = _painted(canvas[uy, ux + j], acc[j], True, sign)
