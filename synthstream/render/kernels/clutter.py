@@ -35,15 +35,22 @@ def draw_segment(canvas, y0, x0, y1, x1, width, sign):
     vx = x1 - x0
     vv = vy * vy + vx * vx
     reach2 = half * half * (1.0 + 1e-9)     # pixels farther than this get no coverage
+    n = max(0, xhi - xlo)
+    acc = np.empty(n, np.float64)
     for y in range(ylo, yhi):
-        row = canvas[y, xlo:max(xlo, xhi)]  # a view indexed from 0: no wraparound test, so the loop vectorises
-        for j in range(row.shape[0]):
+        # each pixel's coverage into contiguous scratch (-inf where it gets none), then the paint over
+        # unsigned column indices (no wraparound test): both loops vectorise
+        for j in range(n):
             x = xlo + j
             t = min(1.0, max(0.0, ((y - y0) * vy + (x - x0) * vx) / vv)) if vv > 0.0 else 0.0
             dy = y - (y0 + t * vy)
             dx = x - (x0 + t * vx)
             d2 = dy * dy + dx * dx
-            row[j] = _painted(row[j], half - math.sqrt(d2), d2 < reach2, sign)
+            acc[j] = half - math.sqrt(d2) if d2 < reach2 else -np.inf
+        uy, ux = np.uint64(y), np.uint64(xlo)
+        for j in range(n):
+            u = ux + np.uint64(j)
+            canvas[uy, u] = _painted(canvas[uy, u], acc[j], True, sign)
 
 
 @ngjit
@@ -61,14 +68,18 @@ def draw_bezier(canvas, py, px, width, sign, segments):
 
 
 @ngjit
-def _ellipse_span(canvas, y, v, x0, x1, cx, rx, ry, half, sign):
-    row = canvas[y, x0:max(x0, x1)]
-    for j in range(row.shape[0]):
+def _ellipse_span(canvas, y, v, x0, x1, cx, rx, ry, half, sign, acc):
+    n = max(0, x1 - x0)
+    for j in range(n):                      # coverage into contiguous scratch, -inf where none (vectorises)
         u = (x0 + j - cx) / rx
         f = math.sqrt(u * u + v * v)
         g = math.sqrt((u / rx) ** 2 + (v / ry) ** 2) / f
         d = abs(f - 1.0) / g
-        row[j] = _painted(row[j], half - d, f != 0.0, sign)
+        acc[j] = half - d if f != 0.0 else -np.inf
+    uy, ux = np.uint64(y), np.uint64(x0)
+    for j in range(n):                      # the paint, unsigned column indices (vectorises)
+        k = ux + np.uint64(j)
+        canvas[uy, k] = _painted(canvas[uy, k], acc[j], True, sign)
 
 
 @ngjit
@@ -83,6 +94,7 @@ def draw_ellipse(canvas, cy, cx, ry, rx, width, sign):
     xlo = max(0, np.int64(math.floor(cx - rx - half)))
     xhi = min(W, np.int64(math.ceil(cx + rx + half)) + 1)
     c = half * max(1.0 / rx, 1.0 / ry)
+    acc = np.empty(max(0, xhi - xlo) + 4, np.float64)   # scratch for a span (at most the box, + margin)
     for y in range(ylo, yhi):
         v = (y - cy) / ry
         hi = (1.0 + c) ** 2 - v * v
@@ -96,10 +108,10 @@ def draw_ellipse(canvas, cy, cx, ry, rx, width, sign):
         b0 = max(xlo, np.int64(math.floor(cx + inner)) - 1)
         b1 = min(xhi, np.int64(math.ceil(cx + outer)) + 2)
         if a1 >= b0:                         # the spans touch: one span, so no pixel is painted twice
-            _ellipse_span(canvas, y, v, a0, max(a1, b1), cx, rx, ry, half, sign)
+            _ellipse_span(canvas, y, v, a0, max(a1, b1), cx, rx, ry, half, sign, acc)
         else:
-            _ellipse_span(canvas, y, v, a0, a1, cx, rx, ry, half, sign)
-            _ellipse_span(canvas, y, v, b0, b1, cx, rx, ry, half, sign)
+            _ellipse_span(canvas, y, v, a0, a1, cx, rx, ry, half, sign, acc)
+            _ellipse_span(canvas, y, v, b0, b1, cx, rx, ry, half, sign, acc)
 
 
 @ngjit
