@@ -22,9 +22,10 @@ def _painted(old, a, paint, sign):
 
 
 @ngjit
-def draw_segment(canvas, y0, x0, y1, x1, width, sign):
+def draw_segment(canvas, y0, x0, y1, x1, width, sign, acc):
     """A straight anti-aliased segment with round caps. Every pixel of its box is computed and the covered
-    ones selected (no branch per pixel), so each row's loop vectorises."""
+    ones selected (no branch per pixel), so each row's loop vectorises. `acc` is float64 scratch of at least
+    the canvas' width."""
     H, W = canvas.shape
     half = 0.5 * width + 0.5
     ylo = max(0, np.int64(math.floor(min(y0, y1) - half)))
@@ -36,7 +37,6 @@ def draw_segment(canvas, y0, x0, y1, x1, width, sign):
     vv = vy * vy + vx * vx
     reach2 = half * half * (1.0 + 1e-9)     # pixels farther than this get no coverage
     n = max(0, xhi - xlo)
-    acc = np.empty(n, np.float64)
     for y in range(ylo, yhi):
         # each pixel's coverage into contiguous scratch (-inf where it gets none), then the paint over
         # unsigned column indices (no wraparound test): both loops vectorise
@@ -57,13 +57,14 @@ def draw_segment(canvas, y0, x0, y1, x1, width, sign):
 def draw_bezier(canvas, py, px, width, sign, segments):
     """Cubic Bezier through control points py[4], px[4], as `segments` straight pieces."""
     prev_y, prev_x = py[0], px[0]
+    acc = np.empty(canvas.shape[1], np.float64)    # the segments' scratch, one allocation per curve
     for s in range(1, segments + 1):
         t = s / segments
         it = 1.0 - t
         b0, b1, b2, b3 = it * it * it, 3.0 * it * it * t, 3.0 * it * t * t, t * t * t
         y = b0 * py[0] + b1 * py[1] + b2 * py[2] + b3 * py[3]
         x = b0 * px[0] + b1 * px[1] + b2 * px[2] + b3 * px[3]
-        draw_segment(canvas, prev_y, prev_x, y, x, width, sign)
+        draw_segment(canvas, prev_y, prev_x, y, x, width, sign, acc)
         prev_y, prev_x = y, x
 
 
