@@ -71,19 +71,19 @@ def field_rows(H, W, key_x, key_y, table, sigma, alpha):
         flat = rows.reshape(2 * gh * W)
         uW = np.uint64(W)
         w1_, w2_, w3_ = uW, uW + uW, uW + uW + uW
-        for a in range(2):
-            g = gx if a == 0 else gy
-            for r in range(gh):
-                out = np.uint64((a * gh + r) * W)
-                for q in range(n_runs):
-                    s0, s1 = run_start[q], run_start[q + 1]
-                    src = np.uint64(r * gw + np.int64(ix[s0]))        # grid index of x = s0
-                    for j in range(s1 - s0):
-                        u = np.uint64(j)
-                        x = np.uint64(s0) + u
-                        i = src + u
-                        flat[out + x] = wt[x] * g[i] + wt[w1_ + x] * g[i + one] + wt[w2_ + x] * g[i + two] \
-                            + wt[w3_ + x] * g[i + three]
+        plane = np.uint64(gh * W)
+        for r in range(gh):
+            out = np.uint64(r * W)
+            for q in range(n_runs):
+                s0, s1 = run_start[q], run_start[q + 1]
+                src = np.uint64(r * gw + np.int64(ix[s0]))            # grid index of x = s0
+                for j in range(s1 - s0):
+                    u = np.uint64(j)
+                    x = np.uint64(s0) + u
+                    i = src + u
+                    w0, w1, w2, w3 = wt[x], wt[w1_ + x], wt[w2_ + x], wt[w3_ + x]
+                    flat[out + x] = w0 * gx[i] + w1 * gx[i + one] + w2 * gx[i + two] + w3 * gx[i + three]
+                    flat[plane + out + x] = w0 * gy[i] + w1 * gy[i + one] + w2 * gy[i + two] + w3 * gy[i + three]
         return rows
     for r in range(gh):
         base = np.uint64(r * gw)
