@@ -62,11 +62,7 @@ DRIP_X, DRIP_LEN, DRIP_THETA, DRIP_BEND, DRIP_W = 0, 1, 2, 3, 5   # BEND: 2 draw
 def _ink_box(glyph):
     """(r0, r1, c0, c1): the rows and columns of `glyph` (h, w) holding ink; the whole bitmap if none."""
     gh, gw = glyph.shape
-    r0, r1, c0, c1 = gh, 0, gw, 0
-    for r in range(gh):
-        for c in range(gw):
-            if glyph[r, c] > 0.0:
-                r0, r1, c0, c1 = min(r0, r), max(r1, r + 1), min(c0, c), max(c1, c + 1)
+    r0, r1, c0, c1 = ink_bbox(glyph, 0.0)
     if r1 <= r0:
         return 0, gh, 0, gw
     return r0, r1, c0, c1

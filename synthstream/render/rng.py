@@ -131,15 +131,18 @@ def fill_normals(out, key, table, scale):
     hashes = np.empty(nq, np.uint64)
     for q in range(nq):                     # the hashes first: a loop without loads, which vectorises
         hashes[q] = hash2(key, q)
-    for q in range(nq):                     # whole quads, unrolled
+    for q in range(nq):                     # whole quads, unrolled: the table reads (a gather, scalar)
         h = hashes[q]
         j = 4 * q
-        out[j] = scale * table[h & _MASK16]
-        out[j + 1] = scale * table[(h >> s16) & _MASK16]
-        out[j + 2] = scale * table[(h >> s32) & _MASK16]
-        out[j + 3] = scale * table[(h >> s48) & _MASK16]
+        out[j] = table[h & _MASK16]
+        out[j + 1] = table[(h >> s16) & _MASK16]
+        out[j + 2] = table[(h >> s32) & _MASK16]
+        out[j + 3] = table[(h >> s48) & _MASK16]
     q = n // 4
     if 4 * q < n:
         h = hash2(key, q)
         for r in range(n - 4 * q):
-            out[4 * q + r] = scale * normal_from_bits(h, r, table)
+            out[4 * q + r] = normal_from_bits(h, r, table)
+    if scale != 1.0:                        # then the scaling, which vectorises: float32(scale * float64(t)),
+        for j in range(n):                  # the same operations as scaling each read in place
+            out[j] = scale * out[j]

@@ -13,31 +13,19 @@ from synthstream.render.jit import ngjit
 
 
 @ngjit
-def _paint(canvas, y, x, a, sign):
-    if a <= 0.0:
-        return
-    if a > 1.0:
-        a = 1.0
-    if sign > 0:
-        if a > canvas[y, x]:
-            canvas[y, x] = a
-    else:
-        canvas[y, x] *= 1.0 - a
-
-
-@ngjit
 def _painted(old, a, paint, sign):
-    """`_paint`'s result as a value: what canvas pixel `old` becomes under coverage a where `paint` (and a > 0)
-    holds, else old. Branch-free, so loops that call it vectorise."""
+    """What canvas pixel `old` becomes under coverage a (clamped to 1) where `paint` and a > 0 hold, else old:
+    sign +1 paints ink (the max), -1 background (old (1 - a)). Branch-free, so loops that call it vectorise."""
     a = min(a, 1.0)
     new = (np.float32(a) if a > old else old) if sign > 0 else np.float32(old * (1.0 - a))
     return new if paint & (a > 0.0) else old
 
 
 @ngjit
-def draw_segment(canvas, y0, x0, y1, x1, width, sign):
+def draw_segment(canvas, y0, x0, y1, x1, width, sign, acc):
     """A straight anti-aliased segment with round caps. Every pixel of its box is computed and the covered
-    ones selected (no branch per pixel), so each row's loop vectorises."""
+    ones selected (no branch per pixel), so each row's loop vectorises. `acc` is float64 scratch of at least
+    the canvas' width."""
     H, W = canvas.shape
     half = 0.5 * width + 0.5
     ylo = max(0, np.int64(math.floor(min(y0, y1) - half)))
@@ -48,40 +36,51 @@ def draw_segment(canvas, y0, x0, y1, x1, width, sign):
     vx = x1 - x0
     vv = vy * vy + vx * vx
     reach2 = half * half * (1.0 + 1e-9)     # pixels farther than this get no coverage
+    n = max(0, xhi - xlo)
     for y in range(ylo, yhi):
-        row = canvas[y, xlo:max(xlo, xhi)]  # a view indexed from 0: no wraparound test, so the loop vectorises
-        for j in range(row.shape[0]):
+        # each pixel's coverage into contiguous scratch (-inf where it gets none), then the paint over
+        # unsigned column indices (no wraparound test): both loops vectorise
+        for j in range(n):
             x = xlo + j
             t = min(1.0, max(0.0, ((y - y0) * vy + (x - x0) * vx) / vv)) if vv > 0.0 else 0.0
             dy = y - (y0 + t * vy)
             dx = x - (x0 + t * vx)
             d2 = dy * dy + dx * dx
-            row[j] = _painted(row[j], half - math.sqrt(d2), d2 < reach2, sign)
+            acc[j] = half - math.sqrt(d2) if d2 < reach2 else -np.inf
+        uy, ux = np.uint64(y), np.uint64(xlo)
+        for j in range(n):
+            u = ux + np.uint64(j)
+            canvas[uy, u] = _painted(canvas[uy, u], acc[j], True, sign)
 
 
 @ngjit
 def draw_bezier(canvas, py, px, width, sign, segments):
     """Cubic Bezier through control points py[4], px[4], as `segments` straight pieces."""
     prev_y, prev_x = py[0], px[0]
+    acc = np.empty(canvas.shape[1], np.float64)    # the segments' scratch, one allocation per curve
     for s in range(1, segments + 1):
         t = s / segments
         it = 1.0 - t
         b0, b1, b2, b3 = it * it * it, 3.0 * it * it * t, 3.0 * it * t * t, t * t * t
         y = b0 * py[0] + b1 * py[1] + b2 * py[2] + b3 * py[3]
         x = b0 * px[0] + b1 * px[1] + b2 * px[2] + b3 * px[3]
-        draw_segment(canvas, prev_y, prev_x, y, x, width, sign)
+        draw_segment(canvas, prev_y, prev_x, y, x, width, sign, acc)
         prev_y, prev_x = y, x
 
 
 @ngjit
-def _ellipse_span(canvas, y, v, x0, x1, cx, rx, ry, half, sign):
-    row = canvas[y, x0:max(x0, x1)]
-    for j in range(row.shape[0]):
+def _ellipse_span(canvas, y, v, x0, x1, cx, rx, ry, half, sign, acc):
+    n = max(0, x1 - x0)
+    for j in range(n):                      # coverage into contiguous scratch, -inf where none (vectorises)
         u = (x0 + j - cx) / rx
         f = math.sqrt(u * u + v * v)
         g = math.sqrt((u / rx) ** 2 + (v / ry) ** 2) / f
         d = abs(f - 1.0) / g
-        row[j] = _painted(row[j], half - d, f != 0.0, sign)
+        acc[j] = half - d if f != 0.0 else -np.inf
+    uy, ux = np.uint64(y), np.uint64(x0)
+    for j in range(n):                      # the paint, unsigned column indices (vectorises)
+        k = ux + np.uint64(j)
+        canvas[uy, k] = _painted(canvas[uy, k], acc[j], True, sign)
 
 
 @ngjit
@@ -96,6 +95,7 @@ def draw_ellipse(canvas, cy, cx, ry, rx, width, sign):
     xlo = max(0, np.int64(math.floor(cx - rx - half)))
     xhi = min(W, np.int64(math.ceil(cx + rx + half)) + 1)
     c = half * max(1.0 / rx, 1.0 / ry)
+    acc = np.empty(max(0, xhi - xlo) + 4, np.float64)   # scratch for a span (at most the box, + margin)
     for y in range(ylo, yhi):
         v = (y - cy) / ry
         hi = (1.0 + c) ** 2 - v * v
@@ -109,10 +109,10 @@ def draw_ellipse(canvas, cy, cx, ry, rx, width, sign):
         b0 = max(xlo, np.int64(math.floor(cx + inner)) - 1)
         b1 = min(xhi, np.int64(math.ceil(cx + outer)) + 2)
         if a1 >= b0:                         # the spans touch: one span, so no pixel is painted twice
-            _ellipse_span(canvas, y, v, a0, max(a1, b1), cx, rx, ry, half, sign)
+            _ellipse_span(canvas, y, v, a0, max(a1, b1), cx, rx, ry, half, sign, acc)
         else:
-            _ellipse_span(canvas, y, v, a0, a1, cx, rx, ry, half, sign)
-            _ellipse_span(canvas, y, v, b0, b1, cx, rx, ry, half, sign)
+            _ellipse_span(canvas, y, v, a0, a1, cx, rx, ry, half, sign, acc)
+            _ellipse_span(canvas, y, v, b0, b1, cx, rx, ry, half, sign, acc)
 
 
 @ngjit
@@ -124,9 +124,11 @@ def draw_dot(canvas, cy, cx, radius, sign):
     xlo = max(0, np.int64(math.floor(cx - radius - 1)))
     xhi = min(W, np.int64(math.ceil(cx + radius + 1)) + 1)
     for y in range(ylo, yhi):
-        for x in range(xlo, xhi):
+        for j in range(max(0, xhi - xlo)):  # branch-free, unsigned column indices: the loop vectorises
+            x = xlo + j
+            ux = np.uint64(x)
             d = math.sqrt((y - cy) ** 2 + (x - cx) ** 2)
-            _paint(canvas, y, x, radius + 0.5 - d, sign)
+            canvas[y, ux] = _painted(canvas[y, ux], radius + 0.5 - d, True, sign)
 
 
 @ngjit
@@ -135,24 +137,34 @@ def draw_outline(canvas, padded, box, dy, dx, width, sign):
     distance to it ~ |c - 0.5| / |grad c| (gradient by central differences), painted on the pixels of partial
     coverage only (the anti-aliased edge band). `padded` (H + 2, W + 2) holds src inside a zero border of
     one pixel, so the neighbours need no bounds checks; `box` (y0, y1, x0, x1) bounds src's ink, so only
-    pixels of the moved box are visited. Each row is one branch-free loop (every pixel computed, the
-    painted ones selected), which vectorises; a pixel's arithmetic is the same at any vector width."""
+    pixels of the moved box are visited. Each row is two branch-free loops (every pixel's coverage into
+    contiguous scratch, -inf where it is not painted; then the paint), which vectorise; a pixel's arithmetic
+    is the same at any vector width. `padded` must be C-contiguous."""
     H, W = canvas.shape
     half = 0.5 * width + 0.5
     xa, xb = max(0, box[2] + dx), min(W, box[3] + dx)
     if xb <= xa:
         return
+    Wp = padded.shape[1]
+    flat = padded.reshape(padded.shape[0] * Wp)
+    acc = np.empty(xb - xa, np.float64)
     for y in range(max(0, box[0] + dy), min(H, box[1] + dy)):
         py = y - dy + 1
-        # views indexed from 0 (no wraparound test, so the loop vectorises); pixel x = xa + j reads src
-        # column x - dx, i.e. padded column xa - dx + 1 + j = mid[j + 1]
-        row = canvas[y, xa:xb]
-        up = padded[py - 1, xa - dx + 1:]
-        mid = padded[py, xa - dx:]
-        dn = padded[py + 1, xa - dx + 1:]
-        for j in range(row.shape[0]):
-            c = np.float64(mid[j + 1])       # float64 before subtracting (a float32 difference can round)
-            gy = 0.5 * (np.float64(dn[j]) - np.float64(up[j]))
-            gx = 0.5 * (np.float64(mid[j + 2]) - np.float64(mid[j]))
+        # pixel x = xa + j reads src column x - dx, i.e. padded column xa - dx + 1 + j; unsigned flat
+        # indices (no wraparound test) and contiguous scratch, so both loops vectorise
+        mid = np.uint64(py * Wp + xa - dx)           # padded[py, xa - dx + j] = flat[mid + j]
+        up = mid - np.uint64(Wp) + np.uint64(1)
+        dn = mid + np.uint64(Wp) + np.uint64(1)
+        one, two = np.uint64(1), np.uint64(2)
+        for i in range(xb - xa):
+            j = np.uint64(i)
+            c = np.float64(flat[mid + j + one])      # float64 before subtracting (a float32 difference can round)
+            gy = 0.5 * (np.float64(flat[dn + j]) - np.float64(flat[up + j]))
+            gx = 0.5 * (np.float64(flat[mid + j + two]) - np.float64(flat[mid + j]))
             g = math.sqrt(gy * gy + gx * gx)
-            row[j] = _painted(row[j], half - abs(c - 0.5) / g, (c > 0.0) & (c < 1.0) & (g > 1e-3), sign)
+            # the coverage where this pixel is painted, -inf (never painted) elsewhere
+            acc[j] = half - abs(c - 0.5) / g if (c > 0.0) & (c < 1.0) & (g > 1e-3) else -np.inf
+        uy, ux = np.uint64(y), np.uint64(xa)
+        for i in range(xb - xa):
+            j = np.uint64(i)
+            canvas[uy, ux + j] = _painted(canvas[uy, ux + j], acc[j], True, sign)
