@@ -6,6 +6,7 @@ import numpy as np
 
 from synthstream.render.jit import ngjit
 
+
 @ngjit
 def gaussian_taps(sigma):
     """Normalised taps of radius ceil(3 sigma)."""

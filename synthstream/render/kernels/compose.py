@@ -5,7 +5,6 @@ import math
 import numpy as np
 
 from synthstream.render.jit import ngjit
-from synthstream.render.kernels.warp import sample_bilinear
 
 
 @ngjit
