@@ -11,7 +11,7 @@ import torch
 from synthstream.generate import generate
 from synthstream.stream import StreamConfig
 from synthstream.style import load_style
-from tests.helpers.cli import cli_all
+from tests.helpers.cli import cli, cli_all
 from trainer import checkpoint
 from trainer.evaluate import evaluate
 from trainer.exact import exact_posterior, kl, proposal_posterior
@@ -148,20 +148,17 @@ def test_the_importance_benchmark_command(tiny_model, tmp_path):
 
 
 def test_bad_checkpoints_and_folders(tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "synthstream.cli", *a], capture_output=True,
-                                    text=True, timeout=300)
-    r = run("infer", "x.png", "--checkpoint", str(tmp_path / "missing.pt"))
+    r = cli("infer", "x.png", "--checkpoint", str(tmp_path / "missing.pt"))
     assert r.returncode == 2 and "does not exist (shipped models:" in r.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    r = run("eval", "--data", str(empty), "--checkpoint", str(tmp_path / "missing.pt"))
+    r = cli("eval", "--data", str(empty), "--checkpoint", str(tmp_path / "missing.pt"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
 def _eval_report(tmp_path, *args: str) -> dict:
     """`synthstream eval ARGS --calibrate 0 --out DIR` (must succeed) and its report."""
-    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", *args, "--calibrate", "0", "--out",
-                        str(tmp_path / "report")], capture_output=True, text=True, timeout=300)
+    r = cli("eval", *args, "--calibrate", "0", "--out", str(tmp_path / "report"))
     assert r.returncode == 0, r.stderr
     return json.loads((tmp_path / "report" / "report.json").read_text())
 

@@ -75,8 +75,8 @@ def test_the_fit_scores_the_wake_objective_guarded_by_the_gap_and_reports_both()
     readings = tuple(((t, 1.0),) for t in traces.texts())
     other = _tiny(ink=140, blur_sigma=1.5)
     target = target_of(images)
-    gap = score(other, target, 20, 0)["objective"]
-    background = abs(score(other, target, 20, 0)["stats"]["background"])
+    plain = score(other, target, 20, 0)
+    gap, background = plain["objective"], abs(plain["stats"]["background"])
     for weight, cap, stat_caps, penalty in ((0.0, np.inf, (), 0.0), (0.5, np.inf, (), 0.0),
                                             (0.0, gap - 0.25, (), 2.5), (0.0, gap, (), 0.0),
                                             (0.0, np.inf, (("background", background - 0.5),), 5.0)):
