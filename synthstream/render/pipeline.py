@@ -3,7 +3,7 @@
 For one sample: lay out glyphs (latents: font, size, kerning, characters; nuisance: position, rotation,
 shear, stretch, jitter, per-character size, blanks, squeeze) -> coverage canvas -> displacement (elastic + fine
 + sinusoidal shear) -> bilinear remap -> re-centre -> Gaussian blur -> marks that follow the text (ghost
-outlines, drips) -> clutter (strokes, ellipses, dots) -> grey levels + pixel noise -> uint8.
+outlines, drips) -> clutter (strokes, ellipses, dots, dashes) -> grey levels + pixel noise -> uint8.
 Every nuisance draw is a pure function of the sample key (see rng.py), so the batch driver can `prange`
 over samples and the result does not depend on the thread count.
 """
@@ -15,7 +15,7 @@ from numba import prange
 
 from synthstream.render.jit import ngjit, ngjit_parallel
 from synthstream.render.kernels.blur import blur
-from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline
+from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline, draw_segment
 from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
 from synthstream.render.kernels.warp import add_field_rows, field_rows, ink_bbox, remap_row, remap_scratch, shear_wave
 from synthstream.render.params import F
@@ -25,6 +25,7 @@ from synthstream.render.rng import (
     STREAM_BLUR,
     STREAM_CHAR,
     STREAM_CLUTTER,
+    STREAM_DASH,
     STREAM_DOT,
     STREAM_DRIP,
     STREAM_ELASTIC,
@@ -51,10 +52,11 @@ FIELD_ALPHA, FIELD_SIGMA = 0, 1
 SHEAR_X_AMP, SHEAR_X_PER, SHEAR_X_PHASE, SHEAR_Y_AMP, SHEAR_Y_PER, SHEAR_Y_PHASE = 0, 1, 2, 3, 4, 5
 INK_BACKGROUND, INK_LEVEL, INK_ALPHA, INK_NOISE = 0, 1, 2, 3
 BLUR_SIGMA_DRAW = 0
-N_STROKES, N_ELLIPSES, N_DOTS, N_GHOSTS, N_DRIPS = 0, 1, 2, 3, 4
+N_STROKES, N_ELLIPSES, N_DOTS, N_GHOSTS, N_DRIPS, N_DASHES = 0, 1, 2, 3, 4, 5
 STROKE_Y0, STROKE_X0, STROKE_LEN, STROKE_THETA, STROKE_BEND, STROKE_W = 0, 1, 2, 3, 4, 6   # BEND: 2 draws
 ELLIPSE_CY, ELLIPSE_CX, ELLIPSE_RY, ELLIPSE_RX, ELLIPSE_W = 0, 1, 2, 3, 4
 DOT_CY, DOT_CX, DOT_R = 0, 1, 2
+DASH_CY, DASH_CX, DASH_LEN, DASH_THETA, DASH_W = 0, 1, 2, 3, 4
 GHOST_SHIFT_DRAW, GHOST_DIRECTION, GHOST_W, GHOST_SIGN = 0, 1, 2, 3
 DRIP_X, DRIP_LEN, DRIP_THETA, DRIP_BEND, DRIP_W = 0, 1, 2, 3, 5   # BEND: 2 draws
 
@@ -289,7 +291,7 @@ def _draw_text_marks(canvas, text, padded, shift_y, shift_x, key, p):
 
 @ngjit
 def _draw_clutter(canvas, key, p):
-    """Strokes, then ellipses, then dots; each one from its own sub-stream."""
+    """Strokes, then ellipses, then dots, then dashes; each one from its own sub-stream."""
     H, W = canvas.shape
     k = stream_key(key, STREAM_CLUTTER)
     py = np.empty(4, np.float64)
@@ -311,6 +313,25 @@ def _draw_clutter(canvas, key, p):
         s = substream(key, STREAM_DOT, i)
         draw_dot(canvas, uniform_range(s, DOT_CY, 0.0, H), uniform_range(s, DOT_CX, 0.0, W),
                  uniform_range(s, DOT_R, p[F.DOT_RADIUS], p[F.DOT_RADIUS + 1]), 1)
+    _draw_dashes(canvas, key, p)
+
+
+@ngjit
+def _draw_dashes(canvas, key, p):
+    """Short straight dashes in background colour (they cut the text, strokes and dots), centred uniformly on
+    the image, each from its own sub-stream; no draw at all when the style has none."""
+    if p[F.DASHES + 1] <= 0.0:
+        return
+    H, W = canvas.shape
+    acc = np.empty(W, np.float64)              # draw_segment's scratch
+    for i in range(randint(stream_key(key, STREAM_CLUTTER), N_DASHES, p[F.DASHES], p[F.DASHES + 1])):
+        s = substream(key, STREAM_DASH, i)
+        cy, cx = uniform_range(s, DASH_CY, 0.0, H), uniform_range(s, DASH_CX, 0.0, W)
+        half = 0.5 * uniform_range(s, DASH_LEN, p[F.DASH_LENGTH], p[F.DASH_LENGTH + 1])
+        theta = uniform_range(s, DASH_THETA, p[F.DASH_ANGLE], p[F.DASH_ANGLE + 1]) * (math.pi / 180.0)
+        ty, tx = half * math.sin(theta), half * math.cos(theta)
+        draw_segment(canvas, cy - ty, cx - tx, cy + ty, cx + tx,
+                     uniform_range(s, DASH_W, p[F.DASH_WIDTH], p[F.DASH_WIDTH + 1]), -1, acc)
 
 
 @ngjit

@@ -8,7 +8,10 @@ from synthstream.render.kernels.blur import blur, gaussian_taps
 from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline
 from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
 from synthstream.render.kernels.warp import BSPLINE_STD, add_shear, add_smooth_field, ink_bbox, remap, sample_bilinear
+from synthstream.render.params import render_params
+from synthstream.render.pipeline import _draw_dashes
 from synthstream.render.rng import normal_table
+from synthstream.style import parse_style
 
 rng = np.random.default_rng(0)
 
@@ -177,6 +180,31 @@ def test_clutter_coverage():
     full = np.ones((40, 60), np.float32)
     draw_ellipse(full, 20.0, 30.0, 10.0, 15.0, 1.5, -1)      # background colour: cuts the ink
     assert full[20, 15] < 0.2 and full[10, 30] < 0.2 and full[20, 30] == 1.0 and full[0, 0] == 1.0
+
+
+def _dash_params(**clutter):
+    return render_params(parse_style({"name": "d", "height": 40, "width": 60, "alphabet": "a",
+                                      "fonts": ["DejaVuSans-Bold.ttf"], "latents": {"num_chars": 1, "font_size": 20},
+                                      "clutter": clutter}))
+
+
+def test_dashes_cut_holes_into_the_ink():
+    inside = 0
+    for key in range(8):                                  # one horizontal dash 8 long, 2 wide, somewhere
+        full = np.ones((40, 60), np.float32)
+        _draw_dashes(full, np.uint64(key), _dash_params(dashes=1, dash_length=8.0, dash_width=2.0, dash_angle=0.0))
+        rows, cols = np.nonzero(full < 0.5)
+        assert 0.0 <= full.min() and full.max() == 1.0 and (full < 1.0).sum() < 40
+        if rows.size and 0 < cols.min() and cols.max() < 59 and 0 < rows.min() and rows.max() < 39:
+            inside += 1                                   # not clipped: 8 long plus a round cap at each end
+            assert 1 <= rows.max() - rows.min() + 1 <= 3 and 9 <= cols.max() - cols.min() + 1 <= 11
+    assert inside >= 4
+    many = np.ones((40, 60), np.float32)
+    _draw_dashes(many, np.uint64(7), _dash_params(dashes=50, dash_length=2.0, dash_width=2.0))
+    assert 50 <= (many < 0.5).sum() < 600 and 0.0 <= many.min()
+    none = np.ones((40, 60), np.float32)
+    _draw_dashes(none, np.uint64(7), _dash_params())                     # the default: no dashes
+    assert none.min() == 1.0
 
 
 def test_outline_follows_the_moved_edge_of_the_coverage():

@@ -16,8 +16,8 @@ EXPECTED = (
     "shear_x_period", "shear_x_amplitude", "shear_y_period", "shear_y_amplitude",
     "background", "ink", "ink_opacity", "blur_sigma", "noise_sigma",
     "strokes", "stroke_width", "stroke_length", "stroke_angle", "stroke_y", "ellipses", "ellipse_width",
-    "ellipse_radius", "dots", "dot_radius", "ghosts", "ghost_shift", "ghost_width", "ghost_dark", "drips",
-    "drip_length", "drip_width", "drip_angle",
+    "ellipse_radius", "dots", "dot_radius", "dashes", "dash_length", "dash_width", "dash_angle", "ghosts",
+    "ghost_shift", "ghost_width", "ghost_dark", "drips", "drip_length", "drip_width", "drip_angle",
 )
 
 
