@@ -149,6 +149,28 @@ def test_ghost_outlines_cut_or_double_the_letters_and_drips_hang_from_them():
             assert text[:r + 2, max(0, c - 2):c + 3].any()
 
 
+def test_dashes_only_cut_and_the_per_character_warp_is_reproducible_on_any_thread_count():
+    plain, _ = generate(_marked(), 3, 0, 8)
+    dashed, _ = generate(_marked(dashes=60, dash_length=3.0), 3, 0, 8)
+    assert (dashed >= plain).all()                                          # background colour: only cuts ink
+    assert ((dashed > plain.astype(int) + 100).sum(axis=(1, 2)) > 5).all()
+    raw = _marked(dashes=[20, 40]).to_raw()
+    raw["layout"].update(char_shear=[-0.5, 0.5], char_stretch=[0.8, 1.3])
+    style = parse_style(raw, "test")
+    before = get_threads()
+    try:
+        set_threads(1)
+        one, traces = generate(style, 9, 100, 16)
+        set_threads(2)
+        two, _ = generate(style, 9, 100, 16)
+    finally:
+        set_threads(before)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(render(style, traces.take([5, 0, 11])), one[[5, 0, 11]])
+    unwarped, _ = generate(_marked(dashes=[20, 40]), 9, 100, 16)
+    assert (one != unwarped).any(axis=(1, 2)).all()                         # every image's letters move
+
+
 @pytest.mark.parametrize("kwargs, error", [
     ({"seed": 1.5}, TypeError), ({"first_index": 1.5}, TypeError), ({"n": 2.0}, TypeError),
     ({"seed": True}, TypeError), ({"style": 3}, TypeError), ({"first_index": 2**63 - 1}, UserError),
