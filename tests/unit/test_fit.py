@@ -51,6 +51,9 @@ def test_per_character_warp_and_dashes_are_fittable():
     style = space.decode([1.0 if p.name in new else v for v, p in zip(u, dims)], k)
     assert style.params["layout"]["char_shear"] == (0.6, 0.6) and style.params["clutter"]["dashes"] == (80, 80)
     assert style.params["clutter"]["dash_width"] == (4.0, 4.0)
+    warp_raw, warp_source = read_style_file(str(ROOT / "docs/fit/rough_wheezy_warp.toml"))   # set as ranges
+    ranged = {p.name: p for p in build_space(warp_raw, warp_source).params}
+    assert ranged["layout.char_shear"].kind == "range" and ranged["clutter.dashes"].hi == 80
 
 
 def test_written_style_loads_back_identical(tmp_path):
