@@ -47,10 +47,14 @@ _FIELDS: dict[str, dict[str, tuple[str, Any, float, float, str, str]]] = {
         "baseline": ("pos", "center", -MAX_SIDE, MAX_SIDE, "px",
                      'baseline height from the top, or "center" to centre the text box vertically'),
         "char_rotation": ("float", 0.0, -90, 90, "degrees", "rotation of each character"),
+        "char_shear": ("float", 0.0, -2, 2, "factor",
+                       "horizontal shear of each rotated glyph about its centre, x' = x + k y (y down: k > 0 "
+                       "moves its bottom right); 0: none"),
         "char_dy": ("int", 0, -MAX_SIDE, MAX_SIDE, "px", "vertical jitter of each character"),
         "recenter": ("bool", False, 0, 1, "", "move the ink's bounding box back to the centre after warping"),
         "embolden": ("count", 0, 0, 4, "px", "outline added to every glyph (FreeType stroke)"),
         "char_scale": ("float", 1.0, 0.1, 4, "factor", "size of each character (its glyph and its advance)"),
+        "char_stretch": ("float", 1.0, 0.1, 4, "factor", "width of each character's glyph (not its advance)"),
         "char_fill": ("float", 0.0, 0, MAX_SIDE, "px",
                       "> 0: stretch each rotated glyph's ink to a cell one advance wide and this tall "
                       "(ImageCaptcha's look)"),
@@ -91,6 +95,10 @@ _FIELDS: dict[str, dict[str, tuple[str, Any, float, float, str, str]]] = {
         "ellipse_radius": ("float", 10.0, 1, 4096, "px", "radius, drawn separately for each axis"),
         "dots": ("int", 0, 0, 512, "per image", "ink dots"),
         "dot_radius": ("float", 1.0, 0.1, 32, "px", "dot radius"),
+        "dashes": ("int", 0, 0, 512, "per image", "short straight dashes in background colour (they cut the text)"),
+        "dash_length": ("float", 2.0, 0, 4096, "px", "length of a dash's centre line (round caps add half its width)"),
+        "dash_width": ("float", 2.0, 0.1, 32, "px", "dash width"),
+        "dash_angle": ("float", [-180.0, 180.0], -360, 360, "degrees", "dash direction from horizontal"),
         "ghosts": ("int", 0, 0, 8, "per image",
                    "the text's outline, shifted, in background colour (cuts white lines into the letters)"),
         "ghost_shift": ("float", 2.0, 0, 64, "px", "how far, in a uniform direction (rounded)"),
@@ -103,7 +111,7 @@ _FIELDS: dict[str, dict[str, tuple[str, Any, float, float, str, str]]] = {
     },
 }
 # Fixed values that widening a style's nuisance prior leaves alone: colours and the characters' shape.
-_KEPT_WHEN_FIXED = ("background", "ink", "ink_opacity", "char_scale", "char_fill", "char_space")
+_KEPT_WHEN_FIXED = ("background", "ink", "ink_opacity", "char_scale", "char_stretch", "char_fill", "char_space")
 # [text]: the string prior (synthstream/text.py). kind "choice" takes one of the listed strings.
 _TEXT_CHOICES = {"prior": ("chars", "words"), "case": ("lower", "upper", "as-is")}
 _TEXT_DEFAULTS = {"prior": "chars", "words": 2, "word_length": [1, MAX_CHARS], "word_list": None,

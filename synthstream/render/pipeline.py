@@ -1,9 +1,9 @@
 """The per-sample render program and its batch driver.
 
 For one sample: lay out glyphs (latents: font, size, kerning, characters; nuisance: position, rotation,
-jitter, per-character size, blanks, squeeze) -> coverage canvas -> displacement (elastic + fine + sinusoidal
-shear) -> bilinear remap -> re-centre -> Gaussian blur -> marks that follow the text (ghost outlines, drips)
--> clutter (strokes, ellipses, dots) -> grey levels + pixel noise -> uint8.
+shear, stretch, jitter, per-character size, blanks, squeeze) -> coverage canvas -> displacement (elastic + fine
++ sinusoidal shear) -> bilinear remap -> re-centre -> Gaussian blur -> marks that follow the text (ghost
+outlines, drips) -> clutter (strokes, ellipses, dots, dashes) -> grey levels + pixel noise -> uint8.
 Every nuisance draw is a pure function of the sample key (see rng.py), so the batch driver can `prange`
 over samples and the result does not depend on the thread count.
 """
@@ -15,7 +15,7 @@ from numba import prange
 
 from synthstream.render.jit import ngjit, ngjit_parallel
 from synthstream.render.kernels.blur import blur
-from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline
+from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline, draw_segment
 from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
 from synthstream.render.kernels.warp import add_field_rows, field_rows, ink_bbox, remap_row, remap_scratch, shear_wave
 from synthstream.render.params import F
@@ -25,6 +25,7 @@ from synthstream.render.rng import (
     STREAM_BLUR,
     STREAM_CHAR,
     STREAM_CLUTTER,
+    STREAM_DASH,
     STREAM_DOT,
     STREAM_DRIP,
     STREAM_ELASTIC,
@@ -46,14 +47,16 @@ from synthstream.render.rng import (
 # The draws (counters) of each stream or sub-stream, by name.
 LAYOUT_START_X, LAYOUT_BASELINE, LAYOUT_SPACE_P = 0, 1, 2
 CHAR_JITTER_Y, CHAR_ANGLE, CHAR_SCALE_DRAW, CHAR_FILL_DRAW, CHAR_BLANK, CHAR_DX_DRAW = 0, 1, 2, 3, 4, 5
+CHAR_SHEAR_DRAW, CHAR_STRETCH_DRAW = 6, 7
 FIELD_ALPHA, FIELD_SIGMA = 0, 1
 SHEAR_X_AMP, SHEAR_X_PER, SHEAR_X_PHASE, SHEAR_Y_AMP, SHEAR_Y_PER, SHEAR_Y_PHASE = 0, 1, 2, 3, 4, 5
 INK_BACKGROUND, INK_LEVEL, INK_ALPHA, INK_NOISE = 0, 1, 2, 3
 BLUR_SIGMA_DRAW = 0
-N_STROKES, N_ELLIPSES, N_DOTS, N_GHOSTS, N_DRIPS = 0, 1, 2, 3, 4
+N_STROKES, N_ELLIPSES, N_DOTS, N_GHOSTS, N_DRIPS, N_DASHES = 0, 1, 2, 3, 4, 5
 STROKE_Y0, STROKE_X0, STROKE_LEN, STROKE_THETA, STROKE_BEND, STROKE_W = 0, 1, 2, 3, 4, 6   # BEND: 2 draws
 ELLIPSE_CY, ELLIPSE_CX, ELLIPSE_RY, ELLIPSE_RX, ELLIPSE_W = 0, 1, 2, 3, 4
 DOT_CY, DOT_CX, DOT_R = 0, 1, 2
+DASH_CY, DASH_CX, DASH_LEN, DASH_THETA, DASH_W = 0, 1, 2, 3, 4
 GHOST_SHIFT_DRAW, GHOST_DIRECTION, GHOST_W, GHOST_SIGN = 0, 1, 2, 3
 DRIP_X, DRIP_LEN, DRIP_THETA, DRIP_BEND, DRIP_W = 0, 1, 2, 3, 5   # BEND: 2 draws
 
@@ -74,7 +77,8 @@ def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, met
     to the text's origin: its glyph scaled by `char_scale` about the baseline, or with `char_fill` a cell
     one advance wide and char_fill pixels tall, centred on the text's middle line, that the rotated glyph's
     ink is stretched to fill. Blanks (`char_space`) and pen shifts (`char_dx`) move the pen; `fit_width`
-    squeezes text whose advances exceed the image width; then the text is placed and the glyphs drawn."""
+    squeezes text whose advances exceed the image width; then the text is placed and the glyphs drawn, each
+    rotated, sheared (`char_shear`) and stretched (`char_stretch`) in its box (`_draw_char`)."""
     H, W = canvas.shape
     k = stream_key(key, STREAM_LAYOUT)
     fill = p[F.CHAR_FILL + 1] > 0.0
@@ -84,6 +88,8 @@ def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, met
     widths = np.empty(n_chars, np.float64)
     heights = np.empty(n_chars, np.float64)
     angles = np.empty(n_chars, np.float64)
+    shears = np.empty(n_chars, np.float64)
+    stretches = np.empty(n_chars, np.float64)
     ink = np.empty((n_chars, 4), np.int64)
     pen, cells = 0.0, 0.0
     for i in range(n_chars):
@@ -95,6 +101,8 @@ def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, met
             pen += step
             cells += step
         angles[i] = uniform_range(s, CHAR_ANGLE, p[F.CHAR_ROTATION], p[F.CHAR_ROTATION + 1]) * (math.pi / 180.0)
+        shears[i] = _drawn_or(s, CHAR_SHEAR_DRAW, p, F.CHAR_SHEAR, 0.0)
+        stretches[i] = _drawn_or(s, CHAR_STRETCH_DRAW, p, F.CHAR_STRETCH, 1.0)
         jitter = randint(s, CHAR_JITTER_Y, p[F.CHAR_DY], p[F.CHAR_DY + 1])
         if fill:
             ink[i, 0], ink[i, 1], ink[i, 2], ink[i, 3] = _ink_box(pixels[m[0]:m[0] + m[1] * m[2]].reshape((m[1], m[2])))
@@ -126,18 +134,37 @@ def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, met
     for i in range(n_chars):
         m = meta[font_i, size_i, chars[i]]
         glyph = pixels[m[0]:m[0] + m[1] * m[2]].reshape((m[1], m[2]))
-        cy = tops[i] + y0 + 0.5 * (heights[i] - 1.0)
-        cx = lefts[i] + x0 + 0.5 * (widths[i] - 1.0)
         if fill:
             glyph = glyph[ink[i, 0]:ink[i, 1], ink[i, 2]:ink[i, 3]]
-            gh, gw = glyph.shape
-            c, sn = abs(math.cos(angles[i])), abs(math.sin(angles[i]))
-            draw_glyph_scaled(canvas, glyph, cy, cx, angles[i], widths[i] / (c * gw + sn * gh),
-                              heights[i] / (sn * gw + c * gh))
-        elif widths[i] == m[2] and heights[i] == m[1]:
-            draw_glyph(canvas, pixels, m[0], m[1], m[2], tops[i] + y0, lefts[i] + x0, angles[i])
-        else:
-            draw_glyph_scaled(canvas, glyph, cy, cx, angles[i], widths[i] / m[2], heights[i] / m[1])
+        _draw_char(canvas, glyph, pixels, m[0], tops[i] + y0, lefts[i] + x0, heights[i], widths[i], angles[i],
+                   shears[i], stretches[i], fill)
+
+
+@ngjit
+def _drawn_or(s, draw, p, field, off):
+    """Draw `draw` of sub-stream `s` from the range at p[field], or `off` without a draw when the range is
+    [off, off]: a feature that is off costs nothing and moves nothing."""
+    lo, hi = p[field], p[field + 1]
+    return off if lo == off and hi == off else uniform_range(s, draw, lo, hi)
+
+
+@ngjit
+def _draw_char(canvas, glyph, pixels, off, top, left, height, width, angle, shear, stretch, fill):
+    """One glyph into its box (top, left, height, width), rotated, sheared and stretched (its width x `stretch`)
+    about the box's centre: with `fill` scaled so that the rotated, sheared glyph fills the box, else by the
+    box's size over the glyph's (`draw_glyph` where that is 1 and nothing shears or stretches it). `off`: where
+    the unfilled glyph starts in `pixels`."""
+    gh, gw = glyph.shape
+    cy = top + 0.5 * (height - 1.0)
+    cx = left + 0.5 * (width - 1.0)
+    if fill:
+        c, sn = abs(math.cos(angle)), abs(math.sin(angle))
+        wide = c * gw + sn * gh + abs(shear) * (sn * gw + c * gh)
+        draw_glyph_scaled(canvas, glyph, cy, cx, angle, width / wide * stretch, height / (sn * gw + c * gh), shear)
+    elif width == gw and height == gh and shear == 0.0 and stretch == 1.0:
+        draw_glyph(canvas, pixels, off, gh, gw, top, left, angle)
+    else:
+        draw_glyph_scaled(canvas, glyph, cy, cx, angle, width / gw * stretch, height / gh, shear)
 
 
 @ngjit
@@ -264,7 +291,7 @@ def _draw_text_marks(canvas, text, padded, shift_y, shift_x, key, p):
 
 @ngjit
 def _draw_clutter(canvas, key, p):
-    """Strokes, then ellipses, then dots; each one from its own sub-stream."""
+    """Strokes, then ellipses, then dots, then dashes; each one from its own sub-stream."""
     H, W = canvas.shape
     k = stream_key(key, STREAM_CLUTTER)
     py = np.empty(4, np.float64)
@@ -286,6 +313,25 @@ def _draw_clutter(canvas, key, p):
         s = substream(key, STREAM_DOT, i)
         draw_dot(canvas, uniform_range(s, DOT_CY, 0.0, H), uniform_range(s, DOT_CX, 0.0, W),
                  uniform_range(s, DOT_R, p[F.DOT_RADIUS], p[F.DOT_RADIUS + 1]), 1)
+    _draw_dashes(canvas, key, p)
+
+
+@ngjit
+def _draw_dashes(canvas, key, p):
+    """Short straight dashes in background colour (they cut the text, strokes and dots), centred uniformly on
+    the image, each from its own sub-stream; no draw at all when the style has none."""
+    if p[F.DASHES + 1] <= 0.0:
+        return
+    H, W = canvas.shape
+    acc = np.empty(W, np.float64)              # draw_segment's scratch
+    for i in range(randint(stream_key(key, STREAM_CLUTTER), N_DASHES, p[F.DASHES], p[F.DASHES + 1])):
+        s = substream(key, STREAM_DASH, i)
+        cy, cx = uniform_range(s, DASH_CY, 0.0, H), uniform_range(s, DASH_CX, 0.0, W)
+        half = 0.5 * uniform_range(s, DASH_LEN, p[F.DASH_LENGTH], p[F.DASH_LENGTH + 1])
+        theta = uniform_range(s, DASH_THETA, p[F.DASH_ANGLE], p[F.DASH_ANGLE + 1]) * (math.pi / 180.0)
+        ty, tx = half * math.sin(theta), half * math.cos(theta)
+        draw_segment(canvas, cy - ty, cx - tx, cy + ty, cx + tx,
+                     uniform_range(s, DASH_W, p[F.DASH_WIDTH], p[F.DASH_WIDTH + 1]), -1, acc)
 
 
 @ngjit

@@ -30,14 +30,15 @@ STREAM_FINE = 4       # fine displacement: as elastic
 STREAM_SHEAR = 5      # sinusoidal shear
 STREAM_INK = 6        # grey levels, opacity, noise level
 STREAM_NOISE = 7      # pixel noise (normals)
-STREAM_CLUTTER = 8    # how many strokes, ellipses, dots, ghosts, drips
-STREAM_CHAR = 9       # sub-stream per character: vertical jitter, rotation
+STREAM_CLUTTER = 8    # how many strokes, ellipses, dots, ghosts, drips, dashes
+STREAM_CHAR = 9       # sub-stream per character: its layout draws (the pipeline's CHAR_*)
 STREAM_STROKE = 10    # sub-stream per Bezier stroke
 STREAM_ELLIPSE = 11   # sub-stream per ellipse
 STREAM_DOT = 12       # sub-stream per dot
 STREAM_BLUR = 13      # blur sigma
 STREAM_GHOST = 14     # sub-stream per ghost outline
 STREAM_DRIP = 15      # sub-stream per drip
+STREAM_DASH = 16      # sub-stream per dash
 
 AXIS_X, AXIS_Y = 0, 1  # sub-streams of a displacement field's stream
 _SUBSTREAM_SALT = np.uint64(0x5AB5_7EA3_0000_0000)

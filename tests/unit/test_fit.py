@@ -35,6 +35,27 @@ def test_facebook_space_round_trips_and_keeps_what_is_fixed():
     assert fixed.describe()["warp.elastic_alpha"] == "fixed"
 
 
+def test_per_character_warp_and_dashes_are_fittable():
+    raw, source = read_style_file(str(ROOT / "docs/fit/rough_wheezy.toml"))
+    new = ["layout.char_shear", "layout.char_stretch", "clutter.dashes", "clutter.dash_length", "clutter.dash_width"]
+    raw["fit"]["free"] = new
+    raw["fit"]["bounds"] = {"layout.char_shear": [-0.6, 0.6], "layout.char_stretch": [0.5, 1.6],
+                            "clutter.dashes": [0, 80], "clutter.dash_length": [0.5, 8], "clutter.dash_width": [0.5, 4]}
+    space = build_space(raw, source)
+    params = {p.name: p for p in space.params}
+    assert set(new) <= set(params)
+    assert (params["layout.char_shear"].lo, params["layout.char_shear"].hi) == (-0.6, 0.6)
+    assert params["clutter.dashes"].integer and params["clutter.dashes"].hi == 80
+    u, k = space.encode(load_style(str(ROOT / "docs/fit/rough_wheezy.toml")))
+    dims = [p for p in space.params if p.kind != "choice" for _ in range(p.dims)]
+    style = space.decode([1.0 if p.name in new else v for v, p in zip(u, dims)], k)
+    assert style.params["layout"]["char_shear"] == (0.6, 0.6) and style.params["clutter"]["dashes"] == (80, 80)
+    assert style.params["clutter"]["dash_width"] == (4.0, 4.0)
+    warp_raw, warp_source = read_style_file(str(ROOT / "docs/fit/rough_wheezy_warp.toml"))   # set as ranges
+    ranged = {p.name: p for p in build_space(warp_raw, warp_source).params}
+    assert ranged["layout.char_shear"].kind == "range" and ranged["clutter.dashes"].hi == 80
+
+
 def test_written_style_loads_back_identical(tmp_path):
     raw, source = read_style_file("wikipedia")
     space = build_space(raw, source)

@@ -51,8 +51,9 @@ def test_batches_do_not_depend_on_how_the_range_is_split():
     assert t_whole.texts() == ta.texts() + tb.texts()
 
 
-def test_thread_count_does_not_change_images():
-    style = load_style("wikipedia")
+@pytest.mark.parametrize("make", [lambda: load_style("wikipedia"), lambda: _warped()], ids=["wikipedia", "warped"])
+def test_thread_count_does_not_change_images(make):
+    style = make()
     before = get_threads()
     try:
         set_threads(1)
@@ -131,11 +132,12 @@ def _marked(**clutter):
     return parse_style(raw, "test")
 
 
-def test_ghost_outlines_cut_or_double_the_letters_and_drips_hang_from_them():
+def test_ghost_outlines_and_dashes_cut_ghosts_double_the_letters_and_drips_hang_from_them():
     plain, _ = generate(_marked(), 3, 0, 8)
-    ghosted, _ = generate(_marked(ghosts=1, ghost_shift=3.0), 3, 0, 8)
-    assert (ghosted >= plain).all()                                         # background colour: only cuts ink
-    assert ((ghosted > plain.astype(int) + 100).sum(axis=(1, 2)) > 20).all()
+    for cutter, least in ((_marked(ghosts=1, ghost_shift=3.0), 20), (_marked(dashes=60, dash_length=3.0), 5)):
+        cut, _ = generate(cutter, 3, 0, 8)
+        assert (cut >= plain).all()                                         # background colour: only cuts ink
+        assert ((cut > plain.astype(int) + 100).sum(axis=(1, 2)) > least).all()
     doubled, _ = generate(_marked(ghosts=1, ghost_shift=3.0, ghost_dark=1.0), 3, 0, 8)
     assert (doubled <= plain).all()                                         # in ink: only adds it
     assert ((doubled < plain.astype(int) - 100).sum(axis=(1, 2)) > 20).all()
@@ -147,6 +149,21 @@ def test_ghost_outlines_cut_or_double_the_letters_and_drips_hang_from_them():
         assert added_rows.max() >= np.nonzero(text.any(axis=1))[0].max() + 8        # they hang below the text
         for r, c in zip(added_rows, added_cols):                   # each below ink of its own column (+- 2)
             assert text[:r + 2, max(0, c - 2):c + 3].any()
+
+
+def _warped():
+    """`_marked` with dashes and each character's own shear and stretch."""
+    raw = _marked(dashes=[20, 40]).to_raw()
+    raw["layout"].update(char_shear=[-0.5, 0.5], char_stretch=[0.8, 1.3])
+    return parse_style(raw, "test")
+
+
+def test_a_warped_image_renders_again_from_its_trace_and_moves_every_letter():
+    style = _warped()
+    images, traces = generate(style, 9, 100, 16)
+    np.testing.assert_array_equal(render(style, traces.take([5, 0, 11])), images[[5, 0, 11]])
+    unwarped, _ = generate(_marked(dashes=[20, 40]), 9, 100, 16)
+    assert (images != unwarped).any(axis=(1, 2)).all()                      # every image's letters move
 
 
 @pytest.mark.parametrize("kwargs, error", [

@@ -7,8 +7,11 @@ import pytest
 from synthstream.render.kernels.blur import blur, gaussian_taps
 from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline
 from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
-from synthstream.render.kernels.warp import BSPLINE_STD, add_shear, add_smooth_field, ink_bbox, remap
+from synthstream.render.kernels.warp import BSPLINE_STD, add_shear, add_smooth_field, ink_bbox, remap, sample_bilinear
+from synthstream.render.params import render_params
+from synthstream.render.pipeline import _draw_dashes
 from synthstream.render.rng import normal_table
+from synthstream.style import parse_style
 
 rng = np.random.default_rng(0)
 
@@ -117,17 +120,54 @@ def test_glyph_copy_and_rotation():
 def test_scaled_glyph_stretches_along_the_canvas_axes():
     glyph = np.ones((10, 6), np.float32)
     plain = np.zeros((60, 60), np.float32)
-    draw_glyph_scaled(plain, glyph, 29.5, 29.5, 0.0, 1.0, 1.0)
+    draw_glyph_scaled(plain, glyph, 29.5, 29.5, 0.0, 1.0, 1.0, 0.0)
     np.testing.assert_array_equal(plain[25:35, 27:33], glyph)            # scale 1: the glyph itself
     assert plain.sum() == pytest.approx(glyph.sum())
     tall = np.zeros((60, 60), np.float32)
-    draw_glyph_scaled(tall, glyph, 30.0, 30.0, 0.0, 0.5, 2.0)              # half as wide, twice as tall
+    draw_glyph_scaled(tall, glyph, 30.0, 30.0, 0.0, 0.5, 2.0, 0.0)         # half as wide, twice as tall
     rows, cols = np.nonzero(tall > 0.5)
     assert 19 <= rows.max() - rows.min() + 1 <= 21 and 3 <= cols.max() - cols.min() + 1 <= 4
     turned = np.zeros((60, 60), np.float32)
-    draw_glyph_scaled(turned, glyph, 30.0, 30.0, math.pi / 2, 2.0, 1.0)     # a quarter turn, then 2x wide
+    draw_glyph_scaled(turned, glyph, 30.0, 30.0, math.pi / 2, 2.0, 1.0, 0.0)  # a quarter turn, then 2x wide
     rows, cols = np.nonzero(turned > 0.5)
     assert 5 <= rows.max() - rows.min() + 1 <= 7 and 19 <= cols.max() - cols.min() + 1 <= 21
+
+
+def test_sheared_glyph_slants_a_vertical_bar_by_the_shear():
+    bar = np.ones((21, 3), np.float32)
+    canvas = np.zeros((40, 60), np.float32)
+    draw_glyph_scaled(canvas, bar, 20.0, 30.0, 0.0, 1.0, 1.0, 0.5)       # x += 0.5 (y - 20)
+    cols = np.arange(60)
+    for y in range(12, 29):                                              # rows inside the bar
+        row = canvas[y].astype(np.float64)
+        assert row.sum() == pytest.approx(3.0, abs=1e-5)                 # bilinear keeps each row's ink
+        assert (row * cols).sum() / row.sum() == pytest.approx(30.0 + 0.5 * (y - 20), abs=1e-5)
+    assert canvas[:9].max() == 0.0 and canvas[32:].max() == 0.0           # the height stays the bar's
+
+
+def _sampled_per_pixel(canvas, glyph, cy, cx, angle, sx, sy, shear):
+    """`draw_glyph_scaled` as a per-pixel loop: the pre-shear arithmetic (sin_a ry, cos_a ry) at shear 0."""
+    gh, gw = glyph.shape
+    cos_a, sin_a = math.cos(angle), math.sin(angle)
+    a_u = sin_a if shear == 0.0 else sin_a - cos_a * shear
+    a_v = cos_a if shear == 0.0 else cos_a + sin_a * shear
+    for y in range(canvas.shape[0]):
+        ry = (y - cy) / sy
+        for x in range(canvas.shape[1]):
+            rx = (x - cx) / sx
+            a = sample_bilinear(glyph, -sin_a * rx + a_v * ry + 0.5 * (gh - 1), cos_a * rx + a_u * ry + 0.5 * (gw - 1))
+            canvas[y, x] = max(canvas[y, x], np.float32(a))
+
+
+@pytest.mark.parametrize("angle, sx, sy, shear", [(0.3, 1.0, 1.0, 0.0), (-0.9, 1.3, 0.7, 0.0), (0.2, 0.8, 1.1, 0.45),
+                                                  (-0.4, 1.0, 1.0, -0.6)])
+def test_glyph_sampler_is_the_per_pixel_bilinear_bit_for_bit(angle, sx, sy, shear):
+    glyph = _img(9, 7)
+    fast = _img(30, 40) * 0.5
+    slow = fast.copy()
+    draw_glyph_scaled(fast, glyph, 14.3, 19.6, angle, sx, sy, shear)
+    _sampled_per_pixel(slow, glyph, 14.3, 19.6, angle, sx, sy, shear)
+    np.testing.assert_array_equal(fast, slow)
 
 
 def test_clutter_coverage():
@@ -140,6 +180,31 @@ def test_clutter_coverage():
     full = np.ones((40, 60), np.float32)
     draw_ellipse(full, 20.0, 30.0, 10.0, 15.0, 1.5, -1)      # background colour: cuts the ink
     assert full[20, 15] < 0.2 and full[10, 30] < 0.2 and full[20, 30] == 1.0 and full[0, 0] == 1.0
+
+
+def _dash_params(**clutter):
+    return render_params(parse_style({"name": "d", "height": 40, "width": 60, "alphabet": "a",
+                                      "fonts": ["DejaVuSans-Bold.ttf"], "latents": {"num_chars": 1, "font_size": 20},
+                                      "clutter": clutter}))
+
+
+def test_dashes_cut_holes_into_the_ink():
+    inside = 0
+    for key in range(8):                                  # one horizontal dash 8 long, 2 wide, somewhere
+        full = np.ones((40, 60), np.float32)
+        _draw_dashes(full, np.uint64(key), _dash_params(dashes=1, dash_length=8.0, dash_width=2.0, dash_angle=0.0))
+        rows, cols = np.nonzero(full < 0.5)
+        assert 0.0 <= full.min() and full.max() == 1.0 and (full < 1.0).sum() < 40
+        if rows.size and 0 < cols.min() and cols.max() < 59 and 0 < rows.min() and rows.max() < 39:
+            inside += 1                                   # not clipped: 8 long plus a round cap at each end
+            assert 1 <= rows.max() - rows.min() + 1 <= 3 and 9 <= cols.max() - cols.min() + 1 <= 11
+    assert inside >= 4
+    many = np.ones((40, 60), np.float32)
+    _draw_dashes(many, np.uint64(7), _dash_params(dashes=50, dash_length=2.0, dash_width=2.0))
+    assert 50 <= (many < 0.5).sum() < 600 and 0.0 <= many.min()
+    none = np.ones((40, 60), np.float32)
+    _draw_dashes(none, np.uint64(7), _dash_params())                     # the default: no dashes
+    assert none.min() == 1.0
 
 
 def test_outline_follows_the_moved_edge_of_the_coverage():

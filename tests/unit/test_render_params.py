@@ -10,14 +10,14 @@ from synthstream.style import builtin_styles, load_style
 # The layout the kernels were compiled against before the offsets were derived (a changed order re-numbers
 # every offset; adding a field appends or inserts one here).
 EXPECTED = (
-    "start_x_center", "start_x", "baseline_center", "baseline", "char_rotation", "char_dy", "recenter",
-    "char_scale", "char_fill", "char_space", "char_dx", "fit_width",
+    "start_x_center", "start_x", "baseline_center", "baseline", "char_rotation", "char_shear", "char_dy", "recenter",
+    "char_scale", "char_stretch", "char_fill", "char_space", "char_dx", "fit_width",
     "elastic_alpha", "elastic_sigma", "fine_alpha", "fine_sigma",
     "shear_x_period", "shear_x_amplitude", "shear_y_period", "shear_y_amplitude",
     "background", "ink", "ink_opacity", "blur_sigma", "noise_sigma",
     "strokes", "stroke_width", "stroke_length", "stroke_angle", "stroke_y", "ellipses", "ellipse_width",
-    "ellipse_radius", "dots", "dot_radius", "ghosts", "ghost_shift", "ghost_width", "ghost_dark", "drips",
-    "drip_length", "drip_width", "drip_angle",
+    "ellipse_radius", "dots", "dot_radius", "dashes", "dash_length", "dash_width", "dash_angle", "ghosts",
+    "ghost_shift", "ghost_width", "ghost_dark", "drips", "drip_length", "drip_width", "drip_angle",
 )
 
 

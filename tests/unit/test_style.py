@@ -61,12 +61,38 @@ def test_a_style_is_hashable_equal_by_content_and_pickles_by_its_raw_form():
     ("layout.char_space", 1.5, "layout.char_space"),
     ("layout.char_scale", 0, "layout.char_scale"),
     ("layout.fit_width", 1, "layout.fit_width"),
+    ("layout.char_shear", 2.5, "layout.char_shear"),
+    ("layout.char_stretch", [0.0, 1.0], "layout.char_stretch"),
+    ("clutter.dashes", 1.5, "clutter.dashes"),
+    ("clutter.dash_length", -1.0, "clutter.dash_length"),
+    ("clutter.dash_width", 0, "clutter.dash_width"),
 ])
 def test_bad_field_names_field_and_value(path, value, fragment):
     with pytest.raises(UserError) as e:
         parse_style(with_field(path, value), "test.toml")
     msg = str(e.value)
     assert fragment in msg and repr(value) in msg and "test.toml" in msg
+
+
+def test_per_character_warp_and_dashes_parse_and_default_to_off():
+    raw = with_field("layout.char_shear", [-0.5, 0.5])
+    raw["layout"]["char_stretch"] = [0.8, 1.25]
+    raw["clutter"] = {"dashes": [40, 60], "dash_length": 2, "dash_width": [1.5, 2.5], "dash_angle": 0}
+    s = parse_style(raw)
+    assert s.params["layout"]["char_shear"] == (-0.5, 0.5) and s.params["layout"]["char_stretch"] == (0.8, 1.25)
+    assert s.params["clutter"]["dashes"] == (40, 60) and s.params["clutter"]["dash_length"] == (2.0, 2.0)
+    assert s.params["clutter"]["dash_width"] == (1.5, 2.5) and s.params["clutter"]["dash_angle"] == (0.0, 0.0)
+    plain = parse_style(MINIMAL)
+    assert plain.params["layout"]["char_shear"] == (0.0, 0.0) and plain.params["layout"]["char_stretch"] == (1.0, 1.0)
+    assert plain.params["clutter"]["dashes"] == (0, 0)
+    stretched = parse_style(with_field("layout.char_stretch", 1.3))
+    assert stretched.widened(2.0).params["layout"]["char_stretch"] == (1.3, 1.3)   # a shape: kept when fixed
+
+
+def test_bad_new_field_is_one_line():
+    with pytest.raises(UserError) as e:
+        parse_style(with_field("layout.char_shear", "steep"), "test.toml")
+    assert "\n" not in str(e.value) and "layout.char_shear" in str(e.value)
 
 
 def test_missing_required_field():

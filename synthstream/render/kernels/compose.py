@@ -1,4 +1,4 @@
-"""Glyph compositing: place each character's bitmap (rotated, scaled, bilinear) on a coverage canvas."""
+"""Glyph compositing: place each character's bitmap (rotated, sheared, scaled, bilinear) on a coverage canvas."""
 
 import math
 
@@ -27,7 +27,7 @@ def draw_glyph(canvas, pixels, off, gh, gw, top, left, angle):
                 canvas[y, dst + u] = a if a > old else old
         return
     glyph = pixels[off:off + gh * gw].reshape((gh, gw))
-    draw_glyph_scaled(canvas, glyph, top + 0.5 * (gh - 1), left + 0.5 * (gw - 1), angle, 1.0, 1.0)
+    draw_glyph_scaled(canvas, glyph, top + 0.5 * (gh - 1), left + 0.5 * (gw - 1), angle, 1.0, 1.0, 0.0)
 
 
 @ngjit
@@ -46,9 +46,11 @@ def _span(lo, hi, a, b, x_lo, x_hi):
 
 
 @ngjit
-def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy):
-    """Max-composite `glyph` (h, w) rotated by `angle` radians about its centre, then scaled by (sx, sy) along
-    the canvas axes, centred at (cy, cx) in pixel-index coordinates; bilinear (zero outside the glyph).
+def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy, shear):
+    """Max-composite `glyph` (h, w) rotated by `angle` radians about its centre, then sheared (x += shear y,
+    y down), then scaled by (sx, sy) along the canvas axes, centred at (cy, cx) in pixel-index coordinates;
+    bilinear (zero outside the glyph). With shear 0 every pixel's arithmetic is that of the unsheared sampler
+    (sin_a - cos_a 0 is sin_a, cos_a + sin_a 0 is cos_a, exactly).
 
     Per row, only the columns whose sample can land inside the glyph are visited (`_span`, conservative),
     in passes as in `warp.remap_row`: where each pixel reads and with which weights (vectorises; the column
@@ -63,7 +65,7 @@ def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy):
     cos_a = math.cos(angle)
     sin_a = math.sin(angle)
     hy = 0.5 * sy * (abs(sin_a) * gw + abs(cos_a) * gh)
-    hx = 0.5 * sx * (abs(cos_a) * gw + abs(sin_a) * gh)
+    hx = 0.5 * sx * (abs(cos_a) * gw + abs(sin_a) * gh + abs(shear) * (abs(sin_a) * gw + abs(cos_a) * gh))
     y_lo = max(0, np.int64(math.floor(cy - hy)))
     y_hi = min(H, np.int64(math.ceil(cy + hy)) + 1)
     x_lo = max(0, np.int64(math.floor(cx - hx)))
@@ -95,12 +97,14 @@ def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy):
         cv[j] = -sin_a * rx
     u_hi = np.float64(gw)
     v_hi = np.float64(gh)
+    a_u = sin_a - cos_a * shear                          # ry's factors: the unsheared point is (rx - shear ry, ry)
+    a_v = cos_a + sin_a * shear
     for y in range(y_lo, y_hi):
         ry = (y - cy) / sy
-        # u = cos_a rx + sin_a ry + hu and v = -sin_a rx + cos_a ry + hv, rx = (x - cx) / sx: both affine in
+        # u = cos_a rx + a_u ry + hu and v = -sin_a rx + a_v ry + hv, rx = (x - cx) / sx: both affine in
         # x; a sample reads the glyph only where -1 <= u < gw and -1 <= v < gh
-        su = sin_a * ry + hu
-        sv = cos_a * ry + hv
+        su = a_u * ry + hu
+        sv = a_v * ry + hv
         a0, a1 = _span(-1.0, u_hi, su - cos_a * cx / sx, cos_a / sx, x_lo, x_hi)
         b0, b1 = _span(-1.0, v_hi, sv + sin_a * cx / sx, -sin_a / sx, x_lo, x_hi)
         xs, xe = max(a0, b0), min(a1, b1)
@@ -110,8 +114,8 @@ def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy):
         k0 = np.uint64(xs - x_lo)
         for j in range(m):
             k = k0 + np.uint64(j)
-            u = cu[k] + sin_a * ry + hu                  # cos_a rx + sin_a ry + hu
-            v = cv[k] + cos_a * ry + hv                  # -sin_a rx + cos_a ry + hv
+            u = cu[k] + a_u * ry + hu                    # cos_a rx + a_u ry + hu
+            v = cv[k] + a_v * ry + hv                    # -sin_a rx + a_v ry + hv
             fv = math.floor(v)
             fu = math.floor(u)
             inside = (fv >= -1.0) & (fv < v_hi) & (fu >= -1.0) & (fu < u_hi)
