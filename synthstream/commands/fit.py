@@ -15,7 +15,9 @@ def register(subparsers) -> None:
                    "never their names or labels)")
     f.add_argument("--out", required=True, help="output folder; the same command on the same --out continues")
     f.add_argument("--rounds", type=argtypes.positive_int, default=1, help="search (+ train) rounds")
-    f.add_argument("--budget", type=argtypes.positive_int, default=48, help="trials per round")
+    f.add_argument("--budget", type=argtypes.positive_int,
+                   help="trials per round (default: lm's first step, 1 + the style's numbers + its choices + 4; "
+                   "cma, random: 48)")
     f.add_argument("--population", type=argtypes.positive_int, default=12, help="CMA-ES generation size")
     f.add_argument("--objective", default="gap", metavar="gap|wake",        # checked by FitConfig (OBJECTIVES)
                    help="gap: the feature gap of image statistics (default); wake: - mean log p^ of the real images "

@@ -115,7 +115,7 @@ def test_label_free_folder_fits_the_same_and_an_interrupted_fit_resumes(local_ra
 @pytest.mark.slow
 def test_sleep_phase_trains_on_the_fitted_style_and_reports_the_rate(local_ray, folders):
     out = folders / "sleep"
-    state = fit(FitConfig(style=str(folders / "start.toml"), real=str(folders / "unlabelled"), budget=6,
+    state = fit(FitConfig(style=str(folders / "start.toml"), real=str(folders / "unlabelled"), budget=9,
                           n_synthetic=60, train_steps=40, train_preset="cpu", eval_data=str(folders / "real")),
                 str(out))
     rate = state["rounds"][0]["rate"]

@@ -154,6 +154,8 @@ def test_bad_inputs_are_one_line(tmp_path):
         (["--style", str(bad_style), "--real", str(real), "--out", str(tmp_path / "o4")], "ink.nope"),
         (["--style", "tiny", "--real", str(real), "--out", str(tmp_path / "o5"), "--fixed", "warp.x"], "warp.x"),
         (["--style", "tiny", "--real", str(real), "--out", str(tmp_path / "o6"), "--budget", "x"], "budget"),
+        (["--style", "rough", "--real", str(real), "--out", str(tmp_path / "o7"), "--budget", "66"],
+         "too few for one Levenberg-Marquardt step over this style's 52 numbers and 10 choices: give --budget 67"),
     ]
     images = tmp_path / "images"
     from synthstream.generate import generate

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,13 +38,14 @@ import numpy as np
 from synthstream.errors import UserError
 from synthstream.style import Style
 from trainer.fit.objective import OBJECTIVES, STAT_FLOOR, Target, score, synthetic_images, target_of
-from trainer.fit.search import ALGORITHMS, make_searcher
+from trainer.fit.search import ALGORITHMS, lm_first_step_trials, make_searcher
 from trainer.fit.space import Space, build_space, read_style_file
 from trainer.fit.write import style_toml
 
 log = logging.getLogger(__name__)
 FAR = 0.5                   # a statistic no trial brought within this many sds is reported as not expressed
 MIN_REAL = 10
+DEFAULT_BUDGET = 48         # trials per round for cma and random (lm: its first step, `lm_first_step_trials`)
 GAP_SLACK = 0.25            # wake: at 0 the start sits on its caps and nearly every move crosses one (docs/fit.md)
 
 
@@ -55,7 +56,7 @@ class FitConfig:
     style: str
     real: str
     rounds: int = 1
-    budget: int = 48                  # trials per round
+    budget: int | None = None         # trials per round; None: lm's first step, else DEFAULT_BUDGET
     population: int = 12              # CMA-ES generation size (cma, random)
     algorithm: str | None = None      # None: the objective's default (gap: lm, wake: cma)
     objective: str = "gap"            # trainer.fit.objective.OBJECTIVES
@@ -77,9 +78,11 @@ class FitConfig:
     def __post_init__(self) -> None:
         for name in ("rounds", "budget", "population", "n_synthetic", "max_real"):
             value = getattr(self, name)
+            if name == "budget" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UserError(f"{name} = {value!r} must be a positive integer")
-        if self.budget < 2:
+        if self.budget is not None and self.budget < 2:
             raise UserError(f"budget = {self.budget} must be >= 2 trials")
         if self.population < 4:
             raise UserError(f"population = {self.population} must be >= 4")
@@ -350,6 +353,7 @@ def fit(config: FitConfig, out_dir: str, address: str | None = None) -> dict:
     out = Path(out_dir)
     raw_file, source = read_style_file(config.style)
     space = build_space(raw_file, source, config.fixed)
+    config = _with_budget(config, space)
     style = space.decode(*space.encode(_start_style(space)))            # the envelope-clipped start
     real = load_real_images(config.real, style, limit=config.max_real)   # images only: names are never read
     if len(real) < MIN_REAL:
@@ -380,6 +384,21 @@ def fit(config: FitConfig, out_dir: str, address: str | None = None) -> dict:
     return state
 
 
+def _with_budget(config: FitConfig, space: Space) -> FitConfig:
+    """The budget given, or by default lm's first step (its Jacobian, then its damped steps), else
+    DEFAULT_BUDGET. An lm budget too small for one step is refused: its rounds would keep a single-axis probe."""
+    choices = [len(p.choices) for p in space.categorical]
+    need = lm_first_step_trials(space.n_continuous, choices)
+    lm = config.algorithm == "lm"
+    if config.budget is None:
+        return replace(config, budget=need if lm else DEFAULT_BUDGET)
+    if lm and config.budget < need:
+        raise UserError(f"budget = {config.budget} trials is too few for one Levenberg-Marquardt step over this "
+                        f"style's {space.n_continuous} numbers and {sum(n > 1 for n in choices)} choices: give "
+                        f"--budget {need} or more (or --algorithm cma)")
+    return config
+
+
 class _Wake:
     """The wake objective's readers: `checkpoint` (loaded and checked against the style before anything is
     written), and with a sleep phase the previous round's model from round 2 on; one bandwidth for the fit."""
@@ -398,8 +417,6 @@ class _Wake:
         return str(out / f"round_{round_no - 1:02d}" / "train")
 
     def target(self, target: Target, style: Style, real: np.ndarray, out: Path, round_no: int) -> Target:
-        from dataclasses import replace
-
         from trainer.fit.wake import load_wake_reader, wake_target
 
         name = self.checkpoint(out, round_no)

@@ -17,6 +17,7 @@ import numpy as np
 from ray.tune.search import Searcher
 
 ALGORITHMS = ("lm", "cma", "random")
+LM_TRIES = 4                         # damped Gauss-Newton steps tried (in parallel) after each Jacobian
 BAD = 1e6                      # the score CMA-ES is told for a failed trial
 
 
@@ -144,7 +145,7 @@ class LeastSquaresSearcher(Searcher):
     Deterministic: replaying finished trials is telling them again."""
 
     def __init__(self, dims: int, choices: list[int], start: tuple[list[float], list[int]], *,
-                 h: float = 0.04, tries: int = 4, metric: str = "objective", **_) -> None:
+                 h: float = 0.04, tries: int = LM_TRIES, metric: str = "objective", **_) -> None:
         super().__init__(metric=metric, mode="min")
         self.dims, self.h, self.tries, self.sizes = dims, h, tries, list(choices)
         self.k = [int(v) for v in start[1]]
@@ -286,6 +287,12 @@ class LeastSquaresSearcher(Searcher):
 
     def best(self) -> tuple[float, dict]:
         return min(self.history, key=lambda t: t[0])
+
+
+def lm_first_step_trials(dims: int, choices: list[int]) -> int:
+    """Trials before Levenberg-Marquardt can move at all: the start, one probe per number and per choice with
+    options (the Jacobian), then its LM_TRIES damped steps. A smaller budget keeps only the best probe."""
+    return 1 + dims + sum(1 for n in choices if n > 1) + LM_TRIES
 
 
 def make_searcher(algorithm: str, dims: int, choices: list[int], start, **kw) -> Searcher:
