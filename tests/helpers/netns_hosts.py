@@ -41,18 +41,18 @@ def unavailable_reason() -> str | None:
         return "network namespaces need root (run as root, as CI does)"
     if shutil.which("ip") is None:
         return "the `ip` command (iproute2) is not installed"
-    probe = f"{PREFIX}-probe"
+    probe = f"{PREFIX}-p{os.getpid()}"          # per process: test workers collect (and probe) at once
     _run(["ip", "netns", "del", probe], check=False)
     made = _run(["ip", "netns", "add", probe], check=False)
     if made.returncode != 0:
         return f"`ip netns add` is not permitted here: {made.stderr.strip() or made.returncode}"
     try:
-        link = _run(["ip", "link", "add", f"{PREFIX}-probe0", "type", "veth", "peer", "name", "eth0",
+        link = _run(["ip", "link", "add", probe, "type", "veth", "peer", "name", "eth0",
                      "netns", probe], check=False)
         if link.returncode != 0:
             return f"veth pairs are not permitted here: {link.stderr.strip() or link.returncode}"
     finally:
-        _run(["ip", "link", "del", f"{PREFIX}-probe0"], check=False)
+        _run(["ip", "link", "del", probe], check=False)
         _run(["ip", "netns", "del", probe], check=False)
     return None
 
