@@ -3,7 +3,7 @@
     python benchmarks/suite_time.py --workers 0 2 --json benchmarks/results/suite.json   # from the repo root
 
 Each run is `python -m pytest -q -p no:cacheprovider -n N` (N = 0: pytest-xdist off, the suite in one process;
-N >= 1: N worker processes, a test file each at a time, as pyproject's addopts run it). Records wall time, the
+N >= 1: N worker processes, `--dist loadfile`: a test file each at a time). Records wall time, the
 CPU seconds of pytest and the processes it waited for (Ray daemons that outlive it are not counted), and
 pytest's summary line; prints a table, writes the JSON.
 """
@@ -27,7 +27,8 @@ def run_suite(workers: int) -> dict:
     """One suite run with `workers` xdist workers (0: none)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers)],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers),
+                           "--dist", "loadfile"],
                           cwd=ROOT, capture_output=True, text=True)
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
