@@ -10,7 +10,8 @@
                                           [--bandwidth B] [--oracle]] [--json F]
         Does the objective rank styles as reading accuracy does? The objective (feature gap) of each style
         against DIR, beside the rate a model trained on it reached (measured elsewhere, given here), and the
-        Spearman correlation of the two (a negative one is the agreement: a lower gap, a higher rate).
+        Spearman correlation of the two (a negative one is the agreement: a lower gap, a higher rate); beside
+        it the coverage gap (how far real images lie outside the style's range) and the cover objective.
         With `--checkpoint M`, also the wake-phase objective (trainer/fit/wake.py): DIR read once by M (its
         MAP reading, and its top `--top` readings), each style re-rendering those texts `--renders` times,
         one ABC bandwidth for all (M's training style's calibrated one unless `--bandwidth`); beside it, the
@@ -81,7 +82,7 @@ def search(budget: int, starts: int, n: int) -> dict:
 def ranking(real: str, pairs: list[str], n: int, wake: dict | None = None) -> dict:
     from synthstream.fidelity import load_real_images
     from synthstream.style import load_style
-    from trainer.fit.objective import score, target_of
+    from trainer.fit.objective import COVER_WEIGHT, score, target_of
 
     rows, out = [], []
     for pair in pairs:
@@ -89,10 +90,13 @@ def ranking(real: str, pairs: list[str], n: int, wake: dict | None = None) -> di
         style = load_style(path)
         real_images = load_real_images(real, style, limit=500)
         result = score(style, target_of(real_images), n, 0)
-        out.append({"style": path, "rate": float(rate), "objective": result["objective"]})
-        rows.append([path, rate, f"{result['objective']:.3f}"])
-    headers = ["style", "reading rate (given)", "objective (feature gap)"]
-    objectives = {"feature gap": "objective"}
+        cover = result["gap"] + COVER_WEIGHT * result["coverage"]
+        out.append({"style": path, "rate": float(rate), "objective": result["objective"],
+                    "coverage": result["coverage"], "cover": cover})
+        rows.append([path, rate, f"{result['objective']:.3f}", f"{result['coverage']:.4f}", f"{cover:.3f}"])
+    headers = ["style", "reading rate (given)", "objective (feature gap)", "coverage gap",
+               f"cover (gap + {COVER_WEIGHT:g} x coverage)"]
+    objectives = {"feature gap": "objective", "coverage gap": "coverage", "cover": "cover"}
     result = {"benchmark": "fit ranking", "real": real, "styles": out}
     if wake is not None:
         result["wake"] = _wake_columns(real, out, rows, headers, objectives, **wake)

@@ -19,9 +19,11 @@ def register(subparsers) -> None:
                    help="trials per round (default: lm's first step, 1 + the style's numbers + its choices + 4; "
                    "cma, random: 48)")
     f.add_argument("--population", type=argtypes.positive_int, default=12, help="CMA-ES generation size")
-    f.add_argument("--objective", default="gap", metavar="gap|wake",        # checked by FitConfig (OBJECTIVES)
-                   help="gap: the feature gap of image statistics (default); wake: - mean log p^ of the real images "
-                   "with their texts read once by --checkpoint, re-rendered by each candidate (docs/fit.md)")
+    f.add_argument("--objective", default="gap", metavar="gap|cover|wake",  # checked by FitConfig (OBJECTIVES)
+                   help="gap: the feature gap of image statistics (default); cover: the gap plus, weighted, how far "
+                   "real images lie outside the style's range (keeps the nuisance a reader needs); wake: - mean "
+                   "log p^ of the real images with their texts read once by --checkpoint, re-rendered by each "
+                   "candidate (docs/fit.md)")
     f.add_argument("--checkpoint", help="wake: the model that reads the real images (a shipped model's name, a "
                    "checkpoint or a run folder); its style's size and alphabet must be the fitted style's")
     f.add_argument("--renders", type=argtypes.positive_int, default=32, help="wake: renders per real image")
@@ -32,7 +34,7 @@ def register(subparsers) -> None:
     f.add_argument("--gap-weight", type=argtypes.nonneg_float, default=0.0,
                    help="wake: also add this x the feature gap to the searched objective")
     f.add_argument("--algorithm", choices=("lm", "cma", "random"),
-                   help="lm: Levenberg-Marquardt on the per-feature gaps (the gap's default); cma: CMA-ES (the "
+                   help="lm: Levenberg-Marquardt on the per-feature gaps (gap's and cover's default); cma: CMA-ES (the "
                    "wake objective's default; lm cannot search it); random: the baseline")
     f.add_argument("-n", "--n-synthetic", type=argtypes.positive_int, default=200,
                    help="synthetic images rendered per trial")

@@ -141,6 +141,7 @@ def reader_checkpoint(folders):
     return str(path)
 
 
+@pytest.mark.slow        # 20 s; in CI the wake objective's parts: tests/unit/test_fit_wake.py
 def test_wake_objective_is_searched_end_to_end_label_free_and_reports_both_numbers(local_ray, folders,
                                                                                    reader_checkpoint):
     config = dict(style=str(folders / "start.toml"), budget=9, population=4, n_synthetic=60, objective="wake",

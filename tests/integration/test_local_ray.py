@@ -191,7 +191,7 @@ EXITING = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("mode", ["done", "raw"])
+@pytest.mark.parametrize("mode", ["done", pytest.param("raw", marks=pytest.mark.slow)])   # raw: nightly, 12 s
 def test_a_sigterm_while_exiting_ends_the_driver_without_a_traceback(tmp_path, mode):
     env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)

@@ -312,7 +312,7 @@ def _sweep_error(space, out):
     return None
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("how", ["ctrl-c", pytest.param("sigterm", marks=pytest.mark.slow)])  # sigterm: nightly
 def test_an_interrupted_sweep_ends_within_seconds(tmp_path, how):
     """Ctrl-C reaches the whole process group (the driver and its embedded Ray); SIGTERM (`ray job stop`, a
     pod's shutdown) only the driver. Either ends the sweep at once with one line, not after Ray's minute of

@@ -73,6 +73,7 @@ def _train_workers() -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.slow        # 38 s; in CI a continued run: test_a_short_run_writes_its_outputs_then_continues
 def test_a_killed_worker_resumes_from_the_last_checkpoint(local_ray, tmp_path):
     out = tmp_path / "run"
     result: dict = {}

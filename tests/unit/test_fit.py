@@ -184,7 +184,8 @@ def test_bad_inputs_are_one_line(tmp_path):
     ({"gap_slack": 0.5}, "are for objective 'wake'"),
     ({"objective": "wake", "checkpoint": "facebook", "gap_slack": -1.0}, "gap_slack = -1.0 must be >= 0"),
     ({"objective": "wake", "checkpoint": "facebook", "renders": 0}, "renders = 0"),
-    ({"objective": "nope"}, "objective 'nope' is unknown; available: gap, wake"),
+    ({"objective": "nope"}, "objective 'nope' is unknown; available: gap, cover, wake"),
+    ({"objective": "cover", "checkpoint": "facebook"}, "objective 'cover' uses none"),
 ])
 def test_bad_objective_settings_are_one_error(kwargs, words):
     from trainer.fit.loop import FitConfig
@@ -201,6 +202,36 @@ def test_objective_picks_its_searcher_and_a_gap_fit_keeps_its_old_identity():
     wake = FitConfig(style="tiny", real="x", objective="wake", checkpoint="facebook")
     assert wake.algorithm == "cma" and wake.identity()["checkpoint"] == "facebook"
     assert "objective" not in FitConfig(style="tiny", real="x").identity()    # fits begun before still continue
+    cover = FitConfig(style="tiny", real="x", objective="cover")
+    assert cover.algorithm == "lm" and cover.identity()["objective"] == "cover"   # a gap fit cannot continue it
+
+
+def test_coverage_counts_only_real_images_outside_the_synthetic_range():
+    from trainer.fit.objective import coverage_residuals
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(0.0, 1.0, (300, 3))
+    wide = rng.normal(0.0, 4.0, (200, 3))                  # covers every real image: 0, however much wider
+    narrow = rng.normal(0.0, 0.25, (200, 3))               # leaves most of them outside
+    shifted = wide + np.array([0.0, 0.0, 30.0])            # covers the first two features only
+    assert np.all(coverage_residuals(real, wide) == 0)
+    assert np.all(coverage_residuals(real, narrow) > 0.3)
+    c = coverage_residuals(real, shifted)
+    assert c[0] == c[1] == 0 and c[2] > 1
+    assert np.all(coverage_residuals(real, real) < 0.2)            # its own 1%-99% range leaves 2% out
+
+
+def test_cover_objective_is_the_gap_plus_the_weighted_coverage_and_its_residuals_square_to_it():
+    from trainer.fit.objective import COVER_WEIGHT, OBJECTIVES, score, synthetic_images, target_of
+
+    style = load_style("tiny")
+    real = synthetic_images(style, 60, 5)
+    gap = score(style, target_of(real), 60, 1)
+    cover = score(style, target_of(real, OBJECTIVES["cover"].coverage_weight), 60, 1)
+    assert gap["objective"] == gap["gap"] == cover["gap"] and gap["coverage"] == cover["coverage"]
+    assert cover["objective"] == pytest.approx(cover["gap"] + COVER_WEIGHT * cover["coverage"])
+    assert len(cover["residuals"]) == 2 * len(gap["residuals"])
+    assert np.sum(np.square(cover["residuals"])) / len(gap["residuals"]) == pytest.approx(cover["objective"], 1e-3)
 
 
 def test_wake_checkpoint_that_cannot_draw_the_style_is_one_line(tmp_path):

@@ -148,7 +148,7 @@ def _trial(config: dict, job: Job) -> None:
     except Exception as e:        # a corner of the space the style language refuses: scored, so it is replayed
         tune.report({"objective": float("inf"), "error": f"{type(e).__name__}: {str(e)[:200]}"})
         return
-    tune.report({k: result[k] for k in ("objective", "gap", "wake", "residuals") if k in result}
+    tune.report({k: result[k] for k in ("objective", "gap", "coverage", "wake", "residuals") if k in result}
                 | {f"stat/{k}": v for k, v in result["stats"].items()})
 
 
@@ -162,7 +162,7 @@ def _trial_log(path: Path):
             r = trial.last_result or {}
             record = {"trial": trial.trial_id, "config": {"u": list(trial.config["u"]), "k": list(trial.config["k"])},
                       "objective": float(r.get("objective", float("inf"))),
-                      **{k: float(r[k]) for k in ("gap", "wake") if k in r},
+                      **{k: float(r[k]) for k in ("gap", "coverage", "wake") if k in r},
                       "stats": {k[5:]: v for k, v in r.items() if k.startswith("stat/")},
                       **({"residuals": list(r["residuals"])} if "residuals" in r else {})}
             with path.open("a") as f:
@@ -285,6 +285,9 @@ def _report_md(summary: dict) -> str:
                   f"{summary['bandwidth']:.2f}, {summary['renders']} renders each, {summary['images_left_out']} "
                   f"images left out): {summary['wake_start']:.4f} -> {summary['wake']:.4f}",
                   f"feature gap (0 = alike): {summary['gap_start']:.4f} -> {summary['gap']:.4f}", ""]
+    if summary.get("coverage") is not None:
+        lines += [f"coverage gap (0 = every real image inside the style's range): {summary['coverage_start']:.4f} -> "
+                  f"{summary['coverage']:.4f}", ""]
     if summary.get("rate") is not None:
         rate = summary["rate"]["exact_rate"]
         lines += [f"reading rate on the evaluation folder (reported, never used): {rate:.3f}", ""]
@@ -365,7 +368,7 @@ def fit(config: FitConfig, out_dir: str, address: str | None = None) -> dict:
     state["budget"], state["rounds_asked"] = config.budget, config.rounds
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
-    target = target_of(real)
+    target = target_of(real, OBJECTIVES[config.objective].coverage_weight)
     connect(address)
     for round_no in range(1, config.rounds + 1):
         if any(r["round"] == round_no for r in state["rounds"]):
@@ -436,6 +439,10 @@ class _Wake:
 
 def round_line(summary: dict) -> str:
     """The round's objective(s), start -> fitted, in one line."""
+    if summary.get("objective_name") == "cover":
+        return f"cover objective {summary['objective_start']:.4f} -> {summary['objective']:.4f} (feature gap " \
+               f"{summary['gap_start']:.4f} -> {summary['gap']:.4f}, coverage gap {summary['coverage_start']:.4f} " \
+               f"-> {summary['coverage']:.4f})"
     if summary.get("wake") is None:
         return f"objective {summary['objective_start']:.4f} -> {summary['objective']:.4f}"
     line = f"wake {summary['wake_start']:.4f} -> {summary['wake']:.4f}, feature gap {summary['gap_start']:.4f} -> " \
@@ -469,6 +476,7 @@ def _round(config: FitConfig, space: Space, start: Style, target: Target, real: 
     summary = {"round": round_no, "trials": len(records), "objective_name": config.objective,
                "objective_start": first["objective"], "objective": best["objective"],
                "gap_start": first.get("gap", first["objective"]), "gap": best.get("gap", best["objective"]),
+               "coverage_start": first.get("coverage"), "coverage": best.get("coverage"),
                "wake_start": first.get("wake"), "wake": best.get("wake"), "stats": best["stats"],
                "expressiveness": expressiveness(records, best["stats"], first["stats"])}
     if target.wake is not None:
@@ -480,7 +488,8 @@ def _round(config: FitConfig, space: Space, start: Style, target: Target, real: 
     how = round_line(summary) if target.wake is None else (
         round_line(summary) + f"; the real images read by {target.wake.checkpoint}")
     header = [f"Fitted by `synthstream fit` from {space.source}, round {round_no}: "
-              f"{how.replace('objective', 'feature gap', 1)} over {len(records)} trials",
+              f"{how.replace('objective', 'feature gap', 1) if config.objective == 'gap' else how} over "
+              f"{len(records)} trials",
               f"against the images of {config.real} (no labels read). Edit freely; `--style` takes this file."]
     notes = space.describe()
     _write_text(round_dir / "style.toml", style_toml(fitted, notes, header, fit_table))
