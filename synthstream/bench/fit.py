@@ -82,20 +82,20 @@ def search(budget: int, starts: int, n: int) -> dict:
 def ranking(real: str, pairs: list[str], n: int, wake: dict | None = None) -> dict:
     from synthstream.fidelity import load_real_images
     from synthstream.style import load_style
-    from trainer.fit.objective import COVER_WEIGHT, score, target_of
+    from trainer.fit.objective import OBJECTIVES, score, target_of
 
+    cover_weight = OBJECTIVES["cover"].coverage_weight
     rows, out = [], []
     for pair in pairs:
         path, _, rate = pair.rpartition("=")
         style = load_style(path)
         real_images = load_real_images(real, style, limit=500)
-        result = score(style, target_of(real_images), n, 0)
-        cover = result["gap"] + COVER_WEIGHT * result["coverage"]
-        out.append({"style": path, "rate": float(rate), "objective": result["objective"],
-                    "coverage": result["coverage"], "cover": cover})
-        rows.append([path, rate, f"{result['objective']:.3f}", f"{result['coverage']:.4f}", f"{cover:.3f}"])
+        result = score(style, target_of(real_images, cover_weight), n, 0)      # the gap and coverage come along
+        out.append({"style": path, "rate": float(rate), "objective": result["gap"],
+                    "coverage": result["coverage"], "cover": result["objective"]})
+        rows.append([path, rate, f"{result['gap']:.3f}", f"{result['coverage']:.4f}", f"{result['objective']:.3f}"])
     headers = ["style", "reading rate (given)", "objective (feature gap)", "coverage gap",
-               f"cover (gap + {COVER_WEIGHT:g} x coverage)"]
+               f"cover (gap + {cover_weight:g} x coverage)"]
     objectives = {"feature gap": "objective", "coverage gap": "coverage", "cover": "cover"}
     result = {"benchmark": "fit ranking", "real": real, "styles": out}
     if wake is not None:
