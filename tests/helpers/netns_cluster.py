@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cluster.local import LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV
 from tests.helpers.netns_hosts import NamespacesUnavailable, NetnsHosts, teardown_all
 from tests.helpers.runs import has_registered_checkpoint
 
@@ -89,6 +90,7 @@ def process_env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env.update({"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
                 "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"})
+    env.setdefault(TRAIN_POLL_ENV, LOCAL_TRAIN_POLL_S)       # a test cluster of a few workers: poll them often
     env.update(extra or {})
     return env
 

@@ -54,6 +54,19 @@ def test_a_short_run_writes_its_outputs_then_continues(local_ray, tmp_path):
         assert [int(float(r["step"])) for r in csv.DictReader(f)] == [20, 40, 60]
 
 
+def test_the_embedded_rays_processes_poll_train_workers_often(local_ray):
+    # Ray Train's controller takes reports only when it polls: at Ray's 2 s a short run waits ~10 s more
+    import ray
+
+    from cluster.local import LOCAL_TRAIN_POLL_S, TRAIN_POLL_ENV
+
+    @ray.remote(num_cpus=0)
+    def polled_every() -> str | None:
+        return os.environ.get(TRAIN_POLL_ENV)
+
+    assert ray.get(polled_every.remote()) == os.environ.get(TRAIN_POLL_ENV, LOCAL_TRAIN_POLL_S)
+
+
 def test_a_folder_of_user_files_is_refused(local_ray, tmp_path):
     (tmp_path / "report.json").write_text("mine")
     with pytest.raises(UserError, match="not a synthstream run"):
