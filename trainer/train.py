@@ -169,7 +169,6 @@ def _train_loop(plan: WorkerPlan) -> None:
     config = plan.config
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(plan.threads)
     torch.manual_seed(config.stream.seed)
     device = ray.train.torch.get_device()
     state = build_state(config)
@@ -181,6 +180,7 @@ def _train_loop(plan: WorkerPlan) -> None:
     if lead:
         images, targets = validation_set(config.stream.style, config.val_size)
         validation = images.to(device), targets.to(device)
+    torch.set_num_threads(plan.threads)    # after the validation set: Numba's OpenMP layer resets this thread's count
     timer, recent_loss = StepTimer(), []
     autocast = autocast_for(config.use_gpu)
     budget = TimeBudget(config.max_seconds, world)
@@ -204,7 +204,7 @@ def _train_loop(plan: WorkerPlan) -> None:
                        "lr": config.lr_at(state.step - 1, budget.fraction()),
                        "restored_from_step": state.restored_from_step,
                        "stream/samples": s["images_delivered"], "stream/index_errors": s["index_errors"],
-                       "worker_node": ray.util.get_node_ip_address(),
+                       "worker_node": ray.util.get_node_ip_address(), "torch_threads": torch.get_num_threads(),
                        **timer.figures(world)}
             validate_and_checkpoint(plan, state, metrics, validation, lead)
             timer.reset()

@@ -29,15 +29,15 @@ FACEBOOK_EXACT_AT_LEAST = 0.25   # the issue's target; measured 0.36 on the 50 o
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    """400 steps of 64 on `tiny` straight from the generator (the training step of trainer/train.py). One torch
-    thread: two threads on two shared cores stall whenever anything else runs (80 s instead of 19 s in the suite);
-    one keeps ~25 s under load."""
+    """200 steps of 64 on `tiny` straight from the generator (the training step of trainer/train.py): the checks
+    below hold with margin from ~180 (at 200: KL of q 0.007 against the 0.05 allowed, ECE 0.005 against 0.03). One
+    torch thread: two threads on two shared cores stall whenever anything else runs."""
     torch.manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     style = load_style("tiny")
     model = build_model("cpu", style)
-    config = TrainConfig(stream=StreamConfig(style=style), steps=400, warmup_steps=50)
+    config = TrainConfig(stream=StreamConfig(style=style), steps=200, warmup_steps=50)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     for step in range(config.steps):
         for g in opt.param_groups:
@@ -47,7 +47,7 @@ def tiny_model(tmp_path_factory):
         optimise(model, opt, torch.from_numpy(images), targets, 1.0, autocast_for(False), step)
     torch.set_num_threads(threads)
     path = tmp_path_factory.mktemp("tiny") / "checkpoint.pt"
-    checkpoint.save(path, model=model, optimizer=None, step=400, position=400, config={}, style_raw=style.to_raw(),
+    checkpoint.save(path, model=model, optimizer=None, step=200, position=200, config={}, style_raw=style.to_raw(),
                     preset="cpu")
     return model.eval(), style, path
 

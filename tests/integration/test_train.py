@@ -16,6 +16,7 @@ import pytest
 from synthstream.errors import RunFailed, UserError
 from synthstream.stream import StreamConfig
 from synthstream.style import load_style
+from tests.helpers.cli import cli_all
 from tests.helpers.runs import has_registered_checkpoint
 from trainer import checkpoint
 from trainer.run import run
@@ -23,7 +24,7 @@ from trainer.train import TrainConfig
 
 
 def config(style="tiny", batch_size=32, **kw) -> TrainConfig:
-    base = dict(preset="cpu", steps=40, val_every=20, val_size=128, log_every=5)
+    base = dict(preset="cpu", steps=40, val_every=20, val_size=128, log_every=5, torch_threads=1)
     stream = StreamConfig(style=load_style(style), batch_size=batch_size, num_actors=1, actor_cpus=0.5)
     return TrainConfig(stream=stream, **{**base, **kw})
 
@@ -36,6 +37,7 @@ def test_a_short_run_writes_its_outputs_then_continues(local_ray, tmp_path):
     final = report["final"]
     assert final["step"] == 40 and 0 <= final["val/string_accuracy"] <= 1 and final["images_per_s"] > 0
     assert 0 <= final["data_wait_share"] < 1 and json.loads((out / "report.json").read_text())["steps"] == 40
+    assert final["torch_threads"] == report["resources"]["torch_threads"] == 1   # not Numba's count
     assert report["stream"]["index_errors"] == 0 and report["stream"]["samples"] == 40 * 32
     assert checkpoint.load(out / "checkpoint.pt")["position"] == 40
 
@@ -111,16 +113,16 @@ def cli(*args):
                           timeout=300)
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--preset", "huge"], "preset 'huge' is unknown; available: paper, cpu, gpu"),
-    (["--style", "nope"], "unknown style 'nope'"),
-    (["--workers", "3"], "need at least"),
-    (["--gpu"], "need GPU 1 (the cluster has 0); this cluster cannot grow"),
-])
-def test_train_cli_bad_input(tmp_path, args, fragment):
-    r = cli("--out", str(tmp_path / "o"), "--steps", "5", *args)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert fragment in r.stderr
+def test_train_cli_bad_input(tmp_path):
+    cases = [(["--workers", "3"], "need at least"),                   # these two start a Ray to learn they cannot
+             (["--gpu"], "need GPU 1 (the cluster has 0); this cluster cannot grow"),
+             (["--preset", "huge"], "preset 'huge' is unknown; available: paper, cpu, gpu"),
+             (["--style", "nope"], "unknown style 'nope'")]
+    ran = cli_all([["train", "--out", str(tmp_path / f"o{i}"), "--steps", "5", *args]
+                   for i, (args, _) in enumerate(cases)])
+    for (args, fragment), r in zip(cases, ran):
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert fragment in r.stderr, (args, r.stderr)
 
 
 def test_resume_from_a_corrupt_checkpoint(tmp_path):

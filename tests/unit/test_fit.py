@@ -1,7 +1,5 @@
 """synthstream fit's parts without Ray: the search space, the written style, the searcher, bad input."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +8,7 @@ import tomllib
 
 from synthstream.errors import UserError
 from synthstream.style import load_style, parse_style
+from tests.helpers.cli import cli_all
 from trainer.fit.search import CubeSearcher, LeastSquaresSearcher, run_serial
 from trainer.fit.space import build_space, read_style_file
 from trainer.fit.write import style_toml
@@ -135,11 +134,6 @@ def test_least_squares_finds_the_minimum_and_replays_exactly():
     assert [c for _, c in part.history] == [c for _, c in whole]
 
 
-def _cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "synthstream", "fit", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
-
-
 def test_bad_inputs_are_one_line(tmp_path):
     real = tmp_path / "real"
     real.mkdir()
@@ -168,8 +162,7 @@ def test_bad_inputs_are_one_line(tmp_path):
         (["--style", "tiny", "--real", str(images), "--out", str(other)], "holds a fit with other arguments"),
         (["--style", "tiny", "--real", str(images), "--out", str(tmp_path / "busy")], "is not empty"),
     ]
-    for args, words in cases:
-        r = _cli(*args)
+    for (args, words), r in zip(cases, cli_all([["fit", *args] for args, _ in cases])):
         assert r.returncode == 2, (args, r.stderr)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], (args, r.stderr)
@@ -263,8 +256,9 @@ def test_wake_fit_bad_inputs_are_one_line_at_the_cli(tmp_path):
         (["--objective", "wake"], "needs checkpoint"),
         (["--objective", "wake", "--checkpoint", "facebook"], "reads 200x50 images; the style 'tiny' draws 48x32"),
     ]
-    for i, (args, words) in enumerate(cases):
-        r = _cli("--style", "tiny", "--real", str(images), "--out", str(tmp_path / f"o{i}"), *args)
+    outs = [["fit", "--style", "tiny", "--real", str(images), "--out", str(tmp_path / f"o{i}"), *args]
+            for i, (args, _) in enumerate(cases)]
+    for i, ((args, words), r) in enumerate(zip(cases, cli_all(outs))):
         assert r.returncode == 2, (args, r.stderr)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], (args, r.stderr)
