@@ -17,7 +17,17 @@ from synthstream.render.jit import ngjit, ngjit_parallel
 from synthstream.render.kernels.blur import blur
 from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline, draw_segment
 from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
-from synthstream.render.kernels.warp import add_field_rows, field_rows, ink_bbox, remap_row, remap_scratch, shear_wave
+from synthstream.render.kernels.warp import (
+    abs_max,
+    add_field_rows,
+    field_bound,
+    field_rows,
+    ink_bbox,
+    reach,
+    remap_row,
+    remap_scratch,
+    shear_wave,
+)
 from synthstream.render.params import F
 from synthstream.render.rng import (
     AXIS_X,
@@ -211,22 +221,37 @@ def _warp(padded, warped, dx, dy, key, table, p):
         warped[:] = 0.0
         return True
     y0, y1, x0, x1 = y0 - 1, y1 - 1, x0 - 1, x1 - 1       # padded -> canvas coordinates
+    ya, yb, xa, xb = 0, H, 0, W
+    if not has_fine:
+        # the largest displacement of each axis bounds which rows and columns can read the ink box; the
+        # others read nothing (0), so neither their field nor their remap is computed (a fine field's bound,
+        # many pixels, would skip little for its cost)
+        bx, by = 0.0, 0.0
+        if has_elastic:
+            bx, by = field_bound(e_rows)
+        if has_shear:
+            bx += abs(x_amp)
+            by += abs_max(shear_dy)
+        ya, yb = reach(y0, y1, by, H)
+        xa, xb = reach(x0, x1, bx, W)
+        warped[:] = 0.0
     flat = padded.reshape(padded.shape[0] * padded.shape[1])
     cell, frac, vals = remap_scratch(W)
-    for y in range(H):
-        for x in range(W):
+    ua, ub = np.uint64(xa), np.uint64(xb)               # unsigned columns: the row loops vectorise
+    for y in range(ya, yb):
+        for x in range(ua, ub):
             dx[x] = 0.0
             dy[x] = 0.0
         if has_elastic:
-            add_field_rows(dx, dy, e_rows, e_sigma, y)
+            add_field_rows(dx, dy, e_rows, e_sigma, y, xa, xb)
         if has_fine:
-            add_field_rows(dx, dy, f_rows, f_sigma, y)
+            add_field_rows(dx, dy, f_rows, f_sigma, y, xa, xb)
         if has_shear:
             sx = np.float32(x_amp * math.sin(2.0 * math.pi * y / x_period + x_phase))
-            for x in range(W):
+            for x in range(ua, ub):
                 dx[x] += sx
                 dy[x] += shear_dy[x]
-        remap_row(flat, y, dx, dy, warped, y0, y1, x0, x1, cell, frac, vals)
+        remap_row(flat, y, dx, dy, warped, y0, y1, x0, x1, cell, frac, vals, xa, xb)
     return True
 
 

@@ -96,8 +96,9 @@ def field_rows(H, W, key_x, key_y, table, sigma, alpha):
 
 
 @ngjit
-def add_field_rows(dx, dy, rows, sigma, y):
-    """dx, dy (W,) += row y of the field whose `field_rows` (at this sigma) are `rows` (the y pass)."""
+def row_weights(sigma, y):
+    """(iv, w0, w1, w2, w3): the coarse row and the float32 B-spline weights of image row y in the y pass
+    of a field of this sigma (row y = sum_k w_k rows[:, iv + k])."""
     spacing = SQRT3 * sigma
     v = y / spacing
     iv = np.int64(v)
@@ -107,7 +108,17 @@ def add_field_rows(dx, dy, rows, sigma, y):
     w1 = np.float32((3.0 * t * t * t - 6.0 * t * t + 4.0) / 6.0)
     w2 = np.float32((-3.0 * t * t * t + 3.0 * t * t + 3.0 * t + 1.0) / 6.0)
     w3 = np.float32(t * t * t / 6.0)
-    for x in range(dx.shape[0]):
+    return iv, w0, w1, w2, w3
+
+
+@ngjit
+def add_field_rows(dx, dy, rows, sigma, y, xa=0, xb=-1):
+    """dx, dy (W,) += row y of the field whose `field_rows` (at this sigma) are `rows` (the y pass), over
+    columns [xa, xb) (xb -1: all)."""
+    iv, w0, w1, w2, w3 = row_weights(sigma, y)
+    if xb < 0:
+        xb = dx.shape[0]
+    for x in range(np.uint64(xa), np.uint64(max(xa, xb))):     # unsigned: no wraparound test, it vectorises
         dx[x] += w0 * rows[0, iv, x] + w1 * rows[0, iv + 1, x] + w2 * rows[0, iv + 2, x] + w3 * rows[0, iv + 3, x]
         dy[x] += w0 * rows[1, iv, x] + w1 * rows[1, iv + 1, x] + w2 * rows[1, iv + 2, x] + w3 * rows[1, iv + 3, x]
 
@@ -169,20 +180,59 @@ def sample_bilinear(src, y, x):
 
 
 @ngjit
-def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals):
-    """out[y] (W,) = row y of src(y + dy, x + dx), bilinear, zero outside, for one row's displacements dx, dy
-    (W,). `padded` is src (H, W) inside a zero border of one pixel, flattened ((H + 2) (W + 2),); src is zero
-    outside rows [y0, y1) and columns [x0, x1) (its ink box), so reads that land outside it give 0.
-    cell (W,) int64, frac (2, W) float64 and vals (4, W) float32 are scratch. Three passes: where each pixel
-    reads and with which weights (vectorises), the four reads of the pixels inside (a gather, scalar: its
-    loads and stores could alias for all the compiler knows), the blend (vectorises). Each pixel's float64
-    arithmetic is the one sequence of the scalar formula at any vector width (no fastmath, no contraction)."""
+def abs_max(a):
+    """max |a| of a flat float32 array without NaNs, as float64. A non-negative float32's bits, read as an
+    unsigned integer, order as its value, so this is an integer max of the bits without the sign bit: it
+    vectorises (a float max reduction does not, without fastmath), and it is exact."""
+    bits = a.view(np.uint32)
+    mask = np.uint32(0x7FFFFFFF)
+    m = np.uint32(0)
+    for i in range(bits.shape[0]):
+        m = max(m, bits[i] & mask)
+    one = np.empty(1, np.uint32)
+    one[0] = m
+    return np.float64(one.view(np.float32)[0])
+
+
+@ngjit
+def field_bound(rows):
+    """(bx, by): the largest |value| of each axis of a field's `field_rows` (2, gh, W). Every pixel of the
+    field is a convex combination of them (B-spline weights are >= 0 and sum to 1), so up to float32
+    rounding (1e-7 relative) they bound its displacement."""
+    n = rows.shape[1] * rows.shape[2]
+    flat = rows.reshape(2 * n)
+    return abs_max(flat[:n]), abs_max(flat[n:])
+
+
+@ngjit
+def reach(lo, hi, bound, n):
+    """[a, b): the rows (or columns) t of [0, n) that can read inside [lo, hi) under a displacement of at
+    most `bound` pixels (a read at t + d, |d| <= bound, is inside only if lo - 1 < t + d < hi); a pixel
+    outside gives 0. `bound` carries a relative margin of 1e-4 and 1e-3 pixels (float32 rounding is 1e-7
+    relative) and one more row each side, so no pixel that reads inside is left out."""
+    b = bound * (1.0 + 1e-4) + 1e-3
+    return max(0, np.int64(math.floor(lo - 1 - b))), min(n, np.int64(math.ceil(hi + b)) + 1)
+
+
+@ngjit
+def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals, xa=0, xb=-1):
+    """out[y, xa:xb] (xb -1: the whole row) = row y of src(y + dy, x + dx), bilinear, zero outside, for one
+    row's displacements dx, dy (W,). `padded` is src (H, W) inside a zero border of one pixel, flattened
+    ((H + 2) (W + 2),); src is zero outside rows [y0, y1) and columns [x0, x1) (its ink box), so reads that
+    land outside it give 0. cell (W,) int64, frac (2, W) float64 and vals (4, W) float32 are scratch. Three
+    passes: where each pixel reads and with which weights (vectorises), the four reads of the pixels inside
+    (a gather, scalar: its loads and stores could alias for all the compiler knows), the blend (vectorises).
+    Each pixel's float64 arithmetic is the one sequence of the scalar formula at any vector width (no
+    fastmath, no contraction)."""
     W = out.shape[1]
+    if xb < 0:
+        xb = W
     Wp = W + 2
     ylo, xlo = y0 - 1, x0 - 1
-    for x in range(W):
+    ua, ub = np.uint64(xa), np.uint64(max(xa, xb))  # an unsigned range: no wraparound test, the loops vectorise
+    for x in range(ua, ub):
         sy = y + dy[x]
-        sx = x + dx[x]
+        sx = np.int64(x) + dx[x]
         inside = (sy > ylo) & (sy < y1) & (sx > xlo) & (sx < x1)
         sy = sy if inside else 0.0                       # outside: read a valid cell, drop the result
         sx = sx if inside else 0.0
@@ -193,7 +243,7 @@ def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals):
         # -1 <= fy < H and -1 <= fx < W here, so all four reads fall inside the border: no bounds checks
         cell[x] = (np.int64(fy) + 1) * Wp + np.int64(fx) + 1
     one, wp_ = np.uint64(1), np.uint64(Wp)
-    for x in range(W):
+    for x in range(ua, ub):
         if frac[0, x] < 0.0:                             # outside: the blend drops this pixel's values
             continue
         i = np.uint64(cell[x])
@@ -201,7 +251,7 @@ def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals):
         vals[1, x] = padded[i + one]
         vals[2, x] = padded[i + wp_]
         vals[3, x] = padded[i + wp_ + one]
-    for x in range(W):
+    for x in range(ua, ub):
         ty = frac[0, x]
         tx = frac[1, x]
         v = ((1 - ty) * ((1 - tx) * vals[0, x] + tx * vals[1, x])
