@@ -215,19 +215,52 @@ def reach(lo, hi, bound, n):
 
 
 @ngjit
-def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals, xa=0, xb=-1):
-    """out[y, xa:xb] (xb -1: the whole row) = row y of src(y + dy, x + dx), bilinear, zero outside, for one
-    row's displacements dx, dy (W,). `padded` is src (H, W) inside a zero border of one pixel, flattened
-    ((H + 2) (W + 2),); src is zero outside rows [y0, y1) and columns [x0, x1) (its ink box), so reads that
-    land outside it give 0. cell (W,) int64, frac (2, W) float64 and vals (4, W) float32 are scratch. Three
-    passes: where each pixel reads and with which weights (vectorises), the four reads of the pixels inside
-    (a gather, scalar: its loads and stores could alias for all the compiler knows), the blend (vectorises).
-    Each pixel's float64 arithmetic is the one sequence of the scalar formula at any vector width (no
-    fastmath, no contraction)."""
+def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals):
+    """out[y] (W,) = row y of src(y + dy, x + dx), bilinear, zero outside, for one row's displacements dx, dy
+    (W,). `padded` is src (H, W) inside a zero border of one pixel, flattened ((H + 2) (W + 2),); src is zero
+    outside rows [y0, y1) and columns [x0, x1) (its ink box), so reads that land outside it give 0.
+    cell (W,) int64, frac (2, W) float64 and vals (4, W) float32 are scratch. Three passes: where each pixel
+    reads and with which weights (vectorises), the four reads of the pixels inside (a gather, scalar: its
+    loads and stores could alias for all the compiler knows), the blend (vectorises). Each pixel's float64
+    arithmetic is the one sequence of the scalar formula at any vector width (no fastmath, no contraction)."""
     W = out.shape[1]
-    if xb < 0:
-        xb = W
     Wp = W + 2
+    ylo, xlo = y0 - 1, x0 - 1
+    for x in range(W):
+        sy = y + dy[x]
+        sx = x + dx[x]
+        inside = (sy > ylo) & (sy < y1) & (sx > xlo) & (sx < x1)
+        sy = sy if inside else 0.0                       # outside: read a valid cell, drop the result
+        sx = sx if inside else 0.0
+        fy = math.floor(sy)
+        fx = math.floor(sx)
+        frac[0, x] = sy - fy if inside else -1.0         # ty in [0, 1) inside, -1 marks outside
+        frac[1, x] = sx - fx
+        # -1 <= fy < H and -1 <= fx < W here, so all four reads fall inside the border: no bounds checks
+        cell[x] = (np.int64(fy) + 1) * Wp + np.int64(fx) + 1
+    one, wp_ = np.uint64(1), np.uint64(Wp)
+    for x in range(W):
+        if frac[0, x] < 0.0:                             # outside: the blend drops this pixel's values
+            continue
+        i = np.uint64(cell[x])
+        vals[0, x] = padded[i]
+        vals[1, x] = padded[i + one]
+        vals[2, x] = padded[i + wp_]
+        vals[3, x] = padded[i + wp_ + one]
+    for x in range(W):
+        ty = frac[0, x]
+        tx = frac[1, x]
+        v = ((1 - ty) * ((1 - tx) * vals[0, x] + tx * vals[1, x])
+             + ty * ((1 - tx) * vals[2, x] + tx * vals[3, x]))
+        out[y, x] = v if ty >= 0.0 else 0.0
+
+
+@ngjit
+def remap_span(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals, xa, xb):
+    """`remap_row` over columns [xa, xb) of row y only (the others are left alone), with unsigned column
+    indices (a signed range from xa would keep Numba's wraparound tests and the loops scalar). The same
+    arithmetic per pixel; over a whole row `remap_row`'s loops from 0 are a little faster."""
+    Wp = out.shape[1] + 2
     ylo, xlo = y0 - 1, x0 - 1
     ua, ub = np.uint64(xa), np.uint64(max(xa, xb))  # an unsigned range: no wraparound test, the loops vectorise
     for x in range(ua, ub):
