@@ -48,9 +48,9 @@ def _span(lo, hi, a, b, x_lo, x_hi):
 
 @ngjit
 def glyph_scratch(W):
-    """Scratch for `draw_glyph_scaled` on a canvas W wide, to share between glyphs: (float64 (5, W), int64
-    (W,), float32 (4, W))."""
-    return np.empty((5, W), np.float64), np.empty(W, np.int64), np.empty((4, W), np.float32)
+    """Scratch for `draw_glyph_scaled` on a canvas W wide, to share between glyphs: one float64 (8, W) array
+    (one array to pass around, not three); `draw_glyph_scaled` carves its int64 and float32 rows from it."""
+    return np.empty((8, W), np.float64)
 
 
 @ngjit
@@ -91,8 +91,9 @@ def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy, shear, scratch=None)
     n = x_hi - x_lo
     if scratch is None:
         scratch = glyph_scratch(W)
-    f64, cell, vals = scratch                          # the caller's scratch (W >= n columns), or fresh
-    ty_, tx_, acc, cu, cv = f64[0], f64[1], f64[2], f64[3], f64[4]
+    ty_, tx_, acc, cu, cv = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4]  # the caller's, or fresh
+    cell = scratch[5].view(np.int64)
+    vals = scratch[6:8].view(np.float32).reshape((4, W))
     hu = 0.5 * (gw - 1)
     hv = 0.5 * (gh - 1)
     # rx = (x - cx) / sx depends on the column only: its products with cos_a and -sin_a once per column
