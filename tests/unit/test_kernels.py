@@ -32,7 +32,7 @@ from synthstream.render.kernels.warp import (
 )
 from synthstream.render.params import render_params
 from synthstream.render.pipeline import _draw_dashes
-from synthstream.render.rng import normal_table
+from synthstream.render.rng import fill_normals, normal_table
 from synthstream.style import parse_style
 
 rng = np.random.default_rng(0)
@@ -390,3 +390,31 @@ def test_shared_scratch_draws_the_same_pixels():
     draw_bezier(a, py, px, 1.5, 1, 16)
     draw_bezier(b, py, px, 1.5, 1, 16, np.full(60, 7.0))
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("sigma", [0.6, 6.0, 8.0])
+def test_field_rows_match_the_per_pixel_x_pass(sigma):
+    """field_rows' run-wise loops (fine and coarse grids) against the B-spline x pass written per pixel (the
+    images' bit-identity is checked by comparing whole renders; here to float32 rounding)."""
+    H, W, alpha = 50, 200, 5.0
+    table = normal_table()
+    rows = field_rows(H, W, np.uint64(3), np.uint64(4), table, sigma, alpha)
+    scale = alpha / math.sqrt(3.0) / (2.0 * math.sqrt(math.pi) * sigma) / BSPLINE_STD
+    spacing = math.sqrt(3.0) * sigma
+    gh, gw = int(H / spacing) + 4, int(W / spacing) + 4
+    grids = []
+    for key in (3, 4):
+        g = np.empty(gh * gw, np.float32)
+        fill_normals(g, np.uint64(key), table, scale)
+        grids.append(g)
+    for x in range(0, W, 7):
+        u = x / spacing
+        i = int(u)
+        t = u - i
+        w = [np.float32((1 - t) ** 3 / 6.0), np.float32((3 * t ** 3 - 6 * t * t + 4) / 6.0),
+             np.float32((-3 * t ** 3 + 3 * t * t + 3 * t + 1) / 6.0), np.float32(t ** 3 / 6.0)]
+        for axis, g in enumerate(grids):
+            for r in range(gh):
+                v = [g[r * gw + i + k] for k in range(4)]
+                expect = w[0] * v[0] + w[1] * v[1] + w[2] * v[2] + w[3] * v[3]
+                assert rows[axis, r, x] == pytest.approx(expect, rel=1e-6, abs=1e-7)

@@ -45,13 +45,16 @@ def field_rows(H, W, key_x, key_y, table, sigma, alpha):
     fill_normals(gy, key_y, table, scale)
     wx = np.empty((W, 4), np.float32)       # x weights and cells, shared by every coarse row and both axes
     ix = np.empty(W, np.uint64)             # unsigned: Numba skips the negative-index wraparound check
-    w = np.empty(4, np.float64)
-    for x in range(W):
+    for x in range(W):                      # bspline_weights' expressions inline (no array): it vectorises
         u = x / spacing
         i = np.int64(u)
         ix[x] = i
-        bspline_weights(u - i, w)
-        wx[x, 0], wx[x, 1], wx[x, 2], wx[x, 3] = w[0], w[1], w[2], w[3]
+        t = u - i
+        it = 1.0 - t
+        wx[x, 0] = it * it * it / 6.0
+        wx[x, 1] = (3.0 * t * t * t - 6.0 * t * t + 4.0) / 6.0
+        wx[x, 2] = (-3.0 * t * t * t + 3.0 * t * t + 3.0 * t + 1.0) / 6.0
+        wx[x, 3] = t * t * t / 6.0
     rows = np.empty((2, gh, W), np.float32)
     one, two, three = np.uint64(1), np.uint64(2), np.uint64(3)
     if spacing < 2.0:
@@ -85,13 +88,30 @@ def field_rows(H, W, key_x, key_y, table, sigma, alpha):
                     flat[out + x] = w0 * gx[i] + w1 * gx[i + one] + w2 * gx[i + two] + w3 * gx[i + three]
                     flat[plane + out + x] = w0 * gy[i] + w1 * gy[i + one] + w2 * gy[i + two] + w3 * gy[i + three]
         return rows
-    for r in range(gh):
-        base = np.uint64(r * gw)
-        for x in range(W):
-            i = base + ix[x]
-            w0, w1, w2, w3 = wx[x, 0], wx[x, 1], wx[x, 2], wx[x, 3]
-            rows[0, r, x] = w0 * gx[i] + w1 * gx[i + one] + w2 * gx[i + two] + w3 * gx[i + three]
-            rows[1, r, x] = w0 * gy[i] + w1 * gy[i + one] + w2 * gy[i + two] + w3 * gy[i + three]
+    # A coarse grid: ix is constant over runs of consecutive x, so within a run the four grid values of each
+    # axis are constants and the loop reads only the weights (contiguous: it vectorises). The same sums.
+    wt = np.empty(4 * W, np.float32)        # the weights tap-major: wt[k W + x] = wx[x, k]
+    for x in range(W):
+        wt[x], wt[W + x], wt[2 * W + x], wt[3 * W + x] = wx[x, 0], wx[x, 1], wx[x, 2], wx[x, 3]
+    uW = np.uint64(W)
+    w1_, w2_, w3_ = uW, uW + uW, uW + uW + uW
+    flat = rows.reshape(2 * gh * W)
+    plane = np.uint64(gh * W)
+    s0 = 0
+    while s0 < W:
+        s1 = s0 + 1
+        while s1 < W and ix[s1] == ix[s0]:
+            s1 += 1
+        for r in range(gh):
+            i = np.uint64(r * gw) + ix[s0]
+            a0, a1, a2, a3 = gx[i], gx[i + one], gx[i + two], gx[i + three]
+            b0, b1, b2, b3 = gy[i], gy[i + one], gy[i + two], gy[i + three]
+            out = np.uint64(r * W)
+            for x in range(np.uint64(s0), np.uint64(s1)):
+                w0, w1, w2, w3 = wt[x], wt[w1_ + x], wt[w2_ + x], wt[w3_ + x]
+                flat[out + x] = w0 * a0 + w1 * a1 + w2 * a2 + w3 * a3
+                flat[plane + out + x] = w0 * b0 + w1 * b1 + w2 * b2 + w3 * b3
+        s0 = s1
     return rows
 
 
