@@ -206,15 +206,15 @@ def _field(key, purpose, table, p, alpha_field, sigma_field, H, W):
 @ngjit
 def _warp(padded, warped, dx, dy, key, table, p):
     """warped (H, W) = the canvas (inside `padded`'s one-pixel zero border) under one displacement field,
-    elastic + fine + shear, built row by row into dx, dy (W,) and remapped at once. Returns False (and
-    leaves warped alone) when the style has no warp."""
+    elastic + fine + shear, built row by row into dx, dy (W,) and remapped at once. Returns (moved, ya, yb):
+    moved False (warped left alone) when the style has no warp; warped's rows outside [ya, yb) are zero."""
     H, W = warped.shape
     has_elastic = p[F.ELASTIC_ALPHA + 1] > 0.0
     has_fine = p[F.FINE_ALPHA + 1] > 0.0
     has_shear = p[F.SHEAR_X_AMPLITUDE] != 0.0 or p[F.SHEAR_X_AMPLITUDE + 1] != 0.0 or \
         p[F.SHEAR_Y_AMPLITUDE] != 0.0 or p[F.SHEAR_Y_AMPLITUDE + 1] != 0.0
     if not (has_elastic or has_fine or has_shear):
-        return False
+        return False, 0, H
     if has_elastic:
         e_rows, e_sigma = _field(key, STREAM_ELASTIC, table, p, F.ELASTIC_ALPHA, F.ELASTIC_SIGMA, H, W)
         has_elastic = e_rows.shape[1] > 0
@@ -232,7 +232,7 @@ def _warp(padded, warped, dx, dy, key, table, p):
     y0, y1, x0, x1 = ink_bbox(padded, 0.0)
     if y1 <= y0:                                          # no ink: nothing to move
         warped[:] = 0.0
-        return True
+        return True, 0, 0
     y0, y1, x0, x1 = y0 - 1, y1 - 1, x0 - 1, x1 - 1       # padded -> canvas coordinates
     ya, yb, xa, xb = 0, H, 0, W
     if not has_fine:
@@ -268,7 +268,7 @@ def _warp(padded, warped, dx, dy, key, table, p):
             remap_row(flat, y, dx, dy, warped, y0, y1, x0, x1, cell, frac, vals)
         else:
             remap_span(flat, y, dx, dy, warped, y0, y1, x0, x1, cell, frac, vals, xa, xb)
-    return True
+    return True, ya, yb
 
 
 @ngjit
@@ -284,23 +284,28 @@ def _bent_chord(py, px, s, y0, x0, length, degrees, bend_draw, bend):
 
 
 @ngjit
-def _draw_text_marks(canvas, text, padded, shift_y, shift_x, key, p, acc):
+def _draw_text_marks(canvas, text, padded, shift_y, shift_x, key, p, acc, ya=0, yb=-1):
     """Marks that follow the text: ghosts (the outline of `text`, the warped text's coverage before the
     re-centring shift, moved by whole pixels in a random direction and drawn in background colour, so it
     cuts white lines into the letters, or with probability `ghost_dark` in ink, a doubled letter's edge),
     then drips (short ink strokes hanging from the lowest ink of a random text column). Drawn before the
     other clutter, so neither follows a stroke. `padded` (H + 2, W + 2), zero on its one-pixel border, is
-    scratch for the ghosts' copy of `text`, `acc` float64 (W,) for the drips'."""
+    scratch for the ghosts' copy of `text`, `acc` float64 (W,) for the drips'; text's rows outside [ya, yb)
+    (yb -1: H) are zero."""
     H, W = canvas.shape
     k = stream_key(key, STREAM_CLUTTER)
     n_ghosts = randint(k, N_GHOSTS, p[F.GHOSTS], p[F.GHOSTS + 1])
     n_drips = randint(k, N_DRIPS, p[F.DRIPS], p[F.DRIPS + 1])
     if n_ghosts + n_drips == 0:
         return
+    if yb < 0:
+        yb = H
     box = np.empty(4, np.int64)
-    box[0], box[1], box[2], box[3] = ink_bbox(text, 0.0)
+    box[0], box[1], box[2], box[3] = ink_bbox(text[ya:yb], 0.0)     # the zero rows need no test
     if box[1] <= box[0]:
         return
+    box[0] += ya
+    box[1] += ya
     if n_ghosts > 0:
         padded[1:H + 1, 1:W + 1] = text
         dist = outline_distance(padded, box)            # shared by the ghosts
@@ -412,11 +417,10 @@ def render_one(out, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, 
     padded[:] = 0.0
     canvas = padded[1:H + 1, 1:W + 1]
     _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, p, glyphs)
-    if _warp(padded, buf_a, row_a, row_b, key, table, p):
-        src = buf_a
-    else:
+    moved, ya, yb = _warp(padded, buf_a, row_a, row_b, key, table, p)   # buf_a's rows outside [ya, yb): zero
+    if not moved:
         buf_a[:] = canvas
-        src = buf_a
+    src = buf_a
     final = buf_b
     shift_y, shift_x = 0, 0
     if p[F.RECENTER] != 0.0:
@@ -425,8 +429,8 @@ def render_one(out, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, 
             shift_y = (y0 + y1 - H) // 2
             shift_x = (x0 + x1 - W) // 2
     sigma = uniform_range(stream_key(key, STREAM_BLUR), BLUR_SIGMA_DRAW, p[F.BLUR_SIGMA], p[F.BLUR_SIGMA + 1])
-    blur(src, final, buf_c, max(sigma, 0.0), shift_y, shift_x)
-    _draw_text_marks(final, src, padded, shift_y, shift_x, key, p, acc)
+    blur(src, final, buf_c, max(sigma, 0.0), shift_y, shift_x, ya, yb)
+    _draw_text_marks(final, src, padded, shift_y, shift_x, key, p, acc, ya, yb)
     _draw_clutter(final, key, p, acc)
     _to_grey(final, out, key, table, p, buf_c)
 

@@ -418,3 +418,14 @@ def test_field_rows_match_the_per_pixel_x_pass(sigma):
                 v = [g[r * gw + i + k] for k in range(4)]
                 expect = w[0] * v[0] + w[1] * v[1] + w[2] * v[2] + w[3] * v[3]
                 assert rows[axis, r, x] == pytest.approx(expect, rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize("sigma, shift_y, ya, yb", [(0.6, 0, 12, 30), (0.5, -3, 0, 7), (1.4, 4, 33, 40), (2.5, 2, 5, 6),
+                                                    (0.6, 0, 20, 20)])
+def test_blur_told_the_zero_rows_is_the_same_blur(sigma, shift_y, ya, yb):
+    src = np.zeros((40, 60), np.float32)
+    src[ya:yb] = rng.random((yb - ya, 60))
+    full, told = np.empty_like(src), np.full_like(src, 9.0)
+    blur(src, full, np.empty_like(src), sigma, shift_y, 3)
+    blur(src, told, np.empty_like(src), sigma, shift_y, 3, ya, yb)
+    np.testing.assert_array_equal(full, told)
