@@ -15,9 +15,27 @@ from numba import prange
 
 from synthstream.render.jit import ngjit, ngjit_parallel
 from synthstream.render.kernels.blur import blur
-from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline, draw_segment
-from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
-from synthstream.render.kernels.warp import add_field_rows, field_rows, ink_bbox, remap_row, remap_scratch, shear_wave
+from synthstream.render.kernels.clutter import (
+    draw_bezier,
+    draw_dot,
+    draw_ellipse,
+    draw_segment,
+    outline_distance,
+    paint_outline,
+)
+from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled, glyph_scratch
+from synthstream.render.kernels.warp import (
+    abs_max,
+    add_field_rows,
+    field_bound,
+    field_rows,
+    ink_bbox,
+    reach,
+    remap_row,
+    remap_scratch,
+    remap_span,
+    shear_wave,
+)
 from synthstream.render.params import F
 from synthstream.render.rng import (
     AXIS_X,
@@ -72,13 +90,14 @@ def _ink_box(glyph):
 
 
 @ngjit
-def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, p):
+def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, p, scratch):
     """Glyphs onto the coverage canvas (H, W). Each character gets a box (top, left, height, width) relative
     to the text's origin: its glyph scaled by `char_scale` about the baseline, or with `char_fill` a cell
     one advance wide and char_fill pixels tall, centred on the text's middle line, that the rotated glyph's
     ink is stretched to fill. Blanks (`char_space`) and pen shifts (`char_dx`) move the pen; `fit_width`
     squeezes text whose advances exceed the image width; then the text is placed and the glyphs drawn, each
-    rotated, sheared (`char_shear`) and stretched (`char_stretch`) in its box (`_draw_char`)."""
+    rotated, sheared (`char_shear`) and stretched (`char_stretch`) in its box (`_draw_char`). `scratch`:
+    `glyph_scratch(W)`."""
     H, W = canvas.shape
     k = stream_key(key, STREAM_LAYOUT)
     fill = p[F.CHAR_FILL + 1] > 0.0
@@ -137,7 +156,7 @@ def _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, met
         if fill:
             glyph = glyph[ink[i, 0]:ink[i, 1], ink[i, 2]:ink[i, 3]]
         _draw_char(canvas, glyph, pixels, m[0], tops[i] + y0, lefts[i] + x0, heights[i], widths[i], angles[i],
-                   shears[i], stretches[i], fill)
+                   shears[i], stretches[i], fill, scratch)
 
 
 @ngjit
@@ -149,22 +168,26 @@ def _drawn_or(s, draw, p, field, off):
 
 
 @ngjit
-def _draw_char(canvas, glyph, pixels, off, top, left, height, width, angle, shear, stretch, fill):
+def _draw_char(canvas, glyph, pixels, off, top, left, height, width, angle, shear, stretch, fill, scratch):
     """One glyph into its box (top, left, height, width), rotated, sheared and stretched (its width x `stretch`)
     about the box's centre: with `fill` scaled so that the rotated, sheared glyph fills the box, else by the
     box's size over the glyph's (`draw_glyph` where that is 1 and nothing shears or stretches it). `off`: where
-    the unfilled glyph starts in `pixels`."""
+    the unfilled glyph starts in `pixels`; `scratch`: `glyph_scratch(W)`."""
     gh, gw = glyph.shape
     cy = top + 0.5 * (height - 1.0)
     cx = left + 0.5 * (width - 1.0)
     if fill:
         c, sn = abs(math.cos(angle)), abs(math.sin(angle))
         wide = c * gw + sn * gh + abs(shear) * (sn * gw + c * gh)
-        draw_glyph_scaled(canvas, glyph, cy, cx, angle, width / wide * stretch, height / (sn * gw + c * gh), shear)
+        draw_glyph_scaled(canvas, glyph, cy, cx, angle, width / wide * stretch, height / (sn * gw + c * gh), shear,
+                          scratch)
     elif width == gw and height == gh and shear == 0.0 and stretch == 1.0:
-        draw_glyph(canvas, pixels, off, gh, gw, top, left, angle)
+        if angle == 0.0:                        # (an exact copy needs no scratch)
+            draw_glyph(canvas, pixels, off, gh, gw, top, left, angle)
+        else:
+            draw_glyph(canvas, pixels, off, gh, gw, top, left, angle, scratch)
     else:
-        draw_glyph_scaled(canvas, glyph, cy, cx, angle, width / gw * stretch, height / gh, shear)
+        draw_glyph_scaled(canvas, glyph, cy, cx, angle, width / gw * stretch, height / gh, shear, scratch)
 
 
 @ngjit
@@ -183,15 +206,15 @@ def _field(key, purpose, table, p, alpha_field, sigma_field, H, W):
 @ngjit
 def _warp(padded, warped, dx, dy, key, table, p):
     """warped (H, W) = the canvas (inside `padded`'s one-pixel zero border) under one displacement field,
-    elastic + fine + shear, built row by row into dx, dy (W,) and remapped at once. Returns False (and
-    leaves warped alone) when the style has no warp."""
+    elastic + fine + shear, built row by row into dx, dy (W,) and remapped at once. Returns (moved, ya, yb):
+    moved False (warped left alone) when the style has no warp; warped's rows outside [ya, yb) are zero."""
     H, W = warped.shape
     has_elastic = p[F.ELASTIC_ALPHA + 1] > 0.0
     has_fine = p[F.FINE_ALPHA + 1] > 0.0
     has_shear = p[F.SHEAR_X_AMPLITUDE] != 0.0 or p[F.SHEAR_X_AMPLITUDE + 1] != 0.0 or \
         p[F.SHEAR_Y_AMPLITUDE] != 0.0 or p[F.SHEAR_Y_AMPLITUDE + 1] != 0.0
     if not (has_elastic or has_fine or has_shear):
-        return False
+        return False, 0, H
     if has_elastic:
         e_rows, e_sigma = _field(key, STREAM_ELASTIC, table, p, F.ELASTIC_ALPHA, F.ELASTIC_SIGMA, H, W)
         has_elastic = e_rows.shape[1] > 0
@@ -209,25 +232,43 @@ def _warp(padded, warped, dx, dy, key, table, p):
     y0, y1, x0, x1 = ink_bbox(padded, 0.0)
     if y1 <= y0:                                          # no ink: nothing to move
         warped[:] = 0.0
-        return True
+        return True, 0, 0
     y0, y1, x0, x1 = y0 - 1, y1 - 1, x0 - 1, x1 - 1       # padded -> canvas coordinates
+    ya, yb, xa, xb = 0, H, 0, W
+    if not has_fine:
+        # the largest displacement of each axis bounds which rows and columns can read the ink box; the
+        # others read nothing (0), so neither their field nor their remap is computed (a fine field's bound,
+        # many pixels, would skip little for its cost)
+        bx, by = 0.0, 0.0
+        if has_elastic:
+            bx, by = field_bound(e_rows)
+        if has_shear:
+            bx += abs(x_amp)
+            by += abs_max(shear_dy)
+        ya, yb = reach(y0, y1, by, H)
+        xa, xb = reach(x0, x1, bx, W)
+        warped[:] = 0.0
     flat = padded.reshape(padded.shape[0] * padded.shape[1])
     cell, frac, vals = remap_scratch(W)
-    for y in range(H):
-        for x in range(W):
+    ua, ub = np.uint64(xa), np.uint64(xb)               # unsigned columns: the row loops vectorise
+    for y in range(ya, yb):
+        for x in range(ua, ub):
             dx[x] = 0.0
             dy[x] = 0.0
         if has_elastic:
-            add_field_rows(dx, dy, e_rows, e_sigma, y)
+            add_field_rows(dx, dy, e_rows, e_sigma, y, xa, xb)
         if has_fine:
-            add_field_rows(dx, dy, f_rows, f_sigma, y)
+            add_field_rows(dx, dy, f_rows, f_sigma, y, xa, xb)
         if has_shear:
             sx = np.float32(x_amp * math.sin(2.0 * math.pi * y / x_period + x_phase))
-            for x in range(W):
+            for x in range(ua, ub):
                 dx[x] += sx
                 dy[x] += shear_dy[x]
-        remap_row(flat, y, dx, dy, warped, y0, y1, x0, x1, cell, frac, vals)
-    return True
+        if xa == 0 and xb == W:
+            remap_row(flat, y, dx, dy, warped, y0, y1, x0, x1, cell, frac, vals)
+        else:
+            remap_span(flat, y, dx, dy, warped, y0, y1, x0, x1, cell, frac, vals, xa, xb)
+    return True, ya, yb
 
 
 @ngjit
@@ -243,34 +284,40 @@ def _bent_chord(py, px, s, y0, x0, length, degrees, bend_draw, bend):
 
 
 @ngjit
-def _draw_text_marks(canvas, text, padded, shift_y, shift_x, key, p):
+def _draw_text_marks(canvas, text, padded, shift_y, shift_x, key, p, acc, ya=0, yb=-1):
     """Marks that follow the text: ghosts (the outline of `text`, the warped text's coverage before the
     re-centring shift, moved by whole pixels in a random direction and drawn in background colour, so it
     cuts white lines into the letters, or with probability `ghost_dark` in ink, a doubled letter's edge),
     then drips (short ink strokes hanging from the lowest ink of a random text column). Drawn before the
     other clutter, so neither follows a stroke. `padded` (H + 2, W + 2), zero on its one-pixel border, is
-    scratch for the ghosts' copy of `text`."""
+    scratch for the ghosts' copy of `text`, `acc` float64 (W,) for the drips'; text's rows outside [ya, yb)
+    (yb -1: H) are zero."""
     H, W = canvas.shape
     k = stream_key(key, STREAM_CLUTTER)
     n_ghosts = randint(k, N_GHOSTS, p[F.GHOSTS], p[F.GHOSTS + 1])
     n_drips = randint(k, N_DRIPS, p[F.DRIPS], p[F.DRIPS + 1])
     if n_ghosts + n_drips == 0:
         return
+    if yb < 0:
+        yb = H
     box = np.empty(4, np.int64)
-    box[0], box[1], box[2], box[3] = ink_bbox(text, 0.0)
+    box[0], box[1], box[2], box[3] = ink_bbox(text[ya:yb], 0.0)     # the zero rows need no test
     if box[1] <= box[0]:
         return
+    box[0] += ya
+    box[1] += ya
     if n_ghosts > 0:
         padded[1:H + 1, 1:W + 1] = text
+        dist = outline_distance(padded, box)            # shared by the ghosts
     for i in range(n_ghosts):
         s = substream(key, STREAM_GHOST, i)
         r = uniform_range(s, GHOST_SHIFT_DRAW, p[F.GHOST_SHIFT], p[F.GHOST_SHIFT + 1])
         a = uniform_range(s, GHOST_DIRECTION, 0.0, 2.0 * math.pi)
         dark = uniform_range(s, GHOST_SIGN, 0.0, 1.0) < uniform_range(s, GHOST_SIGN + 1, p[F.GHOST_DARK],
                                                                        p[F.GHOST_DARK + 1])
-        draw_outline(canvas, padded, box, np.int64(round(r * math.sin(a))) - shift_y,
-                     np.int64(round(r * math.cos(a))) - shift_x,
-                     uniform_range(s, GHOST_W, p[F.GHOST_WIDTH], p[F.GHOST_WIDTH + 1]), 1 if dark else -1)
+        paint_outline(canvas, dist, box, np.int64(round(r * math.sin(a))) - shift_y,
+                      np.int64(round(r * math.cos(a))) - shift_x,
+                      uniform_range(s, GHOST_W, p[F.GHOST_WIDTH], p[F.GHOST_WIDTH + 1]), 1 if dark else -1)
     py = np.empty(4, np.float64)
     px = np.empty(4, np.float64)
     for i in range(n_drips):
@@ -286,12 +333,13 @@ def _draw_text_marks(canvas, text, padded, shift_y, shift_x, key, p):
             continue
         _bent_chord(py, px, s, y0, x0, uniform_range(s, DRIP_LEN, p[F.DRIP_LENGTH], p[F.DRIP_LENGTH + 1]),
                     uniform_range(s, DRIP_THETA, p[F.DRIP_ANGLE], p[F.DRIP_ANGLE + 1]), DRIP_BEND, 0.15)
-        draw_bezier(canvas, py, px, uniform_range(s, DRIP_W, p[F.DRIP_WIDTH], p[F.DRIP_WIDTH + 1]), 1, 8)
+        draw_bezier(canvas, py, px, uniform_range(s, DRIP_W, p[F.DRIP_WIDTH], p[F.DRIP_WIDTH + 1]), 1, 8, acc)
 
 
 @ngjit
-def _draw_clutter(canvas, key, p):
-    """Strokes, then ellipses, then dots, then dashes; each one from its own sub-stream."""
+def _draw_clutter(canvas, key, p, acc):
+    """Strokes, then ellipses, then dots, then dashes; each one from its own sub-stream. `acc`: float64 (W,)
+    scratch."""
     H, W = canvas.shape
     k = stream_key(key, STREAM_CLUTTER)
     py = np.empty(4, np.float64)
@@ -302,7 +350,7 @@ def _draw_clutter(canvas, key, p):
         x0 = uniform_range(s, STROKE_X0, 0.0, W)
         _bent_chord(py, px, s, y0, x0, uniform_range(s, STROKE_LEN, p[F.STROKE_LENGTH], p[F.STROKE_LENGTH + 1]),
                     uniform_range(s, STROKE_THETA, p[F.STROKE_ANGLE], p[F.STROKE_ANGLE + 1]), STROKE_BEND, 0.4)
-        draw_bezier(canvas, py, px, uniform_range(s, STROKE_W, p[F.STROKE_WIDTH], p[F.STROKE_WIDTH + 1]), 1, 16)
+        draw_bezier(canvas, py, px, uniform_range(s, STROKE_W, p[F.STROKE_WIDTH], p[F.STROKE_WIDTH + 1]), 1, 16, acc)
     for i in range(randint(k, N_ELLIPSES, p[F.ELLIPSES], p[F.ELLIPSES + 1])):
         s = substream(key, STREAM_ELLIPSE, i)
         draw_ellipse(canvas, uniform_range(s, ELLIPSE_CY, 0.0, H), uniform_range(s, ELLIPSE_CX, 0.0, W),
@@ -313,17 +361,18 @@ def _draw_clutter(canvas, key, p):
         s = substream(key, STREAM_DOT, i)
         draw_dot(canvas, uniform_range(s, DOT_CY, 0.0, H), uniform_range(s, DOT_CX, 0.0, W),
                  uniform_range(s, DOT_R, p[F.DOT_RADIUS], p[F.DOT_RADIUS + 1]), 1)
-    _draw_dashes(canvas, key, p)
+    _draw_dashes(canvas, key, p, acc)
 
 
 @ngjit
-def _draw_dashes(canvas, key, p):
+def _draw_dashes(canvas, key, p, acc=None):
     """Short straight dashes in background colour (they cut the text, strokes and dots), centred uniformly on
     the image, each from its own sub-stream; no draw at all when the style has none."""
     if p[F.DASHES + 1] <= 0.0:
         return
     H, W = canvas.shape
-    acc = np.empty(W, np.float64)              # draw_segment's scratch
+    if acc is None:
+        acc = np.empty(W, np.float64)              # draw_segment's scratch
     for i in range(randint(stream_key(key, STREAM_CLUTTER), N_DASHES, p[F.DASHES], p[F.DASHES + 1])):
         s = substream(key, STREAM_DASH, i)
         cy, cx = uniform_range(s, DASH_CY, 0.0, H), uniform_range(s, DASH_CX, 0.0, W)
@@ -360,18 +409,18 @@ def _to_grey(canvas, out, key, table, p, normals):
 
 @ngjit
 def render_one(out, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, table, p,
-               padded, buf_a, buf_b, buf_c, row_a, row_b):
+               padded, buf_a, buf_b, buf_c, row_a, row_b, glyphs, acc):
     """Render one sample into out (H, W) uint8, using the caller's scratch: padded (H + 2, W + 2),
-    buf_a, buf_b and buf_c (H, W), row_a and row_b (W,), all float32 (their contents do not matter)."""
+    buf_a, buf_b and buf_c (H, W), row_a and row_b (W,), all float32, `glyph_scratch(W)` and acc float64
+    (W,) (their contents do not matter)."""
     H, W = out.shape
     padded[:] = 0.0
     canvas = padded[1:H + 1, 1:W + 1]
-    _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, p)
-    if _warp(padded, buf_a, row_a, row_b, key, table, p):
-        src = buf_a
-    else:
+    _draw_text(canvas, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, advance, p, glyphs)
+    moved, ya, yb = _warp(padded, buf_a, row_a, row_b, key, table, p)   # buf_a's rows outside [ya, yb): zero
+    if not moved:
         buf_a[:] = canvas
-        src = buf_a
+    src = buf_a
     final = buf_b
     shift_y, shift_x = 0, 0
     if p[F.RECENTER] != 0.0:
@@ -380,9 +429,9 @@ def render_one(out, key, n_chars, chars, font_i, size_i, kerning, pixels, meta, 
             shift_y = (y0 + y1 - H) // 2
             shift_x = (x0 + x1 - W) // 2
     sigma = uniform_range(stream_key(key, STREAM_BLUR), BLUR_SIGMA_DRAW, p[F.BLUR_SIGMA], p[F.BLUR_SIGMA + 1])
-    blur(src, final, buf_c, max(sigma, 0.0), shift_y, shift_x)
-    _draw_text_marks(final, src, padded, shift_y, shift_x, key, p)
-    _draw_clutter(final, key, p)
+    blur(src, final, buf_c, max(sigma, 0.0), shift_y, shift_x, ya, yb)
+    _draw_text_marks(final, src, padded, shift_y, shift_x, key, p, acc, ya, yb)
+    _draw_clutter(final, key, p, acc)
     _to_grey(final, out, key, table, p, buf_c)
 
 
@@ -400,6 +449,8 @@ def render_batch_kernel(out, keys, num_chars, chars, font, size_idx, kerning, pi
         buf_c = np.empty((H, W), np.float32)
         row_a = np.empty(W, np.float32)
         row_b = np.empty(W, np.float32)
+        glyphs = glyph_scratch(W)
+        acc = np.empty(W, np.float64)
         for i in range(c * SAMPLES_PER_CHUNK, min(n, (c + 1) * SAMPLES_PER_CHUNK)):
             render_one(out[i], keys[i], num_chars[i], chars[i], font[i], size_idx[i], kerning[i],
-                       pixels, meta, advance, table, p, padded, buf_a, buf_b, buf_c, row_a, row_b)
+                       pixels, meta, advance, table, p, padded, buf_a, buf_b, buf_c, row_a, row_b, glyphs, acc)

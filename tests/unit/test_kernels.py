@@ -5,12 +5,34 @@ import numpy as np
 import pytest
 
 from synthstream.render.kernels.blur import blur, gaussian_taps
-from synthstream.render.kernels.clutter import draw_bezier, draw_dot, draw_ellipse, draw_outline
-from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled
-from synthstream.render.kernels.warp import BSPLINE_STD, add_shear, add_smooth_field, ink_bbox, remap, sample_bilinear
+from synthstream.render.kernels.clutter import (
+    draw_bezier,
+    draw_dot,
+    draw_ellipse,
+    draw_outline,
+    outline_distance,
+    paint_outline,
+)
+from synthstream.render.kernels.compose import draw_glyph, draw_glyph_scaled, glyph_scratch
+from synthstream.render.kernels.warp import (
+    BSPLINE_STD,
+    abs_max,
+    add_field_rows,
+    add_shear,
+    add_smooth_field,
+    field_bound,
+    field_rows,
+    ink_bbox,
+    reach,
+    remap,
+    remap_scratch,
+    remap_span,
+    sample_bilinear,
+    shear_wave,
+)
 from synthstream.render.params import render_params
 from synthstream.render.pipeline import _draw_dashes
-from synthstream.render.rng import normal_table
+from synthstream.render.rng import fill_normals, normal_table
 from synthstream.style import parse_style
 
 rng = np.random.default_rng(0)
@@ -300,3 +322,110 @@ def test_blur_with_a_shift_is_exactly_its_definition(sigma, shift_y, shift_x):
     out, tmp = np.empty_like(src), np.empty_like(src)
     blur(src, out, tmp, sigma, shift_y, shift_x)
     np.testing.assert_array_equal(out, _blur_reference(src, sigma, shift_y, shift_x))
+
+
+def test_abs_max_is_the_exact_largest_magnitude():
+    a = (rng.standard_normal(1001) * 3).astype(np.float32)
+    assert abs_max(a) == float(np.abs(a).max())
+    assert abs_max(np.zeros(5, np.float32)) == 0.0 and abs_max(np.array([-0.0, -2.5], np.float32)) == 2.5
+
+
+@pytest.mark.parametrize("sigma, alpha, shear", [(6.0, 6.0, 1.5), (8.0, 14.0, 4.0), (3.0, 8.0, 0.0)])
+def test_displacement_bound_keeps_every_pixel_that_reads_the_ink_box(sigma, alpha, shear):
+    """`reach` over `field_bound` + the shear's amplitude: every pixel whose displaced read lands inside the ink
+    box (remap's inside test) lies in the rows and columns it keeps, and the remap over them is the full one."""
+    H, W = 50, 200
+    table = normal_table()
+    for k in range(4):
+        rows = field_rows(H, W, np.uint64(k + 1), np.uint64(k + 100), table, sigma, alpha)
+        wave = shear_wave(W, shear, 37.0, 0.4 * k)
+        dx, dy = np.zeros((H, W), np.float32), np.zeros((H, W), np.float32)
+        for y in range(H):
+            add_field_rows(dx[y], dy[y], rows, sigma, y)
+            dx[y] += np.float32(-shear * math.sin(0.3 * y))
+            dy[y] += wave
+        bx, by = field_bound(rows)
+        ya, yb = reach(15, 35, by + abs_max(wave), H)
+        xa, xb = reach(40, 150, bx + shear, W)
+        sy = np.arange(H)[:, None] + dy.astype(np.float64)
+        sx = np.arange(W)[None, :] + dx.astype(np.float64)
+        reads = (sy > 14) & (sy < 35) & (sx > 39) & (sx < 150)
+        ys, xs = np.nonzero(reads)
+        assert ys.min() >= ya and ys.max() < yb and xs.min() >= xa and xs.max() < xb
+        src = np.zeros((H, W), np.float32)
+        src[15:35, 40:150] = rng.random((20, 110))
+        full, part = np.zeros((H, W), np.float32), np.zeros((H, W), np.float32)
+        remap(src, dx, dy, full, 15, 35, 40, 150)
+        flat = np.pad(src, 1).ravel()
+        cell, frac, vals = remap_scratch(W)
+        for y in range(ya, yb):
+            remap_span(flat, y, dx[y], dy[y], part, 15, 35, 40, 150, cell, frac, vals, xa, xb)
+        np.testing.assert_array_equal(part, full)
+
+
+def test_ghosts_share_one_outline_distance():
+    src = np.clip(rng.random((30, 50)) * 3 - 1, 0, 1).astype(np.float32)
+    padded = np.pad(src, 1)
+    box = np.array(ink_bbox(src, 0.0), np.int64)
+    dist = outline_distance(padded, box)
+    base = rng.random((30, 50)).astype(np.float32)
+    for dy, dx, width, sign in ((0, 0, 1.0, 1), (2, -3, 0.7, -1), (-4, 5, 1.3, 1)):
+        a, b = base.copy(), base.copy()
+        draw_outline(a, padded, box, dy, dx, width, sign)
+        paint_outline(b, dist, box, dy, dx, width, sign)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_shared_scratch_draws_the_same_pixels():
+    glyph = _img(9, 7)
+    fresh = _img(30, 40) * 0.5
+    shared = fresh.copy()
+    scratch = glyph_scratch(40)
+    for angle in (0.3, -0.7):
+        draw_glyph_scaled(fresh, glyph, 14.3, 19.6, angle, 1.1, 0.9, 0.1)
+        draw_glyph_scaled(shared, glyph, 14.3, 19.6, angle, 1.1, 0.9, 0.1, scratch)
+    np.testing.assert_array_equal(fresh, shared)
+    py, px = np.array([20.0, 12, 28, 20]), np.array([5.0, 20, 40, 55])
+    a, b = np.zeros((40, 60), np.float32), np.zeros((40, 60), np.float32)
+    draw_bezier(a, py, px, 1.5, 1, 16)
+    draw_bezier(b, py, px, 1.5, 1, 16, np.full(60, 7.0))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("sigma", [0.6, 6.0, 8.0])
+def test_field_rows_match_the_per_pixel_x_pass(sigma):
+    """field_rows' run-wise loops (fine and coarse grids) against the B-spline x pass written per pixel (the
+    images' bit-identity is checked by comparing whole renders; here to float32 rounding)."""
+    H, W, alpha = 50, 200, 5.0
+    table = normal_table()
+    rows = field_rows(H, W, np.uint64(3), np.uint64(4), table, sigma, alpha)
+    scale = alpha / math.sqrt(3.0) / (2.0 * math.sqrt(math.pi) * sigma) / BSPLINE_STD
+    spacing = math.sqrt(3.0) * sigma
+    gh, gw = int(H / spacing) + 4, int(W / spacing) + 4
+    grids = []
+    for key in (3, 4):
+        g = np.empty(gh * gw, np.float32)
+        fill_normals(g, np.uint64(key), table, scale)
+        grids.append(g)
+    for x in range(0, W, 7):
+        u = x / spacing
+        i = int(u)
+        t = u - i
+        w = [np.float32((1 - t) ** 3 / 6.0), np.float32((3 * t ** 3 - 6 * t * t + 4) / 6.0),
+             np.float32((-3 * t ** 3 + 3 * t * t + 3 * t + 1) / 6.0), np.float32(t ** 3 / 6.0)]
+        for axis, g in enumerate(grids):
+            for r in range(gh):
+                v = [g[r * gw + i + k] for k in range(4)]
+                expect = w[0] * v[0] + w[1] * v[1] + w[2] * v[2] + w[3] * v[3]
+                assert rows[axis, r, x] == pytest.approx(expect, rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize("sigma, shift_y, ya, yb", [(0.6, 0, 12, 30), (0.5, -3, 0, 7), (1.4, 4, 33, 40), (2.5, 2, 5, 6),
+                                                    (0.6, 0, 20, 20)])
+def test_blur_told_the_zero_rows_is_the_same_blur(sigma, shift_y, ya, yb):
+    src = np.zeros((40, 60), np.float32)
+    src[ya:yb] = rng.random((yb - ya, 60))
+    full, told = np.empty_like(src), np.full_like(src, 9.0)
+    blur(src, full, np.empty_like(src), sigma, shift_y, 3)
+    blur(src, told, np.empty_like(src), sigma, shift_y, 3, ya, yb)
+    np.testing.assert_array_equal(full, told)

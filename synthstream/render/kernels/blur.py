@@ -23,7 +23,7 @@ def gaussian_taps(sigma):
 
 
 @ngjit
-def blur(src, out, tmp, sigma, shift_y, shift_x):
+def blur(src, out, tmp, sigma, shift_y, shift_x, ya=0, yb=-1):
     """out = G_sigma * src(y + shift_y, x + shift_x), via tmp; all (H, W) float32 (C-contiguous). The integer
     shift lets the caller re-centre for free. sigma <= 0 copies (shifted).
 
@@ -31,8 +31,13 @@ def blur(src, out, tmp, sigma, shift_y, shift_x):
     outside src in the vertical pass (the horizontal pass adds exact zeros from the border of its row
     buffer). Kernels of up to 11 taps run in one expression per pixel padded with
     zero taps to 5, 7 or 11 slots; a zero tap adds +0.0 to a non-negative sum, which changes no bit.
-    Longer kernels, and the rows whose taps reach past src, add tap by tap (the same sums)."""
+    Longer kernels, and the rows whose taps reach past src, add tap by tap (the same sums).
+
+    src's rows outside [ya, yb) (yb -1: H) are zero, so the rows of tmp and out that read only them are
+    zero (a sum of w * 0.0 = +0.0 terms from 0.0 is +0.0) and are written as such without their sums."""
     H, W = src.shape
+    if yb < 0:
+        yb = H
     if sigma <= 0.0:
         for y in range(H):
             sy = y + shift_y
@@ -63,7 +68,7 @@ def blur(src, out, tmp, sigma, shift_y, shift_x):
     for y in range(H):                       # horizontal pass -> tmp (rows shifted by shift_y)
         sy = y + shift_y
         base = np.uint64(y * W)
-        if not 0 <= sy < H:
+        if not max(0, ya) <= sy < min(H, yb):     # outside src, or a zero row of it
             for i in range(W):
                 ft[base + np.uint64(i)] = 0.0
             continue
@@ -104,8 +109,13 @@ def blur(src, out, tmp, sigma, shift_y, shift_x):
             for x in range(uW):
                 ft[base + x] += wk * row[x + uk]
     b = np.empty(max(slots, 1), np.uint64)
+    t_lo, t_hi = max(0, ya - shift_y), min(H, yb - shift_y)   # tmp's rows that may hold ink
     for y in range(H):                       # vertical pass, contiguous over x; rows outside add nothing
         base = np.uint64(y * W)
+        if y + r < t_lo or y - r >= t_hi:    # every tap reads a zero row of tmp
+            for i in range(W):
+                fo[base + np.uint64(i)] = 0.0
+            continue
         k0, k1 = max(0, r - y), min(n_taps, H + r - y)
         if slots and k0 == 0 and k1 == n_taps:    # the taps' rows; a zero slot reads any valid row
             for k in range(slots):

@@ -54,10 +54,12 @@ def draw_segment(canvas, y0, x0, y1, x1, width, sign, acc):
 
 
 @ngjit
-def draw_bezier(canvas, py, px, width, sign, segments):
-    """Cubic Bezier through control points py[4], px[4], as `segments` straight pieces."""
+def draw_bezier(canvas, py, px, width, sign, segments, acc=None):
+    """Cubic Bezier through control points py[4], px[4], as `segments` straight pieces. `acc`: float64 scratch
+    at least the canvas' width, for curves to share (else allocated)."""
     prev_y, prev_x = py[0], px[0]
-    acc = np.empty(canvas.shape[1], np.float64)    # the segments' scratch, one allocation per curve
+    if acc is None:
+        acc = np.empty(canvas.shape[1], np.float64)
     for s in range(1, segments + 1):
         t = s / segments
         it = 1.0 - t
@@ -136,35 +138,52 @@ def draw_outline(canvas, padded, box, dy, dx, width, sign):
     """The 0.5 level line of a coverage src (H, W), moved by whole pixels (dy, dx), as a line `width` wide;
     distance to it ~ |c - 0.5| / |grad c| (gradient by central differences), painted on the pixels of partial
     coverage only (the anti-aliased edge band). `padded` (H + 2, W + 2) holds src inside a zero border of
-    one pixel, so the neighbours need no bounds checks; `box` (y0, y1, x0, x1) bounds src's ink, so only
-    pixels of the moved box are visited. Each row is two branch-free loops (every pixel's coverage into
-    contiguous scratch, -inf where it is not painted; then the paint), which vectorise; a pixel's arithmetic
-    is the same at any vector width. `padded` must be C-contiguous."""
-    H, W = canvas.shape
-    half = 0.5 * width + 0.5
-    xa, xb = max(0, box[2] + dx), min(W, box[3] + dx)
-    if xb <= xa:
-        return
+    one pixel; `box` (y0, y1, x0, x1) bounds src's ink, so only pixels of the moved box are visited.
+    `outline_distance` then `paint_outline`: several outlines of one src share the distances."""
+    paint_outline(canvas, outline_distance(padded, box), box, dy, dx, width, sign)
+
+
+@ngjit
+def outline_distance(padded, box):
+    """dist (y1 - y0, x1 - x0) float64 over src's ink box (y0, y1, x0, x1): |c - 0.5| / |grad c| at the
+    pixels of partial coverage whose gradient is not ~0 (those an outline paints), +inf elsewhere. `padded`
+    (H + 2, W + 2), C-contiguous, holds src inside a zero border of one pixel, so the neighbours need no
+    bounds checks. Each row is one branch-free loop over unsigned flat indices (it vectorises); a pixel's
+    arithmetic is the same at any vector width."""
     Wp = padded.shape[1]
     flat = padded.reshape(padded.shape[0] * Wp)
-    acc = np.empty(xb - xa, np.float64)
-    for y in range(max(0, box[0] + dy), min(H, box[1] + dy)):
-        py = y - dy + 1
-        # pixel x = xa + j reads src column x - dx, i.e. padded column xa - dx + 1 + j; unsigned flat
-        # indices (no wraparound test) and contiguous scratch, so both loops vectorise
-        mid = np.uint64(py * Wp + xa - dx)           # padded[py, xa - dx + j] = flat[mid + j]
-        up = mid - np.uint64(Wp) + np.uint64(1)
-        dn = mid + np.uint64(Wp) + np.uint64(1)
-        one, two = np.uint64(1), np.uint64(2)
-        for i in range(xb - xa):
+    h, w = box[1] - box[0], box[3] - box[2]
+    dist = np.empty((h, w), np.float64)
+    one, two = np.uint64(1), np.uint64(2)
+    for r in range(h):
+        mid = np.uint64((box[0] + r + 1) * Wp + box[2])     # padded[py, box[2] + j] = flat[mid + j]
+        up = mid - np.uint64(Wp) + one
+        dn = mid + np.uint64(Wp) + one
+        ur = np.uint64(r)
+        for i in range(w):
             j = np.uint64(i)
             c = np.float64(flat[mid + j + one])      # float64 before subtracting (a float32 difference can round)
             gy = 0.5 * (np.float64(flat[dn + j]) - np.float64(flat[up + j]))
             gx = 0.5 * (np.float64(flat[mid + j + two]) - np.float64(flat[mid + j]))
             g = math.sqrt(gy * gy + gx * gx)
-            # the coverage where this pixel is painted, -inf (never painted) elsewhere
-            acc[j] = half - abs(c - 0.5) / g if (c > 0.0) & (c < 1.0) & (g > 1e-3) else -np.inf
+            dist[ur, j] = abs(c - 0.5) / g if (c > 0.0) & (c < 1.0) & (g > 1e-3) else np.inf
+    return dist
+
+
+@ngjit
+def paint_outline(canvas, dist, box, dy, dx, width, sign):
+    """The outline whose `outline_distance` over src's ink box `box` is `dist`, moved by whole pixels (dy,
+    dx), `width` wide: coverage half - dist (-inf, never painted, where dist is +inf). Per row one branch-free
+    loop over unsigned indices (it vectorises)."""
+    H, W = canvas.shape
+    half = 0.5 * width + 0.5
+    xa, xb = max(0, box[2] + dx), min(W, box[3] + dx)
+    if xb <= xa:
+        return
+    for y in range(max(0, box[0] + dy), min(H, box[1] + dy)):
+        # canvas pixel (y, xa + j) reads src (y - dy, xa - dx + j): dist[y - dy - y0, xa - dx - x0 + j]
+        ur, uc = np.uint64(y - dy - box[0]), np.uint64(xa - dx - box[2])
         uy, ux = np.uint64(y), np.uint64(xa)
         for i in range(xb - xa):
             j = np.uint64(i)
-            canvas[uy, ux + j] = _painted(canvas[uy, ux + j], acc[j], True, sign)
+            canvas[uy, ux + j] = _painted(canvas[uy, ux + j], half - dist[ur, uc + j], True, sign)

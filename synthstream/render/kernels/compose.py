@@ -8,9 +8,10 @@ from synthstream.render.jit import ngjit
 
 
 @ngjit
-def draw_glyph(canvas, pixels, off, gh, gw, top, left, angle):
+def draw_glyph(canvas, pixels, off, gh, gw, top, left, angle, scratch=None):
     """Max-composite a glyph whose unrotated top-left is (top, left), rotated by `angle` radians about its
-    centre, onto canvas (H, W). With angle 0 and integer (top, left) this is an exact copy."""
+    centre, onto canvas (H, W). With angle 0 and integer (top, left) this is an exact copy. `scratch`: see
+    `draw_glyph_scaled`."""
     H, W = canvas.shape
     if angle == 0.0 and top == math.floor(top) and left == math.floor(left):
         t, lf = np.int64(top), np.int64(left)
@@ -27,7 +28,7 @@ def draw_glyph(canvas, pixels, off, gh, gw, top, left, angle):
                 canvas[y, dst + u] = a if a > old else old
         return
     glyph = pixels[off:off + gh * gw].reshape((gh, gw))
-    draw_glyph_scaled(canvas, glyph, top + 0.5 * (gh - 1), left + 0.5 * (gw - 1), angle, 1.0, 1.0, 0.0)
+    draw_glyph_scaled(canvas, glyph, top + 0.5 * (gh - 1), left + 0.5 * (gw - 1), angle, 1.0, 1.0, 0.0, scratch)
 
 
 @ngjit
@@ -46,7 +47,14 @@ def _span(lo, hi, a, b, x_lo, x_hi):
 
 
 @ngjit
-def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy, shear):
+def glyph_scratch(W):
+    """Scratch for `draw_glyph_scaled` on a canvas W wide, to share between glyphs: one float64 (8, W) array
+    (one array to pass around, not three); `draw_glyph_scaled` carves its int64 and float32 rows from it."""
+    return np.empty((8, W), np.float64)
+
+
+@ngjit
+def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy, shear, scratch=None):
     """Max-composite `glyph` (h, w) rotated by `angle` radians about its centre, then sheared (x += shear y,
     y down), then scaled by (sx, sy) along the canvas axes, centred at (cy, cx) in pixel-index coordinates;
     bilinear (zero outside the glyph). With shear 0 every pixel's arithmetic is that of the unsheared sampler
@@ -59,7 +67,8 @@ def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy, shear):
     max onto the canvas (vectorises). Each pixel's float64 arithmetic is the sequence of
     `warp.sample_bilinear` (the four terms added in its order from 0.0; a read outside the glyph, which it
     skips, adds an exact +0.0 here) and the same comparison with the canvas, so the pixels are those of a
-    per-pixel `sample_bilinear` at any vector width."""
+    per-pixel `sample_bilinear` at any vector width. `scratch` (`glyph_scratch(W)`) lets the glyphs of a canvas
+    share their scratch; without it the call allocates its own."""
     H, W = canvas.shape
     gh, gw = glyph.shape
     cos_a = math.cos(angle)
@@ -80,17 +89,15 @@ def draw_glyph_scaled(canvas, glyph, cy, cx, angle, sx, sy, shear):
         for c in range(gw):                             # unsigned indices: no wraparound test
             gp[o + np.uint64(c)] = glyph[ur, np.uint64(c)]
     n = x_hi - x_lo
-    cell = np.empty(n, np.int64)
-    ty_ = np.empty(n, np.float64)
-    tx_ = np.empty(n, np.float64)
-    vals = np.empty((4, n), np.float32)
-    acc = np.empty(n, np.float64)
+    if scratch is None:
+        scratch = glyph_scratch(W)
+    ty_, tx_, acc, cu, cv = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4]  # the caller's, or fresh
+    cell = scratch[5].view(np.int64)
+    vals = scratch[6:8].view(np.float32).reshape((4, W))
     hu = 0.5 * (gw - 1)
     hv = 0.5 * (gh - 1)
     # rx = (x - cx) / sx depends on the column only: its products with cos_a and -sin_a once per column
     # (the same IEEE operations as per pixel, so the same values)
-    cu = np.empty(n, np.float64)
-    cv = np.empty(n, np.float64)
     for j in range(n):
         rx = (x_lo + j - cx) / sx
         cu[j] = cos_a * rx

@@ -45,13 +45,16 @@ def field_rows(H, W, key_x, key_y, table, sigma, alpha):
     fill_normals(gy, key_y, table, scale)
     wx = np.empty((W, 4), np.float32)       # x weights and cells, shared by every coarse row and both axes
     ix = np.empty(W, np.uint64)             # unsigned: Numba skips the negative-index wraparound check
-    w = np.empty(4, np.float64)
-    for x in range(W):
+    for x in range(W):                      # bspline_weights' expressions inline (no array): it vectorises
         u = x / spacing
         i = np.int64(u)
         ix[x] = i
-        bspline_weights(u - i, w)
-        wx[x, 0], wx[x, 1], wx[x, 2], wx[x, 3] = w[0], w[1], w[2], w[3]
+        t = u - i
+        it = 1.0 - t
+        wx[x, 0] = it * it * it / 6.0
+        wx[x, 1] = (3.0 * t * t * t - 6.0 * t * t + 4.0) / 6.0
+        wx[x, 2] = (-3.0 * t * t * t + 3.0 * t * t + 3.0 * t + 1.0) / 6.0
+        wx[x, 3] = t * t * t / 6.0
     rows = np.empty((2, gh, W), np.float32)
     one, two, three = np.uint64(1), np.uint64(2), np.uint64(3)
     if spacing < 2.0:
@@ -85,19 +88,37 @@ def field_rows(H, W, key_x, key_y, table, sigma, alpha):
                     flat[out + x] = w0 * gx[i] + w1 * gx[i + one] + w2 * gx[i + two] + w3 * gx[i + three]
                     flat[plane + out + x] = w0 * gy[i] + w1 * gy[i + one] + w2 * gy[i + two] + w3 * gy[i + three]
         return rows
-    for r in range(gh):
-        base = np.uint64(r * gw)
-        for x in range(W):
-            i = base + ix[x]
-            w0, w1, w2, w3 = wx[x, 0], wx[x, 1], wx[x, 2], wx[x, 3]
-            rows[0, r, x] = w0 * gx[i] + w1 * gx[i + one] + w2 * gx[i + two] + w3 * gx[i + three]
-            rows[1, r, x] = w0 * gy[i] + w1 * gy[i + one] + w2 * gy[i + two] + w3 * gy[i + three]
+    # A coarse grid: ix is constant over runs of consecutive x, so within a run the four grid values of each
+    # axis are constants and the loop reads only the weights (contiguous: it vectorises). The same sums.
+    wt = np.empty(4 * W, np.float32)        # the weights tap-major: wt[k W + x] = wx[x, k]
+    for x in range(W):
+        wt[x], wt[W + x], wt[2 * W + x], wt[3 * W + x] = wx[x, 0], wx[x, 1], wx[x, 2], wx[x, 3]
+    uW = np.uint64(W)
+    w1_, w2_, w3_ = uW, uW + uW, uW + uW + uW
+    flat = rows.reshape(2 * gh * W)
+    plane = np.uint64(gh * W)
+    s0 = 0
+    while s0 < W:
+        s1 = s0 + 1
+        while s1 < W and ix[s1] == ix[s0]:
+            s1 += 1
+        for r in range(gh):
+            i = np.uint64(r * gw) + ix[s0]
+            a0, a1, a2, a3 = gx[i], gx[i + one], gx[i + two], gx[i + three]
+            b0, b1, b2, b3 = gy[i], gy[i + one], gy[i + two], gy[i + three]
+            out = np.uint64(r * W)
+            for x in range(np.uint64(s0), np.uint64(s1)):
+                w0, w1, w2, w3 = wt[x], wt[w1_ + x], wt[w2_ + x], wt[w3_ + x]
+                flat[out + x] = w0 * a0 + w1 * a1 + w2 * a2 + w3 * a3
+                flat[plane + out + x] = w0 * b0 + w1 * b1 + w2 * b2 + w3 * b3
+        s0 = s1
     return rows
 
 
 @ngjit
-def add_field_rows(dx, dy, rows, sigma, y):
-    """dx, dy (W,) += row y of the field whose `field_rows` (at this sigma) are `rows` (the y pass)."""
+def row_weights(sigma, y):
+    """(iv, w0, w1, w2, w3): the coarse row and the float32 B-spline weights of image row y in the y pass
+    of a field of this sigma (row y = sum_k w_k rows[:, iv + k])."""
     spacing = SQRT3 * sigma
     v = y / spacing
     iv = np.int64(v)
@@ -107,7 +128,17 @@ def add_field_rows(dx, dy, rows, sigma, y):
     w1 = np.float32((3.0 * t * t * t - 6.0 * t * t + 4.0) / 6.0)
     w2 = np.float32((-3.0 * t * t * t + 3.0 * t * t + 3.0 * t + 1.0) / 6.0)
     w3 = np.float32(t * t * t / 6.0)
-    for x in range(dx.shape[0]):
+    return iv, w0, w1, w2, w3
+
+
+@ngjit
+def add_field_rows(dx, dy, rows, sigma, y, xa=0, xb=-1):
+    """dx, dy (W,) += row y of the field whose `field_rows` (at this sigma) are `rows` (the y pass), over
+    columns [xa, xb) (xb -1: all)."""
+    iv, w0, w1, w2, w3 = row_weights(sigma, y)
+    if xb < 0:
+        xb = dx.shape[0]
+    for x in range(np.uint64(xa), np.uint64(max(xa, xb))):     # unsigned: no wraparound test, it vectorises
         dx[x] += w0 * rows[0, iv, x] + w1 * rows[0, iv + 1, x] + w2 * rows[0, iv + 2, x] + w3 * rows[0, iv + 3, x]
         dy[x] += w0 * rows[1, iv, x] + w1 * rows[1, iv + 1, x] + w2 * rows[1, iv + 2, x] + w3 * rows[1, iv + 3, x]
 
@@ -169,6 +200,41 @@ def sample_bilinear(src, y, x):
 
 
 @ngjit
+def abs_max(a):
+    """max |a| of a flat float32 array without NaNs, as float64. A non-negative float32's bits, read as an
+    unsigned integer, order as its value, so this is an integer max of the bits without the sign bit: it
+    vectorises (a float max reduction does not, without fastmath), and it is exact."""
+    bits = a.view(np.uint32)
+    mask = np.uint32(0x7FFFFFFF)
+    m = np.uint32(0)
+    for i in range(bits.shape[0]):
+        m = max(m, bits[i] & mask)
+    one = np.empty(1, np.uint32)
+    one[0] = m
+    return np.float64(one.view(np.float32)[0])
+
+
+@ngjit
+def field_bound(rows):
+    """(bx, by): the largest |value| of each axis of a field's `field_rows` (2, gh, W). Every pixel of the
+    field is a convex combination of them (B-spline weights are >= 0 and sum to 1), so up to float32
+    rounding (1e-7 relative) they bound its displacement."""
+    n = rows.shape[1] * rows.shape[2]
+    flat = rows.reshape(2 * n)
+    return abs_max(flat[:n]), abs_max(flat[n:])
+
+
+@ngjit
+def reach(lo, hi, bound, n):
+    """[a, b): the rows (or columns) t of [0, n) that can read inside [lo, hi) under a displacement of at
+    most `bound` pixels (a read at t + d, |d| <= bound, is inside only if lo - 1 < t + d < hi); a pixel
+    outside gives 0. `bound` carries a relative margin of 1e-4 and 1e-3 pixels (float32 rounding is 1e-7
+    relative) and one more row each side, so no pixel that reads inside is left out."""
+    b = bound * (1.0 + 1e-4) + 1e-3
+    return max(0, np.int64(math.floor(lo - 1 - b))), min(n, np.int64(math.ceil(hi + b)) + 1)
+
+
+@ngjit
 def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals):
     """out[y] (W,) = row y of src(y + dy, x + dx), bilinear, zero outside, for one row's displacements dx, dy
     (W,). `padded` is src (H, W) inside a zero border of one pixel, flattened ((H + 2) (W + 2),); src is zero
@@ -202,6 +268,43 @@ def remap_row(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals):
         vals[2, x] = padded[i + wp_]
         vals[3, x] = padded[i + wp_ + one]
     for x in range(W):
+        ty = frac[0, x]
+        tx = frac[1, x]
+        v = ((1 - ty) * ((1 - tx) * vals[0, x] + tx * vals[1, x])
+             + ty * ((1 - tx) * vals[2, x] + tx * vals[3, x]))
+        out[y, x] = v if ty >= 0.0 else 0.0
+
+
+@ngjit
+def remap_span(padded, y, dx, dy, out, y0, y1, x0, x1, cell, frac, vals, xa, xb):
+    """`remap_row` over columns [xa, xb) of row y only (the others are left alone), with unsigned column
+    indices (a signed range from xa would keep Numba's wraparound tests and the loops scalar). The same
+    arithmetic per pixel; over a whole row `remap_row`'s loops from 0 are a little faster."""
+    Wp = out.shape[1] + 2
+    ylo, xlo = y0 - 1, x0 - 1
+    ua, ub = np.uint64(xa), np.uint64(max(xa, xb))  # an unsigned range: no wraparound test, the loops vectorise
+    for x in range(ua, ub):
+        sy = y + dy[x]
+        sx = np.int64(x) + dx[x]
+        inside = (sy > ylo) & (sy < y1) & (sx > xlo) & (sx < x1)
+        sy = sy if inside else 0.0                       # outside: read a valid cell, drop the result
+        sx = sx if inside else 0.0
+        fy = math.floor(sy)
+        fx = math.floor(sx)
+        frac[0, x] = sy - fy if inside else -1.0         # ty in [0, 1) inside, -1 marks outside
+        frac[1, x] = sx - fx
+        # -1 <= fy < H and -1 <= fx < W here, so all four reads fall inside the border: no bounds checks
+        cell[x] = (np.int64(fy) + 1) * Wp + np.int64(fx) + 1
+    one, wp_ = np.uint64(1), np.uint64(Wp)
+    for x in range(ua, ub):
+        if frac[0, x] < 0.0:                             # outside: the blend drops this pixel's values
+            continue
+        i = np.uint64(cell[x])
+        vals[0, x] = padded[i]
+        vals[1, x] = padded[i + one]
+        vals[2, x] = padded[i + wp_]
+        vals[3, x] = padded[i + wp_ + one]
+    for x in range(ua, ub):
         ty = frac[0, x]
         tx = frac[1, x]
         v = ((1 - ty) * ((1 - tx) * vals[0, x] + tx * vals[1, x])
