@@ -55,6 +55,12 @@ def test_per_character_warp_and_dashes_are_fittable():
     assert ranged["layout.char_shear"].kind == "range" and ranged["clutter.dashes"].hi == 80
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "docs" / "fit").glob("*.toml")), ids=lambda p: p.name)
+def test_every_style_docs_fit_ships_loads_and_can_be_fitted_again(path):
+    raw, source = read_style_file(str(path))
+    assert load_style(str(path)).name and build_space(raw, source).params
+
+
 def test_written_style_loads_back_identical(tmp_path):
     raw, source = read_style_file("wikipedia")
     space = build_space(raw, source)
