@@ -24,10 +24,10 @@ the driver's Ray processes and, once the driver is gone (even SIGKILLed), ends t
 
 Ray Train's controller polls its workers every `RAY_TRAIN_HEALTH_CHECK_INTERVAL_S` (Ray's default 2 s) and takes
 a worker's report only when it polls, and a worker's second report waits for its first to be taken: a short
-run pays several intervals to start, report and end (measured: a 20-step `tiny` run took 20-34 s at 2 s, 11-22 s
-at 0.2 s on 2 shared cores). The embedded instance has a few workers on one machine, where a poll costs
-nothing, so it polls every `LOCAL_TRAIN_POLL_S` unless that variable is set; its processes inherit it. A
-cluster keeps what it was started with.
+run pays several intervals to start, report and end (measured: `pytest tests/integration/test_train.py` with the
+variable at 2.0, then at this default, on the same shared cores: 121 s, 98 s). The embedded instance has a few
+workers on one machine, where a poll costs nothing, so it polls every `LOCAL_TRAIN_POLL_S` unless that variable
+is set; its processes inherit it. A cluster keeps what it was started with.
 
 Joining a cluster (`address`, or $RAY_ADDRESS) first checks, within `timeout_s` (default
 $SYNTHSTREAM_CONNECT_TIMEOUT_S, else 30 s), that the address's port accepts a TCP connection and speaks

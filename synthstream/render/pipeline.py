@@ -182,10 +182,7 @@ def _draw_char(canvas, glyph, pixels, off, top, left, height, width, angle, shea
         draw_glyph_scaled(canvas, glyph, cy, cx, angle, width / wide * stretch, height / (sn * gw + c * gh), shear,
                           scratch)
     elif width == gw and height == gh and shear == 0.0 and stretch == 1.0:
-        if angle == 0.0:                        # (an exact copy needs no scratch)
-            draw_glyph(canvas, pixels, off, gh, gw, top, left, angle)
-        else:
-            draw_glyph(canvas, pixels, off, gh, gw, top, left, angle, scratch)
+        draw_glyph(canvas, pixels, off, gh, gw, top, left, angle, scratch)
     else:
         draw_glyph_scaled(canvas, glyph, cy, cx, angle, width / gw * stretch, height / gh, shear, scratch)
 
