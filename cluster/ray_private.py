@@ -61,16 +61,65 @@ def orphaned_placement_groups(alive_too: bool = False) -> list[str]:
     until its *job* ends even when the actor that made it is gone, so one made by an actor that was killed (a
     Ray Train controller when Tune stops a trial) holds its resources for the rest of the job. Private: Ray
     2.60's public placement_group_table() leaves out the creator fields, and the State API that has them needs
-    the dashboard, which the embedded Ray does not run (which is also why Ray Train's own cleaner misses these)."""
+    the dashboard, which the embedded Ray does not run (which is also why Ray Train's own cleaner misses these).
+
+    The group's own `creator_actor_dead` flag is not enough: a group whose creation reaches the GCS as its
+    creator is being destroyed (a controller asking for a new worker group while Tune removes its trial) keeps
+    the flag false for good (seen in a 2-trials-at-once sweep under load), so the actor table decides too."""
     import ray
     from ray._private.state import state
     from ray.core.generated import gcs_pb2
 
+    accessor = state._connect_and_get_accessor()
     job, nil = ray.get_runtime_context().get_job_id(), ray.ActorID.nil().binary()
+
+    def creator_dead(pg) -> bool:
+        if pg.creator_actor_dead:
+            return True
+        info = accessor.get_actor_info(ray.ActorID(pg.creator_actor_id))   # None: gone from the table
+        return info is None or gcs_pb2.ActorTableData.FromString(info).state == gcs_pb2.ActorTableData.DEAD
+
     found = []
-    for raw in state._connect_and_get_accessor().get_placement_group_table():
+    for raw in accessor.get_placement_group_table():
         pg = gcs_pb2.PlacementGroupTableData.FromString(raw)
-        if ((pg.creator_actor_dead or alive_too) and pg.creator_actor_id != nil and not pg.is_detached
-                and pg.state != gcs_pb2.PlacementGroupTableData.REMOVED and pg.creator_job_id.hex() == job):
+        if (pg.creator_actor_id != nil and not pg.is_detached and pg.creator_job_id.hex() == job
+                and pg.state != gcs_pb2.PlacementGroupTableData.REMOVED and (alive_too or creator_dead(pg))):
             found.append(pg.placement_group_id.hex())
     return found
+
+
+
+
+def end_stray_detached_actors(class_name: str) -> int:
+    """End, on this node, the detached actors of this job named `class_name` that are alive though the actor
+    that made them is dead; returns how many. Ray Train's PlacementGroupCleaner is one: made detached by each
+    run's controller to free its workers' group should the controller die, it learns of that death through the
+    State API, which the embedded Ray (no dashboard) does not serve, so it waits for ever: a ~200 MB process per
+    stopped sweep trial. Private: the public State API needs the dashboard, the public ray.get_actor finds
+    named actors only, and ray.kill needs a handle this process never had; so the actor's process is sent
+    SIGTERM (Ray then marks the actor dead), after checking that it is that actor's. A Ray with a dashboard (a
+    joined cluster's) lets the cleaner end itself."""
+    import signal
+
+    import ray
+    from ray._private.state import state
+    from ray.core.generated import gcs_pb2
+
+    accessor, context = state._connect_and_get_accessor(), ray.get_runtime_context()
+    job, node = context.get_job_id(), context.get_node_id()
+    actors = [gcs_pb2.ActorTableData.FromString(raw) for raw in accessor.get_actor_table(None, None)]
+    dead_workers = {a.address.worker_id for a in actors if a.state == gcs_pb2.ActorTableData.DEAD}
+    ended = 0
+    for a in actors:
+        if (a.class_name == class_name and a.is_detached and a.job_id.hex() == job and a.pid
+                and a.state == gcs_pb2.ActorTableData.ALIVE and a.owner_address.worker_id in dead_workers
+                and a.node_id.hex() == node):
+            try:
+                with open(f"/proc/{a.pid}/cmdline", "rb") as f:     # Ray titles it ray::<class name>
+                    if class_name.encode() not in f.read():
+                        continue
+                os.kill(a.pid, signal.SIGTERM)
+                ended += 1
+            except (FileNotFoundError, ProcessLookupError):          # gone already (or no /proc)
+                continue
+    return ended

@@ -34,7 +34,8 @@ placement group of its own, which Ray Train V2 cannot nest inside Tune's, so "on
   actor that made it); Ray Train's own cleaner finds dead controllers through the State API, which an
   embedded Ray (no dashboard) does not serve. Left alone it holds the workers' CPUs for the rest of the sweep
   and the next trials wait for ever, so `TrialCleanup` removes every placement group of the sweep's job whose
-  creating actor is dead.
+  creating actor is dead, and stops Ray Train's cleaner actor of such a run (detached, it would wait for
+  ever for that State API: a ~200 MB idle process per stopped trial).
 - A trial whose workers cannot be placed within `resource_wait_s` fails with one line instead of waiting.
 
 Output folder (a local path or a pyarrow URI): sweep.json (the sweep's identity), tune/ (Tune's experiment:
@@ -380,10 +381,11 @@ class SweepProgress(Callback):
 class TrialCleanup(Callback):
     """Removes the placement groups of this sweep's job whose creating actor has died: the training workers'
     group of a trial Tune stopped or that died (see the module doc). Such a group can never be used again (its
-    Ray Train controller is gone), so nothing is lost; checked every CHECK_S while the sweep runs, and at its
-    end."""
+    Ray Train controller is gone), so nothing is lost; the same goes for Ray Train's cleaner actor of that
+    run. Checked every CHECK_S while the sweep runs, and at its end."""
 
     CHECK_S = 2.0
+    TRAIN_GROUP_CLEANER = "PlacementGroupCleaner"     # Ray Train's detached per-run actor (see free)
 
     def __init__(self) -> None:
         self.checked = 0.0
@@ -414,7 +416,7 @@ class TrialCleanup(Callback):
         import ray
         from ray.util.placement_group import PlacementGroup, remove_placement_group
 
-        from cluster.ray_private import orphaned_placement_groups
+        from cluster.ray_private import end_stray_detached_actors, orphaned_placement_groups
 
         self.checked = time.monotonic()
         try:
@@ -422,6 +424,7 @@ class TrialCleanup(Callback):
                 remove_placement_group(PlacementGroup(ray.PlacementGroupID.from_hex(hex_id)))
                 log.info("freed placement group %s: the Ray Train controller that made it is gone (a stopped "
                          "or failed trial)", hex_id[:12])
+            end_stray_detached_actors(self.TRAIN_GROUP_CLEANER)     # their groups are freed above
         except Exception as e:                    # best effort: never end the sweep over it
             log.warning("could not free the placement groups of ended trials: %s", e)
 

@@ -68,6 +68,7 @@ def test_fit_recovers_its_own_parameters(local_ray, folders):
     out = folders / "recover"
     state = fit(FitConfig(style=str(folders / "start.toml"), real=str(folders / "real"), budget=49,
                           n_synthetic=100), str(out))
+    assert _fitted(out)["name"] == "tiny_fitted"                 # its own name, in every run record after
     ink = _fitted(out)["ink"]
     for key, truth in TRUTH.items():
         assert abs(ink[key][0] - truth) <= TOLERANCE[key], (key, ink[key], truth)

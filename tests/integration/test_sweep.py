@@ -13,7 +13,7 @@ import pytest
 
 from synthstream.errors import RunFailed, UserError
 from trainer import checkpoint
-from trainer.sweep import SweepConfig, check_space, load_space, parse_space, sweep
+from trainer.sweep import SweepConfig, TrialCleanup, check_space, load_space, parse_space, sweep
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +220,16 @@ def run_header_example(space: Path, tmp: Path) -> tuple[dict, Path]:
     return json.loads((out / "best.json").read_text()), out
 
 
+def processes_titled(title: str) -> int:
+    """How many processes on this machine run under `title` (Ray titles an actor's process ray::<class>)."""
+    def cmdline(p: Path) -> bytes:
+        try:
+            return p.read_bytes()
+        except OSError:                                     # ended meanwhile
+            return b""
+    return sum(cmdline(p).startswith(title.encode()) for p in Path("/proc").glob("[0-9]*/cmdline"))
+
+
 def test_every_space_file_has_an_example_command():
     assert SPACES and all(header_command(s)[0][:2] == ["--space", f"trainer/sweeps/{s.name}"] for s in SPACES)
 
@@ -240,8 +250,8 @@ def test_the_tiny_example_completes_with_more_trials_than_fit_at_once(own_ray, t
         {p.name for p in out.iterdir()}
     assert best["trial_id"] in {r["trial_id"] for r in table} and checkpoint.load(out / "best.pt")["optimizer"] is None
     deadline = time.monotonic() + 60                        # nothing of the sweep holds the cluster after it
-    while ray.available_resources().get("CPU") != 2.0:
-        assert time.monotonic() < deadline, ray.available_resources()
+    while ray.available_resources().get("CPU") != 2.0 or processes_titled(f"ray::{TrialCleanup.TRAIN_GROUP_CLEANER}"):
+        assert time.monotonic() < deadline, (ray.available_resources(), "or Ray Train's cleaner actors stayed")
         time.sleep(0.5)
 
 
@@ -252,29 +262,44 @@ def test_the_wikipedia_prior_scale_example_completes(own_ray, tmp_path):
 
 
 def test_placement_groups_of_dead_actors_are_freed(own_ray):
-    """What a trial Tune stopped leaves behind: a placement group made by an actor that is gone."""
+    """What a trial Tune stopped leaves behind: a placement group made by an actor that is gone, and the
+    detached cleaner actor Ray Train's controller started."""
     import ray
     from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
 
-    from trainer.sweep import TrialCleanup
+    class PlacementGroupCleaner:                             # named like Ray Train's, which waits for ever
+        def ping(self):
+            return True
 
     @ray.remote(num_cpus=0)
     class Controller:
         def start(self):
             group = placement_group([{"CPU": 0.5}])
             ray.get(group.ready())
+            self.cleaner = ray.remote(num_cpus=0)(PlacementGroupCleaner).options(lifetime="detached").remote()
+            ray.get(self.cleaner.ping.remote())
             return group.id.hex()
 
     mine = placement_group([{"CPU": 0.25}])                  # the driver's own: kept
-    controller = Controller.remote()
+    controller, alive = Controller.remote(), Controller.remote()
     made = ray.get(controller.start.remote())
-    ray.kill(controller)
+    ray.get(alive.start.remote())                            # a live controller's group and cleaner: kept
+    cleaners = f"ray::{TrialCleanup.TRAIN_GROUP_CLEANER}"
     deadline = time.monotonic() + 60
-    while placement_group_table().get(made, {}).get("state") != "REMOVED":
-        assert time.monotonic() < deadline, "the dead actor's placement group was not freed"
-        TrialCleanup().free()
-        time.sleep(0.5)
+
+    def free_until(done) -> None:
+        while not done():
+            assert time.monotonic() < deadline, "the dead actor's placement group or cleaner was not freed"
+            TrialCleanup().free()
+            time.sleep(0.5)
+
+    ray.kill(controller)
+    free_until(lambda: placement_group_table().get(made, {}).get("state") == "REMOVED" and
+               processes_titled(cleaners) == 1)
     assert placement_group_table(mine)["state"] != "REMOVED"
+    assert len([g for g in placement_group_table().values() if g["state"] != "REMOVED"]) == 2   # mine, alive's
+    ray.kill(alive)
+    free_until(lambda: processes_titled(cleaners) == 0)
     remove_placement_group(mine)
 
 

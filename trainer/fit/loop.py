@@ -43,6 +43,7 @@ from trainer.fit.space import Space, build_space, read_style_file
 from trainer.fit.write import style_toml
 
 log = logging.getLogger(__name__)
+FITTED_SUFFIX = "_fitted"
 FAR = 0.5                   # a statistic no trial brought within this many sds is reported as not expressed
 MIN_REAL = 10
 DEFAULT_BUDGET = 48         # trials per round for cma and random (lm: its first step, `lm_first_step_trials`)
@@ -464,6 +465,13 @@ def _load_fitted(path: Path) -> Style:
     return load_style(str(path))
 
 
+def fitted_name(style: Style) -> Style:
+    """The fitted style under its own name (`<start>_fitted`), so a reader trained on it and its run records
+    say which style they learned; a re-fit of a fitted style keeps the name."""
+    name = style.name if style.name.endswith(FITTED_SUFFIX) else style.name + FITTED_SUFFIX
+    return replace(style, name=name)
+
+
 def _round(config: FitConfig, space: Space, start: Style, target: Target, real: np.ndarray, out: Path,
            round_no: int, fit_table: dict | None) -> dict:
     t0 = time.time()
@@ -471,7 +479,7 @@ def _round(config: FitConfig, space: Space, start: Style, target: Target, real: 
     round_dir.mkdir(exist_ok=True)
     records = _search(config, space, start, target, round_dir, round_no)
     best = min(records, key=lambda r: r["objective"])
-    fitted = space.decode(best["config"]["u"], best["config"]["k"])
+    fitted = fitted_name(space.decode(best["config"]["u"], best["config"]["k"]))
     first = records[0]                      # the searcher's first point is the start itself
     summary = {"round": round_no, "trials": len(records), "objective_name": config.objective,
                "objective_start": first["objective"], "objective": best["objective"],
