@@ -88,8 +88,6 @@ def orphaned_placement_groups(alive_too: bool = False) -> list[str]:
     return found
 
 
-
-
 def end_stray_detached_actors(class_name: str) -> int:
     """End, on this node, the detached actors of this job named `class_name` that are alive though the actor
     that made them is dead; returns how many. Ray Train's PlacementGroupCleaner is one: made detached by each

@@ -424,7 +424,8 @@ class TrialCleanup(Callback):
                 remove_placement_group(PlacementGroup(ray.PlacementGroupID.from_hex(hex_id)))
                 log.info("freed placement group %s: the Ray Train controller that made it is gone (a stopped "
                          "or failed trial)", hex_id[:12])
-            end_stray_detached_actors(self.TRAIN_GROUP_CLEANER)     # their groups are freed above
+            if ended := end_stray_detached_actors(self.TRAIN_GROUP_CLEANER):    # their groups are freed above
+                log.info("ended %d of Ray Train's cleaner actors whose runs are gone", ended)
         except Exception as e:                    # best effort: never end the sweep over it
             log.warning("could not free the placement groups of ended trials: %s", e)
 
