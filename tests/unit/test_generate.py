@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from synthstream.errors import UserError
-from synthstream.generate import generate, render
+from synthstream.generate import compile_kernels, generate, render
 from synthstream.render.jit import get_threads, set_threads
 from synthstream.style import builtin_styles, load_style, parse_style
 
@@ -181,3 +181,8 @@ def test_api_takes_a_style_name_and_the_last_indices():
     by_name, traces = generate(style="tiny", seed=1, first_index=2**63 - 3, n=3)
     by_style, _ = generate(load_style("tiny"), 1, 2**63 - 3, 3)
     assert (by_name == by_style).all() and int(traces.indices[-1]) == 2**63 - 1
+
+
+def test_set_up_compiles_every_builtin_style():
+    # cluster/setup.sh calls this so that no later process compiles the kernels (docs/performance.md)
+    assert compile_kernels() == builtin_styles()
