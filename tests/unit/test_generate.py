@@ -184,5 +184,5 @@ def test_api_takes_a_style_name_and_the_last_indices():
 
 
 def test_set_up_compiles_every_builtin_style():
-    # cluster/setup.sh calls this so that no later process compiles the kernels (docs/performance.md)
+    # cluster/setup.sh calls this so that no later process compiles the kernels (docs/benchmarks.md)
     assert compile_kernels() == builtin_styles()
