@@ -88,6 +88,27 @@ def orphaned_placement_groups(alive_too: bool = False) -> list[str]:
     return found
 
 
+def _job_detached_actors(class_name: str) -> tuple[list, set[bytes]]:
+    """The alive detached actors of this job named `class_name`, and the worker ids of this job's dead actors."""
+    import ray
+    from ray._private.state import state
+    from ray.core.generated import gcs_pb2
+
+    job = ray.JobID.from_hex(ray.get_runtime_context().get_job_id())
+    actors = [gcs_pb2.ActorTableData.FromString(raw)
+              for raw in state._connect_and_get_accessor().get_actor_table(job, None)]
+    dead_workers = {a.address.worker_id for a in actors
+                    if a.state == gcs_pb2.ActorTableData.DEAD and a.address.worker_id}
+    alive = [a for a in actors if a.class_name == class_name and a.is_detached
+             and a.state == gcs_pb2.ActorTableData.ALIVE]
+    return alive, dead_workers
+
+
+def live_detached_actors(class_name: str) -> int:
+    """How many detached actors of this job named `class_name` are alive (whoever made them)."""
+    return len(_job_detached_actors(class_name)[0])
+
+
 def end_stray_detached_actors(class_name: str) -> int:
     """End, on this node, the detached actors of this job named `class_name` that are alive though the actor
     that made them is dead; returns how many. Ray Train's PlacementGroupCleaner is one: made detached by each
@@ -100,24 +121,18 @@ def end_stray_detached_actors(class_name: str) -> int:
     import signal
 
     import ray
-    from ray._private.state import state
-    from ray.core.generated import gcs_pb2
 
-    accessor, context = state._connect_and_get_accessor(), ray.get_runtime_context()
-    job, node = context.get_job_id(), context.get_node_id()
-    actors = [gcs_pb2.ActorTableData.FromString(raw) for raw in accessor.get_actor_table(None, None)]
-    dead_workers = {a.address.worker_id for a in actors if a.state == gcs_pb2.ActorTableData.DEAD}
+    alive, dead_workers = _job_detached_actors(class_name)
+    node = ray.get_runtime_context().get_node_id()
     ended = 0
-    for a in actors:
-        if (a.class_name == class_name and a.is_detached and a.job_id.hex() == job and a.pid
-                and a.state == gcs_pb2.ActorTableData.ALIVE and a.owner_address.worker_id in dead_workers
-                and a.node_id.hex() == node):
+    for a in alive:
+        if a.pid and a.owner_address.worker_id in dead_workers and a.node_id.hex() == node:
             try:
                 with open(f"/proc/{a.pid}/cmdline", "rb") as f:     # Ray titles it ray::<class name>
                     if class_name.encode() not in f.read():
                         continue
                 os.kill(a.pid, signal.SIGTERM)
                 ended += 1
-            except (FileNotFoundError, ProcessLookupError):          # gone already (or no /proc)
+            except OSError:                   # gone already, no /proc, or not ours to signal
                 continue
     return ended

@@ -42,5 +42,11 @@ echo "setup: pip install $SYNTHSTREAM_TORCH, $RAY_PIN and synthstream[test] into
 .venv/bin/python -c "import synthstream, torch, ray, numba, pyarrow" \
     || { echo "setup: the Python install failed (see pip's output above)" >&2; exit 1; }
 echo "setup: compiling the render kernels into Numba's cache (once: ~40 s on 2 cores; seconds when cached)"
-.venv/bin/python -c "from synthstream.generate import compile_kernels; compile_kernels()" \
+timeout 900 .venv/bin/python -c "import sys
+from synthstream.errors import UserError
+from synthstream.generate import compile_kernels
+try:
+    compile_kernels()
+except UserError as e:
+    sys.exit(f'setup: {e}')" \
     || echo "setup: could not compile the render kernels now (see above); the first run compiles them" >&2

@@ -399,14 +399,15 @@ class TrialCleanup(Callback):
 
     def drain(self, wait_s: float = 15.0) -> None:
         """After the sweep: the last trials' processes may still be ending (Tune stops them asynchronously);
-        free their groups as their controllers go, for up to `wait_s`."""
-        from cluster.ray_private import orphaned_placement_groups
+        free their groups and cleaners as their controllers go, for up to `wait_s`."""
+        from cluster.ray_private import live_detached_actors, orphaned_placement_groups
 
         deadline = time.monotonic() + wait_s
         while True:
             self.free()
             try:
-                if not orphaned_placement_groups(alive_too=True) or time.monotonic() > deadline:
+                if time.monotonic() > deadline or not (orphaned_placement_groups(alive_too=True)
+                                                       or live_detached_actors(self.TRAIN_GROUP_CLEANER)):
                     return
             except Exception:                     # best effort, as in free()
                 return
@@ -424,7 +425,7 @@ class TrialCleanup(Callback):
                 remove_placement_group(PlacementGroup(ray.PlacementGroupID.from_hex(hex_id)))
                 log.info("freed placement group %s: the Ray Train controller that made it is gone (a stopped "
                          "or failed trial)", hex_id[:12])
-            if ended := end_stray_detached_actors(self.TRAIN_GROUP_CLEANER):    # their groups are freed above
+            if ended := end_stray_detached_actors(self.TRAIN_GROUP_CLEANER):    # of dead controllers, as above
                 log.info("ended %d of Ray Train's cleaner actors whose runs are gone", ended)
         except Exception as e:                    # best effort: never end the sweep over it
             log.warning("could not free the placement groups of ended trials: %s", e)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.ray_private import live_detached_actors
 from synthstream.errors import RunFailed, UserError
 from trainer import checkpoint
 from trainer.sweep import SweepConfig, TrialCleanup, check_space, load_space, parse_space, sweep
@@ -220,16 +221,6 @@ def run_header_example(space: Path, tmp: Path) -> tuple[dict, Path]:
     return json.loads((out / "best.json").read_text()), out
 
 
-def processes_titled(title: str) -> int:
-    """How many processes on this machine run under `title` (Ray titles an actor's process ray::<class>)."""
-    def cmdline(p: Path) -> bytes:
-        try:
-            return p.read_bytes()
-        except OSError:                                     # ended meanwhile
-            return b""
-    return sum(cmdline(p).startswith(title.encode()) for p in Path("/proc").glob("[0-9]*/cmdline"))
-
-
 def test_every_space_file_has_an_example_command():
     assert SPACES and all(header_command(s)[0][:2] == ["--space", f"trainer/sweeps/{s.name}"] for s in SPACES)
 
@@ -250,7 +241,7 @@ def test_the_tiny_example_completes_with_more_trials_than_fit_at_once(own_ray, t
         {p.name for p in out.iterdir()}
     assert best["trial_id"] in {r["trial_id"] for r in table} and checkpoint.load(out / "best.pt")["optimizer"] is None
     deadline = time.monotonic() + 60                        # nothing of the sweep holds the cluster after it
-    while ray.available_resources().get("CPU") != 2.0 or processes_titled(f"ray::{TrialCleanup.TRAIN_GROUP_CLEANER}"):
+    while ray.available_resources().get("CPU") != 2.0 or live_detached_actors(TrialCleanup.TRAIN_GROUP_CLEANER):
         assert time.monotonic() < deadline, (ray.available_resources(), "or Ray Train's cleaner actors stayed")
         time.sleep(0.5)
 
@@ -283,8 +274,8 @@ def test_placement_groups_of_dead_actors_are_freed(own_ray):
     mine = placement_group([{"CPU": 0.25}])                  # the driver's own: kept
     controller, alive = Controller.remote(), Controller.remote()
     made = ray.get(controller.start.remote())
-    ray.get(alive.start.remote())                            # a live controller's group and cleaner: kept
-    cleaners = f"ray::{TrialCleanup.TRAIN_GROUP_CLEANER}"
+    kept = ray.get(alive.start.remote())                     # a live controller's group and cleaner: kept
+    cleaners = TrialCleanup.TRAIN_GROUP_CLEANER
     deadline = time.monotonic() + 60
 
     def free_until(done) -> None:
@@ -295,11 +286,10 @@ def test_placement_groups_of_dead_actors_are_freed(own_ray):
 
     ray.kill(controller)
     free_until(lambda: placement_group_table().get(made, {}).get("state") == "REMOVED" and
-               processes_titled(cleaners) == 1)
-    assert placement_group_table(mine)["state"] != "REMOVED"
-    assert len([g for g in placement_group_table().values() if g["state"] != "REMOVED"]) == 2   # mine, alive's
+               live_detached_actors(cleaners) == 1)
+    assert placement_group_table(mine)["state"] != "REMOVED" and placement_group_table()[kept]["state"] != "REMOVED"
     ray.kill(alive)
-    free_until(lambda: processes_titled(cleaners) == 0)
+    free_until(lambda: live_detached_actors(cleaners) == 0)
     remove_placement_group(mine)
 
 
