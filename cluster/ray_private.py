@@ -65,38 +65,40 @@ def orphaned_placement_groups(alive_too: bool = False) -> list[str]:
 
     The group's own `creator_actor_dead` flag is not enough: a group whose creation reaches the GCS as its
     creator is being destroyed (a controller asking for a new worker group while Tune removes its trial) keeps
-    the flag false for good (seen in a 2-trials-at-once sweep under load), so the actor table decides too."""
+    the flag false for good (seen in a 2-trials-at-once sweep under load), so this job's actor table decides too
+    (a creator missing from it counts as dead)."""
     import ray
     from ray._private.state import state
     from ray.core.generated import gcs_pb2
 
-    accessor = state._connect_and_get_accessor()
     job, nil = ray.get_runtime_context().get_job_id(), ray.ActorID.nil().binary()
-
-    def creator_dead(pg) -> bool:
-        if pg.creator_actor_dead:
-            return True
-        info = accessor.get_actor_info(ray.ActorID(pg.creator_actor_id))   # None: gone from the table
-        return info is None or gcs_pb2.ActorTableData.FromString(info).state == gcs_pb2.ActorTableData.DEAD
-
+    live = set() if alive_too else {a.actor_id for a in _job_actors() if a.state != gcs_pb2.ActorTableData.DEAD}
     found = []
-    for raw in accessor.get_placement_group_table():
+    for raw in state._connect_and_get_accessor().get_placement_group_table():
         pg = gcs_pb2.PlacementGroupTableData.FromString(raw)
         if (pg.creator_actor_id != nil and not pg.is_detached and pg.creator_job_id.hex() == job
-                and pg.state != gcs_pb2.PlacementGroupTableData.REMOVED and (alive_too or creator_dead(pg))):
+                and pg.state != gcs_pb2.PlacementGroupTableData.REMOVED
+                and (alive_too or pg.creator_actor_dead or pg.creator_actor_id not in live)):
             found.append(pg.placement_group_id.hex())
     return found
 
 
-def _job_detached_actors(class_name: str) -> tuple[list, set[bytes]]:
-    """The alive detached actors of this job named `class_name`, and the worker ids of this job's dead actors."""
+def _job_actors() -> list:
+    """Every actor of this job, dead ones included, as the GCS's ActorTableData records."""
     import ray
     from ray._private.state import state
     from ray.core.generated import gcs_pb2
 
     job = ray.JobID.from_hex(ray.get_runtime_context().get_job_id())
-    actors = [gcs_pb2.ActorTableData.FromString(raw)
-              for raw in state._connect_and_get_accessor().get_actor_table(job, None)]
+    return [gcs_pb2.ActorTableData.FromString(raw)
+            for raw in state._connect_and_get_accessor().get_actor_table(job, None)]
+
+
+def _job_detached_actors(class_name: str) -> tuple[list, set[bytes]]:
+    """The alive detached actors of this job named `class_name`, and the worker ids of this job's dead actors."""
+    from ray.core.generated import gcs_pb2
+
+    actors = _job_actors()
     dead_workers = {a.address.worker_id for a in actors
                     if a.state == gcs_pb2.ActorTableData.DEAD and a.address.worker_id}
     alive = [a for a in actors if a.class_name == class_name and a.is_detached
