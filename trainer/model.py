@@ -154,6 +154,12 @@ class ProposalNet(nn.Module):
             columns = self.column_proj(column_map.permute(0, 3, 1, 2).flatten(2)) + self.column_pos
         return self.fc(out.flatten(1)), columns
 
+    def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, H, W] -> the CNN's last map averaged over its positions [B, C]: how the images look to
+        the network, at any image size (the fit's `seen` objective compares real and synthetic sets with it)."""
+        x = 1.0 - images.unsqueeze(1).to(self.value_embed.weight.dtype) / 255.0
+        return self._features(x.contiguous(memory_format=torch.channels_last))[0].mean(dim=(2, 3))
+
     def embed_image(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, H, W] -> the global embedding [B, E]."""
         return self.encode(images)[0]

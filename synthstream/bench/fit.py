@@ -6,12 +6,13 @@
         envelope and gets the same budget of trials (run one at a time in this process: the algorithms are
         compared, not the cluster). Reported: the final objective and the largest parameter error (as a share
         of its envelope), medians over the starts.
-    python -m synthstream.bench.fit ranking --real DIR STYLE=RATE ... [--checkpoint M [--renders 32] [--top 3]
-                                          [--bandwidth B] [--oracle]] [--json F]
+    python -m synthstream.bench.fit ranking --real DIR STYLE=RATE ... [--encoder M ...] [--checkpoint M
+                                          [--renders 32] [--top 3] [--bandwidth B] [--oracle]] [--json F]
         Does the objective rank styles as reading accuracy does? The objective (feature gap) of each style
         against DIR, beside the rate a model trained on it reached (measured elsewhere, given here), and the
         Spearman correlation of the two (a negative one is the agreement: a lower gap, a higher rate); beside
-        it the coverage gap (how far real images lie outside the style's range) and the cover objective.
+        it the coverage gap (how far real images lie outside the style's range) and the cover objective;
+        with `--encoder M` (repeatable), the seen objective: the gap over reader M's CNN features.
         With `--checkpoint M`, also the wake-phase objective (trainer/fit/wake.py): DIR read once by M (its
         MAP reading, and its top `--top` readings), each style re-rendering those texts `--renders` times,
         one ABC bandwidth for all (M's training style's calibrated one unless `--bandwidth`); beside it, the
@@ -79,7 +80,7 @@ def search(budget: int, starts: int, n: int) -> dict:
             "results": out, "machine": machine()}
 
 
-def ranking(real: str, pairs: list[str], n: int, wake: dict | None = None) -> dict:
+def ranking(real: str, pairs: list[str], n: int, wake: dict | None = None, encoders: tuple[str, ...] = ()) -> dict:
     from synthstream.fidelity import load_real_images
     from synthstream.style import load_style
     from trainer.fit.objective import OBJECTIVES, score, target_of
@@ -94,9 +95,13 @@ def ranking(real: str, pairs: list[str], n: int, wake: dict | None = None) -> di
         out.append({"style": path, "rate": float(rate), "objective": result["gap"],
                     "coverage": result["coverage"], "cover": result["objective"]})
         rows.append([path, rate, f"{result['gap']:.3f}", f"{result['coverage']:.4f}", f"{result['objective']:.3f}"])
+        for encoder in encoders:                                  # the seen objective, one reader's features each
+            out[-1][f"seen_{encoder}"] = score(style, target_of(real_images, encoder=encoder), n, 0)["seen"]
+            rows[-1].append(f"{out[-1][f'seen_{encoder}']:.3f}")
     headers = ["style", "reading rate (given)", "objective (feature gap)", "coverage gap",
-               f"cover (gap + {cover_weight:g} x coverage)"]
-    objectives = {"feature gap": "objective", "coverage gap": "coverage", "cover": "cover"}
+               f"cover (gap + {cover_weight:g} x coverage)", *(f"seen ({e})" for e in encoders)]
+    objectives = {"feature gap": "objective", "coverage gap": "coverage", "cover": "cover",
+                  **{f"seen ({e})": f"seen_{e}" for e in encoders}}
     result = {"benchmark": "fit ranking", "real": real, "styles": out}
     if wake is not None:
         result["wake"] = _wake_columns(real, out, rows, headers, objectives, **wake)
@@ -193,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--top", type=argtypes.positive_int, default=3)
     r.add_argument("--bandwidth", type=argtypes.positive_float)
     r.add_argument("--oracle", action="store_true", help="also score the folder's labels as readings (measurement)")
+    r.add_argument("--encoder", action="append", default=[], help="a reader whose CNN features the seen objective "
+                   "compares (repeatable: a column each)")
     r.add_argument("--json")
     args = parser.parse_args(argv)
     if args.which == "ranking" and args.checkpoint is None and args.oracle:
@@ -202,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     wake = None if args.checkpoint is None else {"checkpoint": args.checkpoint, "renders": args.renders,
                                                  "top": args.top, "bandwidth": args.bandwidth,
                                                  "oracle": args.oracle}
-    return module_main(parser.prog, lambda: write_json(ranking(args.real, args.pairs, args.n, wake), args.json))
+    return module_main(parser.prog, lambda: write_json(ranking(args.real, args.pairs, args.n, wake,
+                                                               tuple(args.encoder)), args.json))
 
 
 if __name__ == "__main__":

@@ -19,13 +19,17 @@ def register(subparsers) -> None:
                    help="trials per round (default: lm's first step, 1 + the style's numbers + its choices + 4; "
                    "cma, random: 48)")
     f.add_argument("--population", type=argtypes.positive_int, default=12, help="CMA-ES generation size")
-    f.add_argument("--objective", default="gap", metavar="gap|cover|wake",  # checked by FitConfig (OBJECTIVES)
+    f.add_argument("--objective", default="gap", metavar="gap|cover|seen|wake",  # checked by FitConfig (OBJECTIVES)
                    help="gap: the feature gap of image statistics (default); cover: the gap plus, weighted, how far "
-                   "real images lie outside the style's range (keeps the nuisance a reader needs); wake: - mean "
+                   "real images lie outside the style's range (keeps the nuisance a reader needs); seen: the gap "
+                   "over a trained reader's CNN features (--checkpoint, default the shipped wikipedia reader); "
+                   "wake: - mean "
                    "log p^ of the real images with their texts read once by --checkpoint, re-rendered by each "
                    "candidate (docs/fit.md)")
     f.add_argument("--checkpoint", help="wake: the model that reads the real images (a shipped model's name, a "
-                   "checkpoint or a run folder); its style's size and alphabet must be the fitted style's")
+                   "checkpoint or a run folder; its style's size and alphabet must be the fitted style's); seen: "
+                   "the reader(s) whose features are compared (any size and alphabet; comma-separated for "
+                   "several; default: wikipedia)")
     f.add_argument("--renders", type=argtypes.positive_int, default=32, help="wake: renders per real image")
     f.add_argument("--gap-slack", type=argtypes.nonneg_float, default=0.25,
                    help="wake: a candidate whose feature gap, or any image statistic's gap, exceeds (1 + this) x "

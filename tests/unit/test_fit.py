@@ -167,23 +167,26 @@ def test_bad_inputs_are_one_line(tmp_path):
     cases += [
         (["--style", "tiny", "--real", str(images), "--out", str(other)], "holds a fit with other arguments"),
         (["--style", "tiny", "--real", str(images), "--out", str(tmp_path / "busy")], "is not empty"),
+        (["--style", "tiny", "--real", str(images), "--out", str(tmp_path / "o8"), "--objective", "seen",
+          "--checkpoint", str(tmp_path / "no-such-reader")], "no-such-reader"),        # before the folder is made
     ]
     for (args, words), r in zip(cases, cli_all([["fit", *args] for args, _ in cases])):
         assert r.returncode == 2, (args, r.stderr)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], (args, r.stderr)
-    assert not (tmp_path / "o1").exists()
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o8").exists()
     assert (tmp_path / "busy" / "x.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize("kwargs, words", [
     ({"objective": "wake"}, "objective 'wake' needs checkpoint"),
     ({"objective": "wake", "checkpoint": "facebook", "algorithm": "lm"}, "'lm' cannot search the wake objective"),
-    ({"checkpoint": "facebook"}, "are for objective 'wake'"),
+    ({"checkpoint": "facebook"}, "checkpoint is for objectives 'wake' and 'seen'"),
     ({"gap_slack": 0.5}, "are for objective 'wake'"),
+    ({"objective": "seen", "renders": 4}, "are for objective 'wake'"),
     ({"objective": "wake", "checkpoint": "facebook", "gap_slack": -1.0}, "gap_slack = -1.0 must be >= 0"),
     ({"objective": "wake", "checkpoint": "facebook", "renders": 0}, "renders = 0"),
-    ({"objective": "nope"}, "objective 'nope' is unknown; available: gap, cover, wake"),
+    ({"objective": "nope"}, "objective 'nope' is unknown; available: gap, cover, seen, wake"),
     ({"objective": "cover", "checkpoint": "facebook"}, "objective 'cover' uses none"),
 ])
 def test_bad_objective_settings_are_one_error(kwargs, words):
@@ -231,6 +234,29 @@ def test_cover_objective_is_the_gap_plus_the_weighted_coverage_and_its_residuals
     assert cover["objective"] == pytest.approx(cover["gap"] + COVER_WEIGHT * cover["coverage"])
     assert len(cover["residuals"]) == 2 * len(gap["residuals"])
     assert np.sum(np.square(cover["residuals"])) / len(gap["residuals"]) == pytest.approx(cover["objective"], 1e-3)
+
+
+def test_seen_objective_compares_a_readers_cnn_features():
+    """`seen`: the gap over a shipped reader's pooled CNN channels (its residuals, one per channel, square to
+    it); the statistics' gap is still reported. A style against its own samples scores near 0, another far."""
+    from trainer.fit.loop import FitConfig, round_line
+    from trainer.fit.objective import DEFAULT_ENCODER, score, synthetic_images, target_of
+
+    assert round_line({"objective_name": "seen", "objective_start": 0.7, "objective": 0.05, "gap_start": 1.6,
+                       "gap": 1.0}) == "seen objective 0.7000 -> 0.0500 (feature gap 1.6000 -> 1.0000)"
+    config = FitConfig(style="tiny", real="x", objective="seen")
+    assert config.algorithm == "lm" and config.identity()["checkpoint"] == DEFAULT_ENCODER
+    assert FitConfig(style="tiny", real="x", objective="seen", checkpoint="lepture").checkpoint == "lepture"
+    style = load_style("wikipedia")
+    target = target_of(synthetic_images(style, 60, 5), encoder=DEFAULT_ENCODER)
+    same, other = score(style, target, 60, 1), score(load_style("facebook"), target, 60, 1)
+    assert target.encoded.shape[0] == 60 and len(same["residuals"]) == target.encoded.shape[1] >= 16
+    assert same["objective"] == same["seen"] == pytest.approx(np.mean(np.square(same["residuals"])), 1e-3)
+    assert same["gap"] > 0 and "stats" in same
+    few = synthetic_images(style, 20, 5)
+    both = target_of(few, encoder=f"{DEFAULT_ENCODER},lepture")              # two readers: channels side by side
+    assert both.encoded.shape[1] == target.encoded.shape[1] + target_of(few, encoder="lepture").encoded.shape[1]
+    assert same["objective"] < 0.2 and other["objective"] > 5 * same["objective"], other
 
 
 def test_wake_checkpoint_that_cannot_draw_the_style_is_one_line(tmp_path):

@@ -37,7 +37,7 @@ import numpy as np
 
 from synthstream.errors import UserError
 from synthstream.style import Style
-from trainer.fit.objective import OBJECTIVES, STAT_FLOOR, Target, score, synthetic_images, target_of
+from trainer.fit.objective import DEFAULT_ENCODER, OBJECTIVES, STAT_FLOOR, Target, score, synthetic_images, target_of
 from trainer.fit.search import ALGORITHMS, lm_first_step_trials, make_searcher
 from trainer.fit.space import Space, build_space, read_style_file
 from trainer.fit.write import style_toml
@@ -102,10 +102,14 @@ class FitConfig:
         if kind.needs_checkpoint and not self.checkpoint:
             raise UserError(f"objective {self.objective!r} needs checkpoint: a trained model that reads the real "
                             f"images (a shipped model's name, a checkpoint or a run folder)")
-        if not kind.needs_checkpoint and (self.checkpoint or self.gap_weight or self.gap_slack != GAP_SLACK
-                                          or self.renders != 32):
-            raise UserError(f"checkpoint, renders, gap_weight and gap_slack are for objective 'wake'; objective "
-                            f"{self.objective!r} uses none")
+        if kind.encoder and self.checkpoint is None:
+            object.__setattr__(self, "checkpoint", DEFAULT_ENCODER)
+        if not kind.needs_checkpoint and (self.gap_weight or self.gap_slack != GAP_SLACK or self.renders != 32):
+            raise UserError(f"renders, gap_weight and gap_slack are for objective 'wake'; objective "
+                            f"{self.objective!r} uses none of them")
+        if self.checkpoint and not (kind.needs_checkpoint or kind.encoder):
+            raise UserError(f"checkpoint is for objectives 'wake' and 'seen' (the reader whose features it "
+                            f"compares); objective {self.objective!r} uses none")
         if not isinstance(self.renders, int) or isinstance(self.renders, bool) or self.renders < 1:
             raise UserError(f"renders = {self.renders!r} must be a positive integer")
         for name in ("gap_weight", "gap_slack"):
@@ -364,12 +368,13 @@ def fit(config: FitConfig, out_dir: str, address: str | None = None) -> dict:
         raise UserError(f"--real {config.real!r} holds {len(real)} images; a fit needs at least {MIN_REAL}")
     if config.eval_data is not None and not Path(config.eval_data).is_dir():
         raise UserError(f"--eval-data {config.eval_data!r} is not a directory")
-    wake = _Wake(config, style) if OBJECTIVES[config.objective].needs_checkpoint else None
+    kind = OBJECTIVES[config.objective]
+    wake = _Wake(config, style) if kind.needs_checkpoint else None
+    target = target_of(real, kind.coverage_weight, encoder=config.checkpoint if kind.encoder else "")
     state = check_out(out, config)
     state["budget"], state["rounds_asked"] = config.budget, config.rounds
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
-    target = target_of(real, OBJECTIVES[config.objective].coverage_weight)
     connect(address)
     for round_no in range(1, config.rounds + 1):
         if any(r["round"] == round_no for r in state["rounds"]):
@@ -444,6 +449,9 @@ def round_line(summary: dict) -> str:
         return f"cover objective {summary['objective_start']:.4f} -> {summary['objective']:.4f} (feature gap " \
                f"{summary['gap_start']:.4f} -> {summary['gap']:.4f}, coverage gap {summary['coverage_start']:.4f} " \
                f"-> {summary['coverage']:.4f})"
+    if summary.get("objective_name") == "seen":
+        return f"seen objective {summary['objective_start']:.4f} -> {summary['objective']:.4f} (feature gap " \
+               f"{summary['gap_start']:.4f} -> {summary['gap']:.4f})"
     if summary.get("wake") is None:
         return f"objective {summary['objective_start']:.4f} -> {summary['objective']:.4f}"
     line = f"wake {summary['wake_start']:.4f} -> {summary['wake']:.4f}, feature gap {summary['gap_start']:.4f} -> " \
