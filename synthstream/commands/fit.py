@@ -36,7 +36,8 @@ def register(subparsers) -> None:
                    "the round's start's (a statistic's: at least 1 sd) is penalised (default 0.25; unguarded, the "
                    "wake objective fits grey, washed-out, blurred styles: docs/fit.md)")
     f.add_argument("--gap-weight", type=argtypes.nonneg_float, default=0.0,
-                   help="wake: also add this x the feature gap to the searched objective")
+                   help="wake, seen: also add this x the feature gap to the searched objective (seen: the "
+                   "statistics keep the text's size and spread, which a reader's features let go)")
     f.add_argument("--algorithm", choices=("lm", "cma", "random"),
                    help="lm: Levenberg-Marquardt on the per-feature gaps (gap's and cover's default); cma: CMA-ES (the "
                    "wake objective's default; lm cannot search it); random: the baseline")

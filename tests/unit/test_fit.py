@@ -55,7 +55,7 @@ def test_per_character_warp_and_dashes_are_fittable():
     assert ranged["layout.char_shear"].kind == "range" and ranged["clutter.dashes"].hi == 80
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "docs" / "fit").glob("*.toml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "docs" / "fit").rglob("*.toml")), ids=lambda p: p.name)
 def test_every_style_docs_fit_ships_loads_and_can_be_fitted_again(path):
     raw, source = read_style_file(str(path))
     assert load_style(str(path)).name and build_space(raw, source).params
@@ -184,6 +184,8 @@ def test_bad_inputs_are_one_line(tmp_path):
     ({"checkpoint": "facebook"}, "checkpoint is for objectives 'wake' and 'seen'"),
     ({"gap_slack": 0.5}, "are for objective 'wake'"),
     ({"objective": "seen", "renders": 4}, "are for objective 'wake'"),
+    ({"gap_weight": 1.0}, "gap_weight is for objectives 'wake' and 'seen'"),
+    ({"objective": "cover", "gap_weight": 1.0}, "objective 'cover' is the gap already"),
     ({"objective": "wake", "checkpoint": "facebook", "gap_slack": -1.0}, "gap_slack = -1.0 must be >= 0"),
     ({"objective": "wake", "checkpoint": "facebook", "renders": 0}, "renders = 0"),
     ({"objective": "nope"}, "objective 'nope' is unknown; available: gap, cover, seen, wake"),
@@ -238,8 +240,10 @@ def test_cover_objective_is_the_gap_plus_the_weighted_coverage_and_its_residuals
 
 def test_seen_objective_compares_a_readers_cnn_features():
     """`seen`: the gap over a shipped reader's pooled CNN channels (its residuals, one per channel, square to
-    it); the statistics' gap is still reported. A style against its own samples scores near 0, another far."""
-    from trainer.fit.loop import FitConfig, round_line
+    it); the statistics' gap is still reported, and added with a gap weight. A style against its own samples
+    scores near 0, another far."""
+    from synthstream.fidelity import features
+    from trainer.fit.loop import FitConfig, _report_md, round_line
     from trainer.fit.objective import DEFAULT_ENCODER, score, synthetic_images, target_of
 
     assert round_line({"objective_name": "seen", "objective_start": 0.7, "objective": 0.05, "gap_start": 1.6,
@@ -248,7 +252,8 @@ def test_seen_objective_compares_a_readers_cnn_features():
     assert config.algorithm == "lm" and config.identity()["checkpoint"] == DEFAULT_ENCODER
     assert FitConfig(style="tiny", real="x", objective="seen", checkpoint="lepture").checkpoint == "lepture"
     style = load_style("wikipedia")
-    target = target_of(synthetic_images(style, 60, 5), encoder=DEFAULT_ENCODER)
+    target_images = synthetic_images(style, 60, 5)
+    target = target_of(target_images, encoder=DEFAULT_ENCODER)
     same, other = score(style, target, 60, 1), score(load_style("facebook"), target, 60, 1)
     assert target.encoded.shape[0] == 60 and len(same["residuals"]) == target.encoded.shape[1] >= 16
     assert same["objective"] == same["seen"] == pytest.approx(np.mean(np.square(same["residuals"])), 1e-3)
@@ -257,6 +262,21 @@ def test_seen_objective_compares_a_readers_cnn_features():
     both = target_of(few, encoder=f"{DEFAULT_ENCODER},lepture")              # two readers: channels side by side
     assert both.encoded.shape[1] == target.encoded.shape[1] + target_of(few, encoder="lepture").encoded.shape[1]
     assert same["objective"] < 0.2 and other["objective"] > 5 * same["objective"], other
+    # --gap-weight w: seen + w x the statistics' gap, both sets of residuals squaring to it
+    weighted = target_of(target_images, encoder=DEFAULT_ENCODER, gap_weight=2.0)
+    mixed = score(load_style("facebook"), weighted, 60, 1)
+    assert mixed["objective"] == pytest.approx(other["seen"] + 2.0 * other["gap"], 1e-9)
+    assert np.sum(np.square(mixed["residuals"])) == pytest.approx(mixed["objective"], 1e-3)
+    assert len(mixed["residuals"]) == len(other["residuals"]) + len(features(target_images)[0])
+    assert FitConfig(style="tiny", real="x", objective="seen", gap_weight=1.0).identity()["gap_weight"] == 1.0
+    assert round_line({"objective_name": "seen", "objective_start": 2.3, "objective": 1.05, "gap_start": 1.6,
+                       "gap": 1.0, "gap_weight": 1.0}) == \
+        "seen objective + 1 x feature gap 2.3000 -> 1.0500 (feature gap 1.6000 -> 1.0000)"
+    report = _report_md({"round": 1, "objective_name": "seen", "objective_start": 2.3, "objective": 1.05,
+                         "gap_start": 1.6, "gap": 1.0, "gap_weight": 1.0, "trials": 9, "wall_s": 1.0,
+                         "expressiveness": []})
+    assert "CNN features, 0 = alike + 1 x feature gap): start 2.3000" in report
+    assert "feature gap of the image statistics (0 = alike): 1.6000 -> 1.0000" in report
 
 
 def test_wake_checkpoint_that_cannot_draw_the_style_is_one_line(tmp_path):

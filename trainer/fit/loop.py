@@ -63,7 +63,7 @@ class FitConfig:
     objective: str = "gap"            # trainer.fit.objective.OBJECTIVES
     checkpoint: str | None = None     # the wake objective's reader (a shipped name, checkpoint or run folder)
     renders: int = 32                 # wake: renders per real image
-    gap_weight: float = 0.0           # wake: + gap_weight * gap
+    gap_weight: float = 0.0           # wake, seen: + gap_weight * gap
     gap_slack: float = GAP_SLACK      # wake: the gap may rise to (1 + gap_slack) x the round's start's
     n_synthetic: int = 200            # images rendered per trial
     max_real: int = 500
@@ -104,9 +104,12 @@ class FitConfig:
                             f"images (a shipped model's name, a checkpoint or a run folder)")
         if kind.encoder and self.checkpoint is None:
             object.__setattr__(self, "checkpoint", DEFAULT_ENCODER)
-        if not kind.needs_checkpoint and (self.gap_weight or self.gap_slack != GAP_SLACK or self.renders != 32):
-            raise UserError(f"renders, gap_weight and gap_slack are for objective 'wake'; objective "
-                            f"{self.objective!r} uses none of them")
+        if not kind.needs_checkpoint and (self.gap_slack != GAP_SLACK or self.renders != 32):
+            raise UserError(f"renders and gap_slack are for objective 'wake'; objective "
+                            f"{self.objective!r} uses neither")
+        if self.gap_weight and not (kind.needs_checkpoint or kind.encoder):
+            raise UserError(f"gap_weight is for objectives 'wake' and 'seen' (the feature gap added to theirs); "
+                            f"objective {self.objective!r} is the gap already")
         if self.checkpoint and not (kind.needs_checkpoint or kind.encoder):
             raise UserError(f"checkpoint is for objectives 'wake' and 'seen' (the reader whose features it "
                             f"compares); objective {self.objective!r} uses none")
@@ -282,14 +285,18 @@ def reading_rate(checkpoint: str, eval_data: str) -> dict:
 
 def _report_md(summary: dict) -> str:
     kind = OBJECTIVES[summary.get("objective_name", "gap")]
+    weighted = f" + {summary['gap_weight']:g} x feature gap" if kind.encoder and summary.get("gap_weight") else ""
     lines = [f"# Round {summary['round']}", "",
-             f"objective ({kind.description}): start {summary['objective_start']:.4f} -> fitted "
+             f"objective ({kind.description}{weighted}): start {summary['objective_start']:.4f} -> fitted "
              f"{summary['objective']:.4f} over {summary['trials']} trials ({summary['wall_s']:.0f} s)", ""]
     if summary.get("wake") is not None:
         lines += [f"wake objective (lower: the real images likelier; read by {summary['read_by']}, bandwidth "
                   f"{summary['bandwidth']:.2f}, {summary['renders']} renders each, {summary['images_left_out']} "
                   f"images left out): {summary['wake_start']:.4f} -> {summary['wake']:.4f}",
                   f"feature gap (0 = alike): {summary['gap_start']:.4f} -> {summary['gap']:.4f}", ""]
+    if kind.encoder:
+        lines += [f"feature gap of the image statistics (0 = alike): {summary['gap_start']:.4f} -> "
+                  f"{summary['gap']:.4f}", ""]
     if summary.get("coverage") is not None:
         lines += [f"coverage gap (0 = every real image inside the style's range): {summary['coverage_start']:.4f} -> "
                   f"{summary['coverage']:.4f}", ""]
@@ -370,7 +377,8 @@ def fit(config: FitConfig, out_dir: str, address: str | None = None) -> dict:
         raise UserError(f"--eval-data {config.eval_data!r} is not a directory")
     kind = OBJECTIVES[config.objective]
     wake = _Wake(config, style) if kind.needs_checkpoint else None
-    target = target_of(real, kind.coverage_weight, encoder=config.checkpoint if kind.encoder else "")
+    target = target_of(real, kind.coverage_weight, encoder=config.checkpoint if kind.encoder else "",
+                       gap_weight=config.gap_weight if kind.encoder else 0.0)
     state = check_out(out, config)
     state["budget"], state["rounds_asked"] = config.budget, config.rounds
     out.mkdir(parents=True, exist_ok=True)
@@ -450,8 +458,9 @@ def round_line(summary: dict) -> str:
                f"{summary['gap_start']:.4f} -> {summary['gap']:.4f}, coverage gap {summary['coverage_start']:.4f} " \
                f"-> {summary['coverage']:.4f})"
     if summary.get("objective_name") == "seen":
-        return f"seen objective {summary['objective_start']:.4f} -> {summary['objective']:.4f} (feature gap " \
-               f"{summary['gap_start']:.4f} -> {summary['gap']:.4f})"
+        weight = f" + {summary['gap_weight']:g} x feature gap" if summary.get("gap_weight") else ""
+        return f"seen objective{weight} {summary['objective_start']:.4f} -> {summary['objective']:.4f} (feature " \
+               f"gap {summary['gap_start']:.4f} -> {summary['gap']:.4f})"
     if summary.get("wake") is None:
         return f"objective {summary['objective_start']:.4f} -> {summary['objective']:.4f}"
     line = f"wake {summary['wake_start']:.4f} -> {summary['wake']:.4f}, feature gap {summary['gap_start']:.4f} -> " \
@@ -500,6 +509,8 @@ def _round(config: FitConfig, space: Space, start: Style, target: Target, real: 
                        gap_weight=target.wake.gap_weight, gap_cap=target.wake.gap_cap,
                        statistic_caps=dict(target.wake.stat_caps),
                        images_left_out=target.wake.left_out)
+    if target.encoded is not None:
+        summary.update(features_of=target.encoder, gap_weight=target.gap_weight)
     summary["not_expressed"] = [r["statistic"] for r in summary["expressiveness"] if not r["expressed"]]
     how = round_line(summary) if target.wake is None else (
         round_line(summary) + f"; the real images read by {target.wake.checkpoint}")

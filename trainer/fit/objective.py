@@ -13,6 +13,9 @@ Four objectives (`OBJECTIVES`, the one place that says what each needs; lower is
   ImageCaptcha a fit matched them better than the style written from the package's source, and its reader read
   0.6%); a reader's features put that style far and the source's nearest. A fit of `seen` overfits the
   reader's features in turn: check it with another reader's (docs/fit.md, "What a reader's features see").
+  With `--gap-weight W` it is seen + W x the feature gap (both sets of residuals, each scaled so that their
+  squares sum to the objective): the statistics keep the text's size and spread, which the CNN features let
+  go (docs/fit.md, "What a reader needs").
 - `wake`: the wake-phase objective (trainer/fit/wake.py), - mean_i log p^(x_i | style) with the texts of the
   real images read once by a trained model (`--checkpoint`) and one ABC bandwidth for the whole fit; a scalar
   per candidate (no residuals), so it is searched by `cma` (default) or `random`. The objective searched is
@@ -103,18 +106,19 @@ class Target:
     coverage_weight: float = 0.0                 # the cover objective: + coverage_weight * coverage gap
     encoder: str = ""                            # the seen objective: the reader whose CNN features are compared
     encoded: np.ndarray | None = None            #     and the real images' (rows: images)
+    gap_weight: float = 0.0                      #     objective = seen + gap_weight * feature gap
 
     @property
     def n(self) -> int:
         return int(self.features.shape[0])
 
 
-def target_of(images: np.ndarray, coverage_weight: float = 0.0, encoder: str = "") -> Target:
+def target_of(images: np.ndarray, coverage_weight: float = 0.0, encoder: str = "", gap_weight: float = 0.0) -> Target:
     """The target of grey uint8 images [n, H, W] (the cover objective's with its `coverage_weight`; the seen
-    objective's with its `encoder`)."""
+    objective's with its `encoder` and `gap_weight`)."""
     encoded = cnn_features(images, encoder) if encoder else None
     return Target(features(images), int(images.shape[1]), int(images.shape[2]), coverage_weight=coverage_weight,
-                  encoder=encoder, encoded=encoded)
+                  encoder=encoder, encoded=encoded, gap_weight=gap_weight)
 
 
 @functools.lru_cache(maxsize=4)
@@ -171,7 +175,8 @@ def score(style: Style, target: Target, n: int, seed: int) -> dict:
     sds}, "residuals": per-feature gaps (gap and cover objectives)} of n samples of the style (seed fixed); with
     a coverage weight w (`cover`), the objective is gap + w * coverage, the mean square of each of the residuals'
     two halves summed; with an encoder (`seen`), also "seen", the objective, and the residuals are its per-channel
-    gaps; with a wake target, also "wake" and the objective is the guarded wake objective (module docstring)."""
+    gaps (with a gap weight w: the objective is seen + w * gap, the residuals both sets, scaled); with a wake
+    target, also "wake" and the objective is the guarded wake objective (module docstring)."""
     images = synthetic_images(style, n, seed)
     synthetic = features(images)
     r = residuals(target.features, synthetic)
@@ -181,8 +186,13 @@ def score(style: Style, target: Target, n: int, seed: int) -> dict:
     out = {"objective": gap, "gap": gap, "coverage": float(np.mean(c ** 2)),
            "stats": statistic_gaps(target.features, synthetic)}
     if target.encoded is not None:
-        r = residuals(target.encoded, cnn_features(images, target.encoder))
-        out["objective"] = out["seen"] = float(np.mean(r ** 2))
+        seen = residuals(target.encoded, cnn_features(images, target.encoder))
+        out["objective"] = out["seen"] = float(np.mean(seen ** 2))
+        if target.gap_weight:
+            out["objective"] += target.gap_weight * gap
+            r = np.concatenate([seen / np.sqrt(seen.size), np.sqrt(target.gap_weight / r.size) * r])
+        else:
+            r = seen
     if target.coverage_weight:
         r = np.concatenate([r, np.sqrt(target.coverage_weight) * c])
         out["objective"] = gap + target.coverage_weight * out["coverage"]
