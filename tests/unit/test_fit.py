@@ -277,6 +277,9 @@ def test_seen_objective_compares_a_readers_cnn_features():
                          "expressiveness": []})
     assert "CNN features, 0 = alike + 1 x feature gap): start 2.3000" in report
     assert "feature gap of the image statistics (0 = alike): 1.6000 -> 1.0000" in report
+    assert "one font" not in report          # a fit that kept one font of several says what that costs a reader
+    assert "one font, X.ttf: " in _report_md({"round": 1, "objective_start": 1, "objective": 1, "trials": 2,
+                                              "wall_s": 1, "expressiveness": [], "one_font": "X.ttf"})
 
 
 def test_wake_checkpoint_that_cannot_draw_the_style_is_one_line(tmp_path):

@@ -43,6 +43,9 @@ from trainer.fit.space import Space, build_space, read_style_file
 from trainer.fit.write import style_toml
 
 log = logging.getLogger(__name__)
+ONE_FONT = ("the fitted style draws every character from one font, {}: the objectives cannot tell a scheme's font, "
+            "and a reader trained on one wrong font reads almost nothing; unless it is the scheme's, list several "
+            "fonts and keep them (fixed = [\"fonts\"]; docs/fit.md, \"What a reader needs\")")
 FITTED_SUFFIX = "_fitted"
 FAR = 0.5                   # a statistic no trial brought within this many sds is reported as not expressed
 MIN_REAL = 10
@@ -310,6 +313,8 @@ def _report_md(summary: dict) -> str:
                      f"{'yes' if r['expressed'] else '**no**'} |")
     missing = [r["statistic"] for r in summary["expressiveness"] if not r["expressed"]]
     lines += ["", "Not expressed (no trial brought it within 0.5 sd): " + (", ".join(missing) or "none")]
+    if summary.get("one_font"):
+        lines += ["", ONE_FONT.format(summary["one_font"])]
     return "\n".join(lines) + "\n"
 
 
@@ -512,6 +517,9 @@ def _round(config: FitConfig, space: Space, start: Style, target: Target, real: 
     if target.encoded is not None:
         summary.update(features_of=target.encoder, gap_weight=target.gap_weight)
     summary["not_expressed"] = [r["statistic"] for r in summary["expressiveness"] if not r["expressed"]]
+    if len(fitted.fonts) == 1 and any(p.name.startswith("fonts:") for p in space.params):
+        summary["one_font"] = fitted.fonts[0].file
+        log.warning("round %d: %s", round_no, ONE_FONT.format(summary["one_font"]))
     how = round_line(summary) if target.wake is None else (
         round_line(summary) + f"; the real images read by {target.wake.checkpoint}")
     header = [f"Fitted by `synthstream fit` from {space.source}, round {round_no}: "
