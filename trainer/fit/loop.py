@@ -43,9 +43,9 @@ from trainer.fit.space import Space, build_space, read_style_file
 from trainer.fit.write import style_toml
 
 log = logging.getLogger(__name__)
-ONE_FONT = ("the fitted style draws every character from one font, {}: the objectives cannot tell a scheme's font, "
-            "and a reader trained on one wrong font reads almost nothing; unless it is the scheme's, list several "
-            "fonts and keep them (fixed = [\"fonts\"]; docs/fit.md, \"What a reader needs\")")
+ONE_FONT = ("the fitted style draws every character from one font, {}: the fits measured have not found a "
+            "scheme's font, and a reader trained on one wrong font reads almost nothing; unless it is the scheme's, "
+            "list several fonts and keep them (fixed = [\"fonts\"]; docs/fit.md, \"What a reader needs\")")
 FITTED_SUFFIX = "_fitted"
 FAR = 0.5                   # a statistic no trial brought within this many sds is reported as not expressed
 MIN_REAL = 10
