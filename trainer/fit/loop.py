@@ -286,11 +286,16 @@ def reading_rate(checkpoint: str, eval_data: str) -> dict:
             "n": report["n"], "method": report["method"]}
 
 
+def _added_gap(summary: dict) -> str:
+    """" + W x feature gap" where a reader-feature objective (seen) had the statistics' gap added, else ""."""
+    weight = summary.get("gap_weight")
+    return f" + {weight:g} x feature gap" if weight and OBJECTIVES[summary.get("objective_name", "gap")].encoder else ""
+
+
 def _report_md(summary: dict) -> str:
     kind = OBJECTIVES[summary.get("objective_name", "gap")]
-    weighted = f" + {summary['gap_weight']:g} x feature gap" if kind.encoder and summary.get("gap_weight") else ""
     lines = [f"# Round {summary['round']}", "",
-             f"objective ({kind.description}{weighted}): start {summary['objective_start']:.4f} -> fitted "
+             f"objective ({kind.description}{_added_gap(summary)}): start {summary['objective_start']:.4f} -> fitted "
              f"{summary['objective']:.4f} over {summary['trials']} trials ({summary['wall_s']:.0f} s)", ""]
     if summary.get("wake") is not None:
         lines += [f"wake objective (lower: the real images likelier; read by {summary['read_by']}, bandwidth "
@@ -463,9 +468,8 @@ def round_line(summary: dict) -> str:
                f"{summary['gap_start']:.4f} -> {summary['gap']:.4f}, coverage gap {summary['coverage_start']:.4f} " \
                f"-> {summary['coverage']:.4f})"
     if summary.get("objective_name") == "seen":
-        weight = f" + {summary['gap_weight']:g} x feature gap" if summary.get("gap_weight") else ""
-        return f"seen objective{weight} {summary['objective_start']:.4f} -> {summary['objective']:.4f} (feature " \
-               f"gap {summary['gap_start']:.4f} -> {summary['gap']:.4f})"
+        return f"seen objective{_added_gap(summary)} {summary['objective_start']:.4f} -> " \
+               f"{summary['objective']:.4f} (feature gap {summary['gap_start']:.4f} -> {summary['gap']:.4f})"
     if summary.get("wake") is None:
         return f"objective {summary['objective_start']:.4f} -> {summary['objective']:.4f}"
     line = f"wake {summary['wake_start']:.4f} -> {summary['wake']:.4f}, feature gap {summary['gap_start']:.4f} -> " \
