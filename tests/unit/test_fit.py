@@ -55,6 +55,29 @@ def test_per_character_warp_and_dashes_are_fittable():
     assert ranged["layout.char_shear"].kind == "range" and ranged["clutter.dashes"].hi == 80
 
 
+def test_keep_widths_moves_each_range_whole_and_clips_it_to_the_legal_bounds():
+    raw, source = read_style_file(str(ROOT / "docs/fit/rough_wheezy.toml"))
+    raw["fit"]["keep_widths"] = True
+    space = build_space(raw, source)
+    params = {p.name: p for p in space.params}
+    widths = build_space(read_style_file(str(ROOT / "docs/fit/rough_wheezy.toml"))[0], source)
+    assert params["ink.ink"].kind == "shift" and params["ink.ink"].dims == 1
+    assert space.n_continuous < widths.n_continuous                 # one number a range instead of two
+    start = load_style(str(ROOT / "docs/fit/rough_wheezy.toml"))
+    u, k = space.encode(start)
+    assert space.decode(u, k) == start and np.allclose(space.encode(space.decode(u, k))[0], u)
+    dims = [p for p in space.params if p.kind != "choice" for _ in range(p.dims)]
+    high = space.decode([1.0 if p.name in ("ink.ink", "ink.background") else v for v, p in zip(u, dims)], k)
+    assert high.params["ink"]["ink"] == (80, 240)                    # centre 160 (the envelope's top), width kept
+    assert high.params["ink"]["background"][1] == 255 and high.params["ink"]["background"][0] in (227, 228)
+    low = space.decode([0.0 if p.name == "warp.elastic_alpha" else v for v, p in zip(u, dims)], k)
+    assert low.params["warp"]["elastic_alpha"] == (0.0, 6.0)         # centre 0, half-width 6, clipped at 0
+    for style in (high, low):                                        # a clipped range encodes back to its centre
+        again = space.decode(*space.encode(style))
+        assert again == style
+    assert "width kept" in space.describe()["ink.ink"]
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "docs" / "fit").rglob("*.toml")), ids=lambda p: p.name)
 def test_every_style_docs_fit_ships_loads_and_can_be_fitted_again(path):
     raw, source = read_style_file(str(path))
@@ -80,6 +103,7 @@ def test_written_style_loads_back_identical(tmp_path):
     ({"bounds": {"ink.ink": [5, 1]}}, "lo < hi"),
     ({"widen": 0.5}, "[1, 10]"),
     ({"fonts": 3}, "fit.fonts"),
+    ({"keep_widths": "yes"}, "true or false"),
 ])
 def test_bad_fit_table_is_one_clear_error(fit_table, words):
     raw = tomllib.loads((ROOT / "synthstream/styles/tiny.toml").read_text())
@@ -154,8 +178,8 @@ def test_bad_inputs_are_one_line(tmp_path):
         (["--style", str(bad_style), "--real", str(real), "--out", str(tmp_path / "o4")], "ink.nope"),
         (["--style", "tiny", "--real", str(real), "--out", str(tmp_path / "o5"), "--fixed", "warp.x"], "warp.x"),
         (["--style", "tiny", "--real", str(real), "--out", str(tmp_path / "o6"), "--budget", "x"], "budget"),
-        (["--style", "rough", "--real", str(real), "--out", str(tmp_path / "o7"), "--budget", "66"],
-         "too few for one Levenberg-Marquardt step over this style's 52 numbers and 10 choices: give --budget 67"),
+        (["--style", "rough", "--real", str(real), "--out", str(tmp_path / "o7"), "--budget", "56"],
+         "too few for one Levenberg-Marquardt step over this style's 52 numbers and 0 choices: give --budget 57"),
     ]
     images = tmp_path / "images"
     from synthstream.generate import generate

@@ -9,13 +9,16 @@ A style file's optional `[fit]` table says it (every key optional):
     widen = 2.0                                         # default envelope: each set range widened this much
     fonts = "installed"                                 # candidates: the style's own (default), "installed",
                                                         # a folder of .ttf/.otf files, or a list of file names
+    keep_widths = true                                  # ranges keep their widths: only their centres move
 
 Fitted: every field of `[latents]` (but `num_chars`: the text prior and alphabet are the user's), `[layout]`,
 `[warp]`, `[ink]` and `[clutter]` that the file sets, plus `free`, less `fixed`; the fonts (which of the
 candidates) when there are several; `text.case` for a words prior. A range `[lo, hi]` is searched as its centre
-and half-width inside the envelope, a single value as one number, a count or a bool as a choice. The
-envelope of a field is `bounds`, else its own range widened `widen` times about its centre (a single value v:
-v (1 +- (widen - 1) / 2)), clipped to the field's legal bounds and the image.
+and half-width inside the envelope (with `keep_widths`: its centre only, inside the envelope, its width the
+start's, clipped to the field's legal bounds: the fit moves the nuisance but cannot narrow it), a single value
+as one number, a count or a bool as a choice. The envelope of a field is `bounds`, else its own range widened
+`widen` times about its centre (a single value v: v (1 +- (widen - 1) / 2)), clipped to the field's legal
+bounds and the image.
 """
 
 from __future__ import annotations
@@ -38,13 +41,14 @@ NEVER_FITTED = ("latents.num_chars",)          # the text prior's lengths: the u
 FONT_SUFFIXES = (".ttf", ".otf")
 MAX_FONT_CANDIDATES = 16
 CASES = ("lower", "upper", "as-is")
-_FIT_KEYS = {"fixed", "free", "bounds", "widen", "fonts"}
+_FIT_KEYS = {"fixed", "free", "bounds", "widen", "fonts", "keep_widths"}
 
 
 @dataclass(frozen=True)
 class Param:
-    """One searched quantity. kind: "value" (1 cube dim), "range" (2: centre, half-width), "choice" (categorical
-    over `choices`)."""
+    """One searched quantity. kind: "value" (1 cube dim), "range" (2: centre, half-width), "shift" (1: the centre,
+    in the envelope, of a range of fixed half-width `half`, clipped to the field's legal bounds `legal`), "choice"
+    (categorical over `choices`)."""
 
     name: str                 # dotted field name, "fonts:<file>" or "text.case"
     kind: str
@@ -52,10 +56,12 @@ class Param:
     hi: float = 0.0
     integer: bool = False
     choices: tuple = ()
+    half: float = 0.0         # a shift's half-width and the field's legal bounds
+    legal: tuple = (-math.inf, math.inf)
 
     @property
     def dims(self) -> int:
-        return {"value": 1, "range": 2, "choice": 0}[self.kind]
+        return {"value": 1, "range": 2, "shift": 1, "choice": 0}[self.kind]
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,10 @@ class Space:
             if p.kind == "value":
                 v = p.lo + next(u_iter) * (p.hi - p.lo)
                 raw[section][key] = _num(v, p.integer)
+            elif p.kind == "shift":
+                centre = p.lo + next(u_iter) * (p.hi - p.lo)
+                lo = _num(max(centre - p.half, p.legal[0]), p.integer)
+                raw[section][key] = [lo, max(lo, _num(min(centre + p.half, p.legal[1]), p.integer))]
             else:
                 c, w = next(u_iter), next(u_iter)
                 centre = p.lo + c * (p.hi - p.lo)
@@ -135,6 +145,9 @@ class Space:
             width = max(p.hi - p.lo, 1e-12)
             if p.kind == "value":
                 u.append(float(np.clip(((lo + hi) / 2 - p.lo) / width, 0, 1)))
+            elif p.kind == "shift":                    # the centre of the unclipped side
+                centre = hi - p.half if lo <= p.legal[0] else lo + p.half if hi >= p.legal[1] else (lo + hi) / 2
+                u.append(float(np.clip((centre - p.lo) / width, 0, 1)))
             else:
                 centre = min(max((lo + hi) / 2, p.lo), p.hi)
                 room = min(centre - p.lo, p.hi - centre)
@@ -144,8 +157,9 @@ class Space:
 
     def describe(self) -> dict[str, str]:
         """Field -> how the fit treats it, for the comments of the written style."""
-        out = {p.name: (f"fitted within [{_fmt(p.lo)}, {_fmt(p.hi)}]" if p.kind != "choice"
-                        else f"fitted among {', '.join(map(str, p.choices))}") for p in self.params}
+        out = {p.name: (f"fitted among {', '.join(map(str, p.choices))}" if p.kind == "choice" else
+                        f"centre fitted within [{_fmt(p.lo)}, {_fmt(p.hi)}], width kept" if p.kind == "shift" else
+                        f"fitted within [{_fmt(p.lo)}, {_fmt(p.hi)}]") for p in self.params}
         out.update({name: "fixed" for name in self.fixed})
         return out
 
@@ -217,6 +231,9 @@ def build_space(raw_file: dict, source: str, extra_fixed: tuple[str, ...] = ()) 
     widen = spec.get("widen", 2.0)
     if isinstance(widen, bool) or not isinstance(widen, (int, float)) or not 1 <= widen <= 10:
         raise bad("widen", widen, "must be a number in [1, 10]")
+    keep_widths = spec.get("keep_widths", False)
+    if not isinstance(keep_widths, bool):
+        raise bad("keep_widths", keep_widths, "must be true or false")
     bounds = spec.get("bounds", {})
     if not isinstance(bounds, dict):
         raise bad("bounds", bounds, 'must be a table, e.g. { "warp.elastic_alpha" = [0, 20] }')
@@ -257,7 +274,12 @@ def build_space(raw_file: dict, source: str, extra_fixed: tuple[str, ...] = ()) 
         if hi <= lo:
             continue                                        # nothing to search (e.g. a zero at its bound)
         ranged = isinstance(value, list) and value[0] != value[1]
-        params.append(Param(name, "range" if ranged else "value", lo, hi, integer=kind in ("int", "pos")))
+        integer = kind in ("int", "pos")
+        if ranged and keep_widths:
+            params.append(Param(name, "shift", lo, hi, integer=integer, half=(value[1] - value[0]) / 2,
+                                legal=(lo_b, hi_b)))
+            continue
+        params.append(Param(name, "range" if ranged else "value", lo, hi, integer=integer))
     if "text.case" not in fixed and raw["text"]["prior"] == "words":
         params.append(Param("text.case", "choice", choices=CASES))
     fonts = tuple(_font_candidates(spec.get("fonts"), style, source)) if "fonts" not in fixed else ()
