@@ -11,8 +11,9 @@
         Does the objective rank styles as reading accuracy does? The objective (feature gap) of each style
         against DIR, beside the rate a model trained on it reached (measured elsewhere, given here), and the
         Spearman correlation of the two (a negative one is the agreement: a lower gap, a higher rate); beside
-        it the coverage gap (how far real images lie outside the style's range) and the cover objective;
-        with `--encoder M` (repeatable), the seen objective: the gap over reader M's CNN features.
+        it the coverage gap (how far real images lie outside the style's range), the cover objective and the
+        spread gap (the features' sds compared, not their means); with `--encoder M` (repeatable), the seen
+        objective (the gap over reader M's CNN features) and the spread gap over those features.
         With `--checkpoint M`, also the wake-phase objective (trainer/fit/wake.py): DIR read once by M (its
         MAP reading, and its top `--top` readings), each style re-rendering those texts `--renders` times,
         one ABC bandwidth for all (M's training style's calibrated one unless `--bandwidth`); beside it, the
@@ -93,15 +94,19 @@ def ranking(real: str, pairs: list[str], n: int, wake: dict | None = None, encod
         real_images = load_real_images(real, style, limit=500)
         result = score(style, target_of(real_images, cover_weight), n, 0)      # the gap and coverage come along
         out.append({"style": path, "rate": float(rate), "objective": result["gap"],
-                    "coverage": result["coverage"], "cover": result["objective"]})
-        rows.append([path, rate, f"{result['gap']:.3f}", f"{result['coverage']:.4f}", f"{result['objective']:.3f}"])
+                    "coverage": result["coverage"], "cover": result["objective"], "spread": result["spread"]})
+        rows.append([path, rate, f"{result['gap']:.3f}", f"{result['coverage']:.4f}", f"{result['objective']:.3f}",
+                     f"{result['spread']:.3f}"])
         for encoder in encoders:                                  # the seen objective, one reader's features each
-            out[-1][f"seen_{encoder}"] = score(style, target_of(real_images, encoder=encoder), n, 0)["seen"]
-            rows[-1].append(f"{out[-1][f'seen_{encoder}']:.3f}")
+            seen = score(style, target_of(real_images, encoder=encoder), n, 0)
+            out[-1][f"seen_{encoder}"], out[-1][f"seen_spread_{encoder}"] = seen["seen"], seen["seen_spread"]
+            rows[-1] += [f"{seen['seen']:.3f}", f"{seen['seen_spread']:.3f}"]
     headers = ["style", "reading rate (given)", "objective (feature gap)", "coverage gap",
-               f"cover (gap + {cover_weight:g} x coverage)", *(f"seen ({e})" for e in encoders)]
-    objectives = {"feature gap": "objective", "coverage gap": "coverage", "cover": "cover",
-                  **{f"seen ({e})": f"seen_{e}" for e in encoders}}
+               f"cover (gap + {cover_weight:g} x coverage)", "spread gap",
+               *(f"{k} ({e})" for e in encoders for k in ("seen", "seen spread"))]
+    objectives = {"feature gap": "objective", "coverage gap": "coverage", "cover": "cover", "spread gap": "spread",
+                  **{f"{k} ({e})": f"{key}_{e}" for e in encoders for k, key in (("seen", "seen"),
+                                                                                 ("seen spread", "seen_spread"))}}
     result = {"benchmark": "fit ranking", "real": real, "styles": out}
     if wake is not None:
         result["wake"] = _wake_columns(real, out, rows, headers, objectives, **wake)

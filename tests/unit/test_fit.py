@@ -249,6 +249,16 @@ def test_coverage_counts_only_real_images_outside_the_synthetic_range():
     assert np.all(coverage_residuals(real, real) < 0.2)            # its own 1%-99% range leaves 2% out
 
 
+def test_spread_says_wider_or_narrower_than_the_real_images_whatever_the_mean():
+    from trainer.fit.objective import spread_residuals
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(0.0, 1.0, (400, 2))
+    r = spread_residuals(real, np.hstack([rng.normal(5.0, 3.0, (400, 1)), rng.normal(0.0, 0.2, (400, 1))]))
+    assert r[0] > 0.7 and r[1] < -0.9                      # wider (+), narrower (-); the shifted mean ignored
+    assert np.all(np.abs(spread_residuals(real, rng.normal(3.0, 1.0, (400, 2)))) < 0.15)
+
+
 def test_cover_objective_is_the_gap_plus_the_weighted_coverage_and_its_residuals_square_to_it():
     from trainer.fit.objective import COVER_WEIGHT, OBJECTIVES, score, synthetic_images, target_of
 

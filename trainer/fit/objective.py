@@ -170,8 +170,18 @@ def residuals(real: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
     return np.where(pooled > 1e-12, diff / np.maximum(pooled, 1e-12), 0.0)
 
 
+def spread_residuals(real: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
+    """Per feature, (synthetic sd - real sd) / pooled sd: how much wider (+) or narrower (-) the style's images
+    spread than the real ones; the spread gap is their mean square. No objective searches it yet (measured in
+    `bench fit ranking`: docs/fit.md, "Keeping the nuisance")."""
+    pooled = np.sqrt((real.var(axis=0) + synthetic.var(axis=0)) / 2)
+    diff = synthetic.std(axis=0) - real.std(axis=0)
+    return np.where(pooled > 1e-12, diff / np.maximum(pooled, 1e-12), 0.0)
+
+
 def score(style: Style, target: Target, n: int, seed: int) -> dict:
-    """{"objective": what is searched, "gap": feature gap, "coverage": coverage gap, "stats": {statistic: gap in
+    """{"objective": what is searched, "gap": feature gap, "coverage": coverage gap, "spread": spread gap (with an
+    encoder also "seen_spread", over its features; reported only), "stats": {statistic: gap in
     sds}, "residuals": per-feature gaps (gap and cover objectives)} of n samples of the style (seed fixed); with
     a coverage weight w (`cover`), the objective is gap + w * coverage, the mean square of each of the residuals'
     two halves summed; with an encoder (`seen`), also "seen", the objective, and the residuals are its per-channel
@@ -184,10 +194,13 @@ def score(style: Style, target: Target, n: int, seed: int) -> dict:
     gap = feature_gap(target.features, synthetic)
     assert abs(gap - float(np.mean(r ** 2))) < 1e-9 * max(1.0, gap)
     out = {"objective": gap, "gap": gap, "coverage": float(np.mean(c ** 2)),
+           "spread": float(np.mean(spread_residuals(target.features, synthetic) ** 2)),
            "stats": statistic_gaps(target.features, synthetic)}
     if target.encoded is not None:
-        seen = residuals(target.encoded, cnn_features(images, target.encoder))
+        encoded = cnn_features(images, target.encoder)
+        seen = residuals(target.encoded, encoded)
         out["objective"] = out["seen"] = float(np.mean(seen ** 2))
+        out["seen_spread"] = float(np.mean(spread_residuals(target.encoded, encoded) ** 2))
         if target.gap_weight:
             out["objective"] += target.gap_weight * gap
             r = np.concatenate([seen / np.sqrt(seen.size), np.sqrt(target.gap_weight / r.size) * r])
