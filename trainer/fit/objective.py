@@ -163,20 +163,22 @@ def synthetic_images(style: Style, n: int, seed: int) -> np.ndarray:
     return generate(style, seed, 0, n)[0]
 
 
+def _in_pooled_sds(diff: np.ndarray, real: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
+    """Per-feature differences in the two sets' pooled sd (0 where a feature does not vary)."""
+    pooled = np.sqrt((real.var(axis=0) + synthetic.var(axis=0)) / 2)
+    return np.where(pooled > 1e-12, diff / np.maximum(pooled, 1e-12), 0.0)
+
+
 def residuals(real: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
     """Per feature, (synthetic mean - real mean) / pooled sd: the feature gap is their mean square."""
-    pooled = np.sqrt((real.var(axis=0) + synthetic.var(axis=0)) / 2)
-    diff = synthetic.mean(axis=0) - real.mean(axis=0)
-    return np.where(pooled > 1e-12, diff / np.maximum(pooled, 1e-12), 0.0)
+    return _in_pooled_sds(synthetic.mean(axis=0) - real.mean(axis=0), real, synthetic)
 
 
 def spread_residuals(real: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
     """Per feature, (synthetic sd - real sd) / pooled sd: how much wider (+) or narrower (-) the style's images
     spread than the real ones; the spread gap is their mean square. No objective searches it yet (measured in
     `bench fit ranking`: docs/fit.md, "Keeping the nuisance")."""
-    pooled = np.sqrt((real.var(axis=0) + synthetic.var(axis=0)) / 2)
-    diff = synthetic.std(axis=0) - real.std(axis=0)
-    return np.where(pooled > 1e-12, diff / np.maximum(pooled, 1e-12), 0.0)
+    return _in_pooled_sds(synthetic.std(axis=0) - real.std(axis=0), real, synthetic)
 
 
 def score(style: Style, target: Target, n: int, seed: int) -> dict:
