@@ -21,6 +21,16 @@
         `--oracle` (a measurement, never an objective) also scores the folder's labels as the readings: how
         much M's reading (and M's training style) drives the ranking. A control column scores texts drawn
         from M's text prior instead of read (how much the reading matters at all).
+    python -m synthstream.bench.fit confidence --real DIR RUN=RATE ... [--synthetic N] [--json F]
+        Does a reader's confidence on the real images rank readers as their reading rates do? Each RUN (a
+        reader: run folder, checkpoint or shipped name) reads DIR's images (never their names) in one beam
+        pass at temperature 1 (`trainer.fit.select.confidence`, what a fit with a sleep phase selects by);
+        beside its mean and median top-reading probability, the rate it reached (measured elsewhere, on held-out
+        images, given here), and the Spearman correlation of the two (+1: the same order). Each reader's
+        paired difference from the first one listed (per image, in standard errors) is what a fit with a
+        sleep phase decides by: a fitted round replaces the start (list it first) above +2. `--synthetic N`
+        also reads N of each reader's own style's samples: its confidence there, and real minus that (a
+        candidate normalisation: an easy style makes a confident reader).
 """
 
 from __future__ import annotations
@@ -89,14 +99,14 @@ def ranking(real: str, pairs: list[str], n: int, wake: dict | None = None, encod
     cover_weight = OBJECTIVES["cover"].coverage_weight
     rows, out = [], []
     for pair in pairs:
-        path, _, rate = pair.rpartition("=")
+        path, rate = _pair(pair)
         style = load_style(path)
         real_images = load_real_images(real, style, limit=500)
         result = score(style, target_of(real_images, cover_weight), n, 0)      # the gap and coverage come along
-        out.append({"style": path, "rate": float(rate), "objective": result["gap"],
+        out.append({"style": path, "rate": rate, "objective": result["gap"],
                     "coverage": result["coverage"], "cover": result["objective"], "spread": result["spread"]})
-        rows.append([path, rate, f"{result['gap']:.3f}", f"{result['coverage']:.4f}", f"{result['objective']:.3f}",
-                     f"{result['spread']:.3f}"])
+        rows.append([path, f"{rate:.3f}", f"{result['gap']:.3f}", f"{result['coverage']:.4f}",
+                     f"{result['objective']:.3f}", f"{result['spread']:.3f}"])
         for encoder in encoders:                                  # the seen objective, one reader's features each
             seen = score(style, target_of(real_images, encoder=encoder), n, 0)
             out[-1][f"seen_{encoder}"], out[-1][f"seen_spread_{encoder}"] = seen["seen"], seen["seen_spread"]
@@ -179,6 +189,52 @@ def _wake_columns(real: str, out: list[dict], rows: list[list], headers: list[st
             "score_seconds": round(time.perf_counter() - t0, 1)}
 
 
+def confidence_ranking(real: str, pairs: list[str], synthetic: int = 0) -> dict:
+    from synthstream.fidelity import load_real_images
+    from synthstream.generate import generate
+    from trainer.fit.select import confidence, paired_z
+    from trainer.reader import load_reader
+
+    rows, out, first = [], [], None
+    for pair in pairs:
+        run, rate = _pair(pair)
+        trained = load_reader(run).trained
+        read = confidence(run, load_real_images(real, trained, limit=500))
+        first = read["probabilities"] if first is None else first
+        z = paired_z(first, read["probabilities"]) if len(first) == read["n"] else float("nan")
+        out.append({"reader": run, "trained_on": trained.name, "rate": rate, "confidence": read["mean"],
+                    "median_confidence": read["median"], "images": read["n"], "z_vs_first": z})
+        rows.append([run, trained.name, f"{rate:.3f}", f"{read['mean']:.3f}", f"{read['median']:.3f}", f"{z:+.1f}"])
+        if synthetic:
+            own = confidence(run, generate(trained, CONTROL_SEED, 0, synthetic)[0])["mean"]
+            out[-1].update(synthetic_confidence=own, real_minus_synthetic=read["mean"] - own)
+            rows[-1] += [f"{own:.3f}", f"{read['mean'] - own:+.3f}"]
+    print_table(["reader", "trained on", "reading rate (given)", "mean confidence", "median confidence",
+                 "vs the first (paired, se)"] + (["on own samples", "real - own"] if synthetic else []), rows)
+    result = {"benchmark": "fit confidence", "real": real, "readers": out, "synthetic": synthetic}
+    for key in ("confidence", "median_confidence") + (("synthetic_confidence", "real_minus_synthetic")
+                                                       if synthetic else ()):
+        rho = _spearman([r[key] for r in out], [r["rate"] for r in out])
+        result[f"spearman_{key}"] = rho
+        print(f"Spearman correlation {key.replace('_', ' ')} vs rate: {rho:+.2f} over {len(out)} readers "
+              f"(+1: the same order)")
+    return {**result, "machine": machine()}
+
+
+def _pair(text: str) -> tuple[str, float]:
+    """NAME=RATE as (NAME, RATE); anything else is one line."""
+    from synthstream.errors import UserError
+
+    name, _, rate = text.rpartition("=")
+    try:
+        value = float(rate)
+    except ValueError:
+        value = float("nan")
+    if not name or not 0 <= value <= 1:
+        raise UserError(f"{text!r} must be NAME=RATE, RATE a reading rate in [0, 1]")
+    return name, value
+
+
 def _spearman(a: list[float], b: list[float]) -> float:
     ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     return float(np.corrcoef(ra, rb)[0, 1]) if len(a) > 1 else float("nan")
@@ -206,11 +262,19 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--encoder", action="append", default=[], help="a reader whose CNN features the seen objective "
                    "compares (repeatable: a column each)")
     r.add_argument("--json")
+    c = sub.add_parser("confidence")
+    c.add_argument("--real", required=True)
+    c.add_argument("pairs", nargs="+", metavar="RUN=RATE")
+    c.add_argument("--synthetic", type=argtypes.nonneg_int, default=0)
+    c.add_argument("--json")
     args = parser.parse_args(argv)
     if args.which == "ranking" and args.checkpoint is None and args.oracle:
         parser.error("--oracle scores the wake objective: give --checkpoint")
     if args.which == "search":
         return module_main(parser.prog, lambda: write_json(search(args.budget, args.starts, args.n), args.json))
+    if args.which == "confidence":
+        return module_main(parser.prog, lambda: write_json(confidence_ranking(args.real, args.pairs,
+                                                                                          args.synthetic), args.json))
     wake = None if args.checkpoint is None else {"checkpoint": args.checkpoint, "renders": args.renders,
                                                  "top": args.top, "bandwidth": args.bandwidth,
                                                  "oracle": args.oracle}

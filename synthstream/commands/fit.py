@@ -49,7 +49,9 @@ def register(subparsers) -> None:
     f.add_argument("--trial-cpus", type=argtypes.positive_float, default=0.5, help="CPUs per Tune trial")
     f.add_argument("--seed", type=argtypes.seed, default=0)
     f.add_argument("--train-steps", type=argtypes.nonneg_int, default=0,
-                   help="sleep phase: train a proposal on each round's fitted style for this many steps (0: skip)")
+                   help="sleep phase: train a proposal on the start and on each round's fitted style for this many "
+                   "steps; fitted.toml is then the style whose proposal reads the real images most confidently "
+                   "(mean top-reading probability, no labels) (0: skip)")
     f.add_argument("--train-preset", default="cpu-columns")
     f.add_argument("--train-minutes", type=argtypes.positive_float, help="wall-clock budget of each training")
     f.add_argument("--eval-data", help="a labelled folder: each round's model's reading rate on it is reported "

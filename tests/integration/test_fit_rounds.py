@@ -12,6 +12,7 @@ from synthstream.generate import generate
 from synthstream.labelled import write_labelled_folder
 from synthstream.style import load_style
 from trainer.fit.loop import FitConfig, fit
+from trainer.fit.select import choose
 
 TRUTH = {"background": 220, "ink": 40, "noise_sigma": 10.0, "blur_sigma": 0.8}
 # Stated tolerance: within 7.5% of each parameter's search envelope (background 150-255, ink 0-120, noise 0-30,
@@ -122,7 +123,23 @@ def test_sleep_phase_trains_on_the_fitted_style_and_reports_the_rate(local_ray, 
     rate = state["rounds"][0]["rate"]
     assert rate["n"] == 150 and 0 <= rate["exact_rate"] <= 1
     assert (out / "round_01" / "train" / "checkpoint.pt").is_file()
-    assert "reading rate" in (out / "round_01" / "report.md").read_text()
+    report = (out / "round_01" / "report.md").read_text()
+    assert "reading rate" in report and "top-reading probability" in report
+    # round 0: the start with its own proposal; fitted.toml is the most confidently read of start and rounds
+    start = state["start"]
+    assert (out / "round_00" / "train" / "checkpoint.pt").is_file() and start["rate"]["n"] == 150
+    assert load_style(str(out / "round_00" / "style.toml")).to_raw()["ink"]["background"][0] == 180
+    read = {0: start["confidence"]["mean"], 1: state["rounds"][0]["confidence"]["mean"]}
+    assert all(0 < v <= 1 for v in read.values()) and start["confidence"]["n"] == 150
+    chosen, probabilities = state["selected"]["round"], state["rounds"][0]["confidence"]["probabilities"]
+    assert chosen == choose(start["confidence"]["probabilities"], {1: probabilities})
+    assert state["selected"]["confidence"] == pytest.approx(read, abs=1e-4)
+    assert "no labels read" in state["selected"]["line"]
+    assert _fitted(out) == load_style(str(out / f"round_{chosen:02d}" / "style.toml")).to_raw()
+    again = fit(FitConfig(style=str(folders / "start.toml"), real=str(folders / "unlabelled"), budget=9,
+                          n_synthetic=60, train_steps=40, train_preset="cpu", eval_data=str(folders / "real")),
+                str(out))                                           # continued: nothing retrained, same choice
+    assert again["start"] == start and again["selected"]["round"] == chosen
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,19 @@
 Each round: search the style's parameters (trainer/fit/space.py) with Ray Tune, every trial rendering a
 synthetic set with a fixed seed and scoring it against the real images (trainer/fit/objective.py: the
 feature gap, or the wake objective), the searcher Levenberg-Marquardt, CMA-ES or random (trainer/fit/search.py);
-write the best style; optionally train a proposal on it (the sleep phase, `trainer.run.run`) and, where a
-labelled evaluation folder is given, report the model's reading rate on it (never used by the fit). The next
-round starts from the fitted style. With the wake objective the real images are read once per round by a
-trained model: `checkpoint` in round 1 and in every round without a sleep phase; with one, each later round
-reads them with the previous round's newly trained model (wake-sleep). The bandwidth is `checkpoint`'s
-training style's calibrated one for the whole fit.
+write the best style; optionally train a proposal on it (the sleep phase, `trainer.run.run`), which reads the
+real images (their mean top-reading probability: `trainer.fit.select`, no labels) and, where a labelled
+evaluation folder is given, report the model's reading rate on it (never used by the fit). The next round
+starts from the fitted style. With a sleep phase the start gets a proposal too (round 0), and `fitted.toml` is
+the most confidently read round's style, or the start's where no round's proposal reads the same images
+clearly more confidently (`trainer.fit.select.choose`). With the wake objective the real images are read once
+per round by a trained model: `checkpoint` in round 1 and in every round without a sleep phase; with one, each
+later round reads them with the previous round's newly trained model (wake-sleep). The bandwidth is
+`checkpoint`'s training style's calibrated one for the whole fit.
 
 Output folder:
     fit.json                 the fit's arguments (its identity: a re-run with the same ones continues) and rounds
-    fitted.toml              the last round's fitted style
+    fitted.toml              the last round's fitted style; with a sleep phase, the one chosen by confidence
     fit_curve.png            objective (and reading rate) per round
     round_NN/trials.jsonl    every scored trial (cube point, objective, statistic gaps), appended as they finish
     round_NN/style.toml      the round's fitted style, commented (what was fitted, within which envelope)
@@ -20,6 +23,7 @@ Output folder:
     round_NN/report.md       the same for a person
     round_NN/grid.png        real (left) vs synthetic
     round_NN/train/          the sleep phase's training run (with --train-steps)
+    round_00/style.toml      with a sleep phase: the start (envelope-clipped), and round_00/train its proposal
 
 An interrupted fit continues: finished rounds are kept, the current round's finished trials are replayed into
 the searcher and only the rest run.
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -39,6 +44,7 @@ from synthstream.errors import UserError
 from synthstream.style import Style
 from trainer.fit.objective import DEFAULT_ENCODER, OBJECTIVES, STAT_FLOOR, Target, score, synthetic_images, target_of
 from trainer.fit.search import ALGORITHMS, lm_first_step_trials, make_searcher
+from trainer.fit.select import Z_REPLACE, choose, confidence, paired_z
 from trainer.fit.space import Space, build_space, read_style_file
 from trainer.fit.write import style_toml
 
@@ -308,6 +314,10 @@ def _report_md(summary: dict) -> str:
     if summary.get("coverage") is not None:
         lines += [f"coverage gap (0 = every real image inside the style's range): {summary['coverage_start']:.4f} -> "
                   f"{summary['coverage']:.4f}", ""]
+    if summary.get("confidence") is not None:
+        lines += [f"the sleep phase's proposal reads the real images with mean top-reading probability "
+                  f"{summary['confidence']['mean']:.3f} (no labels; a round replaces the start only where its proposal "
+                  f"reads them more confidently by {Z_REPLACE:g} standard errors)", ""]
     if summary.get("rate") is not None:
         rate = summary["rate"]["exact_rate"]
         lines += [f"reading rate on the evaluation folder (reported, never used): {rate:.3f}", ""]
@@ -323,7 +333,7 @@ def _report_md(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(out: Path, rounds: list[dict]) -> None:
+def _plot(out: Path, rounds: list[dict], start: dict | None = None) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -334,14 +344,19 @@ def _plot(out: Path, rounds: list[dict]) -> None:
     xs = [0] + [r["round"] for r in rounds]
     ax.plot(xs, [rounds[0]["objective_start"]] + [r["objective"] for r in rounds], "o-", label="objective")
     ax.set_xlabel("round")
-    ax.set_ylabel(OBJECTIVES[rounds[0].get("objective_name", "gap")].description)
-    rated = [r for r in rounds if r.get("rate")]
-    if rated:
+    ax.set_ylabel(textwrap.fill(OBJECTIVES[rounds[0].get("objective_name", "gap")].description, 40), fontsize="small")
+    read = ([start] if start else []) + [r for r in rounds if r.get("confidence")]
+    if read:
         ax2 = ax.twinx()
-        ax2.plot([r["round"] for r in rated], [r["rate"]["exact_rate"] for r in rated], "s--", color="C1",
-                 label="reading rate")
-        ax2.set_ylabel("reading rate (reported only)")
+        ax2.plot([r["round"] for r in read], [r["confidence"]["mean"] for r in read], "^:", color="C2",
+                 label="confidence on the real images (selects)")
+        rated = [r for r in read if r.get("rate")]
+        if rated:
+            ax2.plot([r["round"] for r in rated], [r["rate"]["exact_rate"] for r in rated], "s--", color="C1",
+                     label="reading rate (reported only)")
+        ax2.set_ylabel("sleep-phase reader")
         ax2.set_ylim(0, 1)
+        ax2.legend(loc="upper right", fontsize="small")
     ax.set_xticks(xs)
     ax.set_title("synthstream fit")
     fig.tight_layout()
@@ -394,21 +409,71 @@ def fit(config: FitConfig, out_dir: str, address: str | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
     connect(address)
+    if config.train_steps and "start" not in state:
+        state["start"] = _sleep_start(config, style, real, out, raw_file.get("fit"))
+        _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
     for round_no in range(1, config.rounds + 1):
-        if any(r["round"] == round_no for r in state["rounds"]):
+        done = next((r for r in state["rounds"] if r["round"] == round_no), None)
+        if done is not None:
             style = _load_fitted(out / f"round_{round_no:02d}" / "style.toml")
+            if config.train_steps and "confidence" not in done:       # trained before rounds were read
+                done["confidence"] = confidence(str(out / f"round_{round_no:02d}" / "train"), real)
             continue
         round_target = target if wake is None else wake.target(target, style, real, out, round_no)
         summary = _round(config, space, style, round_target, real, out, round_no, raw_file.get("fit"))
         state["rounds"].append(summary)
         _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
-        _plot(out, state["rounds"])
+        _plot(out, state["rounds"], state.get("start"))
         style = _load_fitted(out / f"round_{round_no:02d}" / "style.toml")
         print(f"round {round_no}: {round_line(summary)}"
               + (f"; reading rate {summary['rate']['exact_rate']:.3f}" if summary.get("rate") else "")
               + f"; not expressed: {', '.join(summary['not_expressed']) or 'none'}")
-    _write_text(out / "fitted.toml", (out / f"round_{config.rounds:02d}" / "style.toml").read_text())
+    chosen = config.rounds
+    if config.train_steps:
+        state["selected"] = _select(state, config.rounds)
+        _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
+        chosen = state["selected"]["round"]
+        print(state["selected"]["line"])
+    _write_text(out / "fitted.toml", (out / f"round_{chosen:02d}" / "style.toml").read_text())
     return state
+
+
+def _sleep_start(config: FitConfig, style: Style, real: np.ndarray, out: Path, fit_table: dict | None) -> dict:
+    """Round 0 of a fit with a sleep phase: the start as it is, with its own proposal, so that no fitted round
+    is kept whose proposal reads the real images less confidently than the start's."""
+    t0 = time.time()
+    round_dir = out / "round_00"
+    round_dir.mkdir(exist_ok=True)
+    header = [f"The start of `synthstream fit` ({config.style}), its ranges clipped to the searched envelopes; "
+              f"round 0: not fitted."]
+    _write_text(round_dir / "style.toml", style_toml(style, {}, header, fit_table))
+    checkpoint = _train(config, _load_fitted(round_dir / "style.toml"), round_dir / "train")
+    start = {"round": 0, "confidence": confidence(checkpoint, real)}
+    if config.eval_data:
+        start["rate"] = reading_rate(checkpoint, config.eval_data)
+    start["wall_s"] = round(time.time() - t0, 1)
+    log.info("round 0 (the start): its proposal reads the real images with mean confidence %.3f",
+             start["confidence"]["mean"])
+    return start
+
+
+def _select(state: dict, rounds: int) -> dict:
+    """The round to keep (0: the start; `trainer.fit.select.choose`), with a line saying why."""
+    start = state["start"]["confidence"]["probabilities"]
+    read = {r["round"]: r["confidence"]["probabilities"] for r in state["rounds"] if r["round"] <= rounds}
+    chosen = choose(start, read)
+    means = {0: state["start"]["confidence"]["mean"]} | {k: float(np.mean(v)) for k, v in read.items()}
+    z = {k: round(paired_z(start, v), 2) for k, v in read.items()}
+    what = (f"the start: no round's proposal reads the real images more confidently than the start's by more than "
+            f"{Z_REPLACE:g} standard errors" if chosen == 0 else
+            f"round {chosen}: its proposal reads the real images most confidently, {z[chosen]:+.1f} standard errors "
+            f"above the start's")
+    listing = ", ".join(f"{k}: {v:.3f}" + (f" ({z[k]:+.1f} se)" if k else "") for k, v in sorted(means.items()))
+    return {"round": chosen, "by": "top-reading probability of each round's proposal on the real images, paired "
+            f"with the start's; a round must exceed it by {Z_REPLACE:g} standard errors",
+            "confidence": means, "z_vs_start": z,
+            "line": f"fitted.toml is {what} (mean top-reading probability by round, 0 = the start: {listing}; "
+                    f"no labels read)"}
 
 
 def _with_budget(config: FitConfig, space: Space) -> FitConfig:
@@ -536,6 +601,7 @@ def _round(config: FitConfig, space: Space, start: Style, target: Target, real: 
     summary["rate"] = None
     if config.train_steps:
         checkpoint = _train(config, _load_fitted(round_dir / "style.toml"), round_dir / "train")
+        summary["confidence"] = confidence(checkpoint, real)
         if config.eval_data:
             summary["rate"] = reading_rate(checkpoint, config.eval_data)
     summary["wall_s"] = round(time.time() - t0, 1)
