@@ -45,6 +45,7 @@ from synthstream.bench.report import machine, module_main, print_table, write_js
 
 TRUTH = {"background": 220, "ink": 40, "blur_sigma": 0.8, "noise_sigma": 10.0}
 CONTROL_SEED = 99                     # the wake control's texts: drawn from M's text prior, not read
+OWN_SAMPLES_SEED = 777                # confidence: a reader's own style's samples
 BOUNDS = {"background": (150, 255), "ink": (0, 120), "blur_sigma": (0, 2), "noise_sigma": (0, 30)}
 
 
@@ -206,7 +207,7 @@ def confidence_ranking(real: str, pairs: list[str], synthetic: int = 0) -> dict:
                     "median_confidence": read["median"], "images": read["n"], "z_vs_first": z})
         rows.append([run, trained.name, f"{rate:.3f}", f"{read['mean']:.3f}", f"{read['median']:.3f}", f"{z:+.1f}"])
         if synthetic:
-            own = confidence(run, generate(trained, CONTROL_SEED, 0, synthetic)[0])["mean"]
+            own = confidence(run, generate(trained, OWN_SAMPLES_SEED, 0, synthetic)[0])["mean"]
             out[-1].update(synthetic_confidence=own, real_minus_synthetic=read["mean"] - own)
             rows[-1] += [f"{own:.3f}", f"{read['mean'] - own:+.3f}"]
     print_table(["reader", "trained on", "reading rate (given)", "mean confidence", "median confidence",
