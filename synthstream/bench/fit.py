@@ -193,21 +193,21 @@ def _wake_columns(real: str, out: list[dict], rows: list[list], headers: list[st
 def confidence_ranking(real: str, pairs: list[str], synthetic: int = 0) -> dict:
     from synthstream.fidelity import load_real_images
     from synthstream.generate import generate
-    from trainer.fit.select import confidence, paired_z
-    from trainer.reader import load_reader
+    from trainer.fit.select import confidence, confidence_reader, paired_z
 
     rows, out, first = [], [], None
     for pair in pairs:
         run, rate = _pair(pair)
-        trained = load_reader(run).trained
-        read = confidence(run, load_real_images(real, trained, limit=500))
+        reader = confidence_reader(run)
+        trained = reader.trained
+        read = confidence(reader, load_real_images(real, trained, limit=500))
         first = read["probabilities"] if first is None else first
         z = paired_z(first, read["probabilities"]) if len(first) == read["n"] else float("nan")
         out.append({"reader": run, "trained_on": trained.name, "rate": rate, "confidence": read["mean"],
                     "median_confidence": read["median"], "images": read["n"], "z_vs_first": z})
         rows.append([run, trained.name, f"{rate:.3f}", f"{read['mean']:.3f}", f"{read['median']:.3f}", f"{z:+.1f}"])
         if synthetic:
-            own = confidence(run, generate(trained, OWN_SAMPLES_SEED, 0, synthetic)[0])["mean"]
+            own = confidence(reader, generate(trained, OWN_SAMPLES_SEED, 0, synthetic)[0])["mean"]
             out[-1].update(synthetic_confidence=own, real_minus_synthetic=read["mean"] - own)
             rows[-1] += [f"{own:.3f}", f"{read['mean'] - own:+.3f}"]
     print_table(["reader", "trained on", "reading rate (given)", "mean confidence", "median confidence",

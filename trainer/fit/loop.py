@@ -462,7 +462,7 @@ def _select(state: dict, rounds: int) -> dict:
     start = state["start"]["confidence"]["probabilities"]
     read = {r["round"]: r["confidence"]["probabilities"] for r in state["rounds"] if r["round"] <= rounds}
     chosen = choose(start, read)
-    means = {0: state["start"]["confidence"]["mean"]} | {k: float(np.mean(v)) for k, v in read.items()}
+    means = {r["round"]: r["confidence"]["mean"] for r in [state["start"], *state["rounds"]] if r["round"] <= rounds}
     z = {k: round(paired_z(start, v), 2) for k, v in read.items()}
     what = (f"the start: no round's proposal reads the real images more confidently than the start's by more than "
             f"{Z_REPLACE:g} standard errors" if chosen == 0 else

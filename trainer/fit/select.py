@@ -17,12 +17,19 @@ CONFIDENCE_READING = {"method": "beam", "shifts": 1, "temperature": 1.0}   # one
 Z_REPLACE = 2.0
 
 
-def confidence(checkpoint: str, images: np.ndarray) -> dict:
-    """How confidently `checkpoint` reads `images` (uint8 [n, H, W]; images only: no label is read), with the
-    beam in one pass at temperature 1: each image's top-reading probability, their mean and median."""
+def confidence_reader(checkpoint: str):
+    """`checkpoint` loaded to read as `confidence` does (a `trainer.reader.Reader`)."""
     from trainer.reader import load_reader
 
-    reader = load_reader(checkpoint, **CONFIDENCE_READING)
+    return load_reader(checkpoint, **CONFIDENCE_READING)
+
+
+def confidence(reader, images: np.ndarray) -> dict:
+    """How confidently `reader` (a checkpoint, or a Reader from `confidence_reader`) reads `images` (uint8
+    [n, H, W]; images only: no label is read), with the beam in one pass at temperature 1: each image's
+    top-reading probability, their mean and median."""
+    if isinstance(reader, str):
+        reader = confidence_reader(reader)
     p = np.array([r.probability for r in reader.read(list(images))], np.float64)
     return {"mean": float(p.mean()), "median": float(np.median(p)), "n": int(len(p)),
             "probabilities": [round(float(v), 5) for v in p]}
