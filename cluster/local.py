@@ -27,7 +27,9 @@ a worker's report only when it polls, and a worker's second report waits for its
 run pays several intervals to start, report and end (measured: `pytest tests/integration/test_train.py` with the
 variable at 2.0, then at this default, on the same shared cores: 121 s, 98 s). The embedded instance has a few
 workers on one machine, where a poll costs nothing, so it polls every `LOCAL_TRAIN_POLL_S` unless that variable
-is set; its processes inherit it. A cluster keeps what it was started with.
+is set; its processes inherit it. Ray Train's preemption watcher (an actor per run, ~1 s of a core to start,
+polling for nodes being drained) is off there unless `RAY_TRAIN_ENABLE_PREEMPTION_WATCHER` is set: the one
+machine has no node to drain. A cluster keeps what it was started with.
 
 Joining a cluster (`address`, or $RAY_ADDRESS) first checks, within `timeout_s` (default
 $SYNTHSTREAM_CONNECT_TIMEOUT_S, else 30 s), that the address's port accepts a TCP connection and speaks
@@ -59,6 +61,7 @@ GRPC_PROBE_S = 5.0                                             # a GCS that acce
 CONNECT_TIMEOUT_ENV = "SYNTHSTREAM_CONNECT_TIMEOUT_S"
 TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"         # read by Ray Train's controller (ray.train.v2)
 LOCAL_TRAIN_POLL_S = "0.25"
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # Ray Train's per-run actor watching node drains
 TOKEN_FILE = Path.home() / ".ray" / "auth_token"              # where Ray reads and writes its token
 _watchers: list[subprocess.Popen] = []                         # kept open: their stdin closes when we die
 
@@ -88,6 +91,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
     watcher = _watch_driver(before)                 # before ray.init: a driver may die while Ray starts
     temp_dir = None if os.environ.get("RAY_TMPDIR") else str(private_temp_dir() / "ray")
     os.environ.setdefault(TRAIN_POLL_ENV, LOCAL_TRAIN_POLL_S)     # before ray.init: its processes inherit it
+    os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")           # one machine: no node of it is drained
     with single_machine_mode():
         ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb << 20, include_dashboard=False,
                  logging_level=logging_level, log_to_driver=not quiet, _temp_dir=temp_dir)
@@ -174,23 +178,34 @@ def wait_for_gcs(address: str, timeout_s: float) -> None:
         time.sleep(0.5)
 
 
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])   # + an empty SETTINGS
+HTTP2_SETTINGS = 4                                             # the frame type a server must send first
+
+
 def _check_grpc(address: str, target: tuple[str, int], timeout_s: float) -> None:
-    """UserError unless `target` completes a gRPC (HTTP/2) handshake within `timeout_s`. Skipped under TLS
+    """UserError unless `target` speaks HTTP/2 (gRPC's transport): sent the client connection preface, a server
+    must answer with a SETTINGS frame first (RFC 9113, 3.4). An HTTP/1 server answers with text or closes at
+    once, so a wrong port fails in milliseconds; silence fails after `timeout_s`. Skipped under TLS
     ($RAY_USE_TLS), which this plain-text probe cannot speak."""
     if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
         return
-    import grpc
-
-    host, port = target
-    channel = grpc.insecure_channel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    deadline = time.monotonic() + timeout_s
+    head = b""
     try:
-        grpc.channel_ready_future(channel).result(timeout=timeout_s)
-    except grpc.FutureTimeoutError:
-        raise UserError(f"--address {address!r}: something answers there but it is not a Ray cluster (no gRPC "
-                        f"handshake within {timeout_s:g} s); give the head's GCS port (6379 unless changed) or "
-                        f"its Ray client port (ray://HOST:10001)") from None
-    finally:
-        channel.close()
+        with socket.create_connection(target, timeout=timeout_s) as sock:
+            sock.sendall(HTTP2_PREFACE)
+            while len(head) < 9 and (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(left)
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except OSError:                                      # a reset, or silence until the deadline
+        pass
+    if len(head) < 9 or head[3] != HTTP2_SETTINGS:
+        why = f"it answered {head[:9]!r}, not HTTP/2" if head else f"no HTTP/2 handshake within {timeout_s:g} s"
+        raise UserError(f"--address {address!r}: something answers there but it is not a Ray cluster ({why}); give "
+                        f"the head's GCS port (6379 unless changed) or its Ray client port (ray://HOST:10001)")
 
 
 # -- the embedded instance: loopback, private token, private temp folder, no orphans -------------------------

@@ -77,22 +77,29 @@ def test_synthetic_accuracy_and_calibration(tiny_model):
 def test_infer_and_eval_commands(tiny_model, tmp_path):
     _, style, path = tiny_model
     data = tmp_path / "data"
-    assert subprocess.run([sys.executable, "-m", "synthstream.cli", "sample", "--style", "tiny", "-n", "40",
-                           "--seed", "5", "--out", f"{data}/"], capture_output=True).returncode == 0
+    assert cli("sample", "--style", "tiny", "-n", "40", "--seed", "5", "--out", f"{data}/").returncode == 0
     (data / "bad.png").write_text("not an image")
-    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "infer", str(data / "000000.png"),
-                        str(data / "bad.png"), "--checkpoint", str(path), "--method", "proposal", "--particles", "20",
-                        "--json"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    line = json.loads(r.stdout.splitlines()[0])
+    out, beam = tmp_path / "report", tmp_path / "beam"
+    image = str(data / "000000.png")
+    bad_flags = (("--particles", "1000000"), ("--bandwidth", "1e300"), ("--bandwidth", "1e-300"), ("--shifts", "0"),
+                 ("--shifts", "99"), ("--particles", "5"))
+    read, evaluated, evaluated_beam, swap, is_shifted, wrong, *bad = cli_all(   # independent: two at a time
+        [["infer", image, str(data / "bad.png"), "--checkpoint", str(path), "--method", "proposal", "--particles",
+          "20", "--json"],
+         ["eval", "--data", str(data), "--checkpoint", str(path), "--beam-width", "8", "--out", str(out)],
+         ["eval", "--data", str(data), "--checkpoint", str(path), "--method", "beam", "--beam-width", "8",
+          "--calibrate", "50", "--calibrate-scale", "1.5", "--shifts", "2", "--out", str(beam)],
+         ["infer", image, "--checkpoint", str(path), "--method", "beam", "--prior", "wikipedia"],
+         ["infer", image, "--checkpoint", str(path), "--method", "is", "--shifts", "2"],
+         ["eval", "--data", str(data), "--checkpoint", str(path), "--style", "wikipedia"]]
+        + [["infer", image, "--checkpoint", str(path), flag, value] for flag, value in bad_flags])
+
+    assert read.returncode == 0, read.stderr
+    line = json.loads(read.stdout.splitlines()[0])
     assert line["map"] == (data / "labels.csv").read_text().splitlines()[1].split(",")[1]
-    assert "bad.png: not an image" in r.stderr and "Traceback" not in r.stderr
-    out = tmp_path / "report"
-    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", "--data", str(data), "--checkpoint",
-                        str(path), "--beam-width", "8", "--out", str(out)], capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr
+    assert "bad.png: not an image" in read.stderr and "Traceback" not in read.stderr
+
+    assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads((out / "report.json").read_text())
     assert {"exact_rate", "ece", "n", "seconds_per_captcha"} <= set(report) and report["n"] == 40
     assert report["labels_in_text_prior"] == {"n": 40, "exact_rate": report["exact_rate"], "ece": report["ece"]}
@@ -103,24 +110,13 @@ def test_infer_and_eval_commands(tiny_model, tmp_path):
     assert report["model"] == str(path) and report["trained_on"] == "tiny" and report["recipe"]["method"] == "beam"
     assert report["recipe_sources"]["beam_width"] == "flag" and report["recipe_sources"]["method"] == "default"
     assert report["recipe_sources"]["temperature"] == "fitted now on 500 synthetic captchas"
-    beam = tmp_path / "beam"
-    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "eval", "--data", str(data), "--checkpoint",
-                        str(path), "--method", "beam", "--beam-width", "8", "--calibrate", "50", "--calibrate-scale",
-                        "1.5", "--shifts", "2", "--out", str(beam)],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+
+    assert evaluated_beam.returncode == 0, evaluated_beam.stderr
     report = json.loads((beam / "report.json").read_text())
     assert report["method"] == "beam" and report["exact_rate"] > 0.9 and 0.1 <= report["temperature"] <= 20
     assert report["calibration"]["n"] == 50 and report["calibration"]["scale"] == 1.5 and report["shifts"] == 2
     assert "ece_before_calibration" in report
-    image = str(data / "000000.png")
-    bad_flags = (("--particles", "1000000"), ("--bandwidth", "1e300"), ("--bandwidth", "1e-300"), ("--shifts", "0"),
-                 ("--shifts", "99"), ("--particles", "5"))
-    swap, is_shifted, wrong, *bad = cli_all(
-        [["infer", image, "--checkpoint", str(path), "--method", "beam", "--prior", "wikipedia"],
-         ["infer", image, "--checkpoint", str(path), "--method", "is", "--shifts", "2"],
-         ["eval", "--data", str(data), "--checkpoint", str(path), "--style", "wikipedia"]]
-        + [["infer", image, "--checkpoint", str(path), flag, value] for flag, value in bad_flags])
+
     assert swap.returncode == 2 and "alphabet" in swap.stderr and "Traceback" not in swap.stderr
     for (flag, _), r in zip(bad_flags, bad):
         assert r.returncode == 2 and flag in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -134,16 +130,14 @@ def test_the_importance_benchmark_command(tiny_model, tmp_path):
     the prior and the image's own (a narrow kernel with the own nuisance reads everything q proposes)."""
     _, _, path = tiny_model
     out = tmp_path / "importance.json"
-    r = subprocess.run([sys.executable, "-m", "synthstream.cli", "bench", "importance", "--checkpoint", str(path),
-                        "-n", "20", "--particles", "200", "--scales", "1,0.001", "--json", str(out)],
-                       capture_output=True, text=True, timeout=300)
+    r, bad = cli_all([["bench", "importance", "--checkpoint", str(path), "-n", "20", "--particles", "200", "--scales",
+                       "1,0.001", "--json", str(out)],
+                      ["bench", "importance", "--checkpoint", str(path), "--scales", "1e-9"]])
     assert r.returncode == 0, r.stderr
     runs = json.loads(out.read_text())["runs"]
     assert [(x["method"], x.get("nuisance")) for x in runs] == [("beam", None), ("proposal", None)] + \
         [("is", "prior"), ("is", "own")] * 2
     assert runs[-1]["bandwidth_scale"] == 0.001 and runs[-1]["exact"] == 1.0
-    bad = subprocess.run([sys.executable, "-m", "synthstream.cli", "bench", "importance", "--checkpoint", str(path),
-                          "--scales", "1e-9"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "outside" in bad.stderr and "Traceback" not in bad.stderr
 
 
