@@ -35,10 +35,18 @@ def render(style: Style, traces: TraceBatch, out: np.ndarray | None = None) -> n
         raise ValueError(f"out must be uint8 {(n, style.height, style.width)}, got {out.dtype} {out.shape}")
     atlas = glyph_atlas(style)
     size_idx = (traces.font_size - style.latent_range("font_size")[0]).astype(np.int32)
-    render_batch_kernel(out, traces.keys, traces.num_chars, traces.chars, traces.font, size_idx,
-                        traces.kerning, atlas.pixels, atlas.meta, atlas.advance, _normal_table(),
-                        render_params(style))
+    keys, num_chars, chars, font, kerning = (_writeable(a) for a in (traces.keys, traces.num_chars, traces.chars,
+                                                                      traces.font, traces.kerning))
+    render_batch_kernel(out, keys, num_chars, chars, font, size_idx, kerning, atlas.pixels, atlas.meta,
+                        atlas.advance, _normal_table(), render_params(style))
     return out
+
+
+def _writeable(a: np.ndarray) -> np.ndarray:
+    """`a`, or a C-contiguous writeable copy: Numba compiles a kernel per argument type, read-only arrays
+    (an Arrow column's `to_numpy()`, re-rendering a batch's rows) being a type of their own, so one would
+    compile a second copy of the render kernel (tens of seconds of a core in each fresh cache)."""
+    return np.require(a, requirements=("C", "W"))
 
 
 def generate(style: Style | str, seed: int, first_index: int, n: int) -> tuple[np.ndarray, TraceBatch]:

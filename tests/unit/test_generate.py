@@ -186,3 +186,19 @@ def test_api_takes_a_style_name_and_the_last_indices():
 def test_set_up_compiles_every_builtin_style():
     # cluster/setup.sh calls this so that no later process compiles the kernels (docs/benchmarks.md)
     assert compile_kernels() == builtin_styles()
+
+
+def test_read_only_columns_render_with_the_one_compiled_kernel():
+    """An Arrow column's `to_numpy()` is read-only, a Numba type of its own: re-rendering a batch's rows must
+    not compile a second copy of the render kernel (tens of seconds of a core)."""
+    import dataclasses
+
+    from synthstream.render.pipeline import render_batch_kernel
+
+    style = load_style("tiny")
+    images, traces = generate(style, 3, 0, 4)
+    compiled = list(render_batch_kernel.signatures)
+    keys = traces.keys.copy()
+    keys.setflags(write=False)
+    np.testing.assert_array_equal(render(style, dataclasses.replace(traces, keys=keys)), images)
+    assert render_batch_kernel.signatures == compiled
