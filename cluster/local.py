@@ -166,7 +166,7 @@ def wait_for_gcs(address: str, timeout_s: float) -> None:
         try:
             with socket.create_connection(target, timeout=max(min(left, 5.0), 0.05)):
                 pass
-            return _check_grpc(address, target, max(min(deadline - time.monotonic(), GRPC_PROBE_S), 0.5))
+            return _check_http2(address, target, max(min(deadline - time.monotonic(), GRPC_PROBE_S), 0.5))
         except OSError as e:
             why = e.strerror or type(e).__name__.replace("Error", " error").lower() or str(e)
             if isinstance(e, socket.gaierror):
@@ -182,7 +182,7 @@ HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0
 HTTP2_SETTINGS = 4                                             # the frame type a server must send first
 
 
-def _check_grpc(address: str, target: tuple[str, int], timeout_s: float) -> None:
+def _check_http2(address: str, target: tuple[str, int], timeout_s: float) -> None:
     """UserError unless `target` speaks HTTP/2 (gRPC's transport): sent the client connection preface, a server
     must answer with a SETTINGS frame first (RFC 9113, 3.4). An HTTP/1 server answers with text or closes at
     once, so a wrong port fails in milliseconds; silence fails after `timeout_s`. Skipped under TLS

@@ -45,7 +45,7 @@ def render(style: Style, traces: TraceBatch, out: np.ndarray | None = None) -> n
 def _writeable(a: np.ndarray) -> np.ndarray:
     """`a`, or a C-contiguous writeable copy: Numba compiles a kernel per argument type, read-only arrays
     (an Arrow column's `to_numpy()`, re-rendering a batch's rows) being a type of their own, so one would
-    compile a second copy of the render kernel (tens of seconds of a core in each fresh cache)."""
+    compile a second copy of the render kernel (~11 s of a core in each fresh cache)."""
     return np.require(a, requirements=("C", "W"))
 
 
