@@ -255,6 +255,11 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def _save_state(out: Path, state: dict) -> None:
+    """fit.json: the fit's arguments and every finished round (what a re-run continues from)."""
+    _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
+
+
 def _grid(path: Path, style: Style, real: np.ndarray, seed: int) -> None:
     from synthstream.grid import make_grid
     from synthstream.output import atomic_write
@@ -407,11 +412,11 @@ def fit(config: FitConfig, out_dir: str, address: str | None = None) -> dict:
     state = check_out(out, config)
     state["budget"], state["rounds_asked"] = config.budget, config.rounds
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
+    _save_state(out, state)
     connect(address)
     if config.train_steps and "start" not in state:
         state["start"] = _sleep_start(config, style, real, out, raw_file.get("fit"))
-        _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
+        _save_state(out, state)
     for round_no in range(1, config.rounds + 1):
         done = next((r for r in state["rounds"] if r["round"] == round_no), None)
         if done is not None:
@@ -422,7 +427,7 @@ def fit(config: FitConfig, out_dir: str, address: str | None = None) -> dict:
         round_target = target if wake is None else wake.target(target, style, real, out, round_no)
         summary = _round(config, space, style, round_target, real, out, round_no, raw_file.get("fit"))
         state["rounds"].append(summary)
-        _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
+        _save_state(out, state)
         _plot(out, state["rounds"], state.get("start"))
         style = _load_fitted(out / f"round_{round_no:02d}" / "style.toml")
         print(f"round {round_no}: {round_line(summary)}"
@@ -431,7 +436,7 @@ def fit(config: FitConfig, out_dir: str, address: str | None = None) -> dict:
     chosen = config.rounds
     if config.train_steps:
         state["selected"] = _select(state, config.rounds)
-        _write_text(out / "fit.json", json.dumps(state, indent=2) + "\n")
+        _save_state(out, state)
         chosen = state["selected"]["round"]
         print(state["selected"]["line"])
     _write_text(out / "fitted.toml", (out / f"round_{chosen:02d}" / "style.toml").read_text())
